@@ -1,0 +1,61 @@
+"""The control catalogue, loaded from `catalogue.yaml` (controls as data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Clause:
+    seed: str
+    section: str
+    text: str
+
+    def cite(self) -> str:
+        return f"\u201c{self.text}\u201d ({self.seed}, s.{self.section})"
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    severity: str
+    clause: Clause
+    also: tuple[Clause, ...]
+    scope: str
+    passes: str
+    frameworks: dict[str, list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "clause": self.clause.cite(),
+            "frameworks": self.frameworks,
+            "scope": self.scope,
+            "passes": self.passes,
+        }
+
+
+@cache
+def catalogue() -> dict[str, Control]:
+    data = yaml.safe_load(resources.files("vigil.checks").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
+    clauses = {name: Clause(**value) for name, value in data["clauses"].items()}
+    return {
+        entry["id"]: Control(
+            id=entry["id"],
+            title=entry["title"],
+            severity=entry["severity"],
+            clause=clauses[entry["clause"]],
+            also=tuple(clauses[name] for name in entry.get("also", [])),
+            scope=entry["scope"],
+            passes=entry["passes"],
+            frameworks=entry["frameworks"],
+        )
+        for entry in data["controls"]
+    }

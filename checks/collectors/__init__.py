@@ -1,0 +1,36 @@
+"""Collect everything the catalogue needs, concurrently: one task per service, one per resource.
+
+Each module here (s3, kms, iam, ...) has `collect(session, inventory)` that fills its own
+part of the inventory. Services run side by side on one small pool; their per-resource
+calls run on the shared, bounded resource pool of the session.
+"""
+from __future__ import annotations
+
+import importlib
+from concurrent.futures import ThreadPoolExecutor
+
+from vigil.aws import Aws
+from vigil.checks.collectors.base import CollectSession
+from vigil.checks.model import Inventory
+from vigil.policy import Policy
+
+SERVICES = ("s3", "kms", "iam", "dynamodb", "rds", "ec2", "cloudtrail", "backup")
+
+
+def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int = 32) -> Inventory:
+    account_id = aws.account_id(policy.regions.primary)
+    inventory = Inventory(account_id=account_id, regions=list(regions))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-call") as pool, ThreadPoolExecutor(
+        max_workers=len(SERVICES), thread_name_prefix="vigil-service"
+    ) as services:
+        session = CollectSession(aws=aws, policy=policy, regions=list(regions), pool=pool)
+        futures = []
+        for name in SERVICES:
+            try:
+                module = importlib.import_module(f"vigil.checks.collectors.{name}")
+            except ModuleNotFoundError:
+                continue
+            futures.append(services.submit(module.collect, session, inventory))
+        for future in futures:
+            future.result()
+    return inventory

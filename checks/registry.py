@@ -1,0 +1,53 @@
+"""Evaluators register here by control id; each lives in checks/controls/<id>.py (enc_01.py)."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable, Iterable
+
+from vigil.checks.catalogue import catalogue
+from vigil.checks.context import Context
+from vigil.checks.model import Evidence, Finding, Status
+
+Evaluator = Callable[[Context], Iterable[Finding]]
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def evaluator(control_id: str) -> Callable[[Evaluator], Evaluator]:
+    def register(fn: Evaluator) -> Evaluator:
+        if control_id not in catalogue():
+            raise ValueError(f"{control_id} is not in the catalogue")
+        _EVALUATORS[control_id] = fn
+        return fn
+
+    return register
+
+
+def evaluators() -> dict[str, Evaluator]:
+    import vigil.checks.controls as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    return dict(sorted(_EVALUATORS.items()))
+
+
+def evaluate(ctx: Context, only: Iterable[str] | None = None) -> list[Finding]:
+    """Run the evaluators (all, or `only`); one finding per (control, resource)."""
+    registry = evaluators()
+    wanted = list(only) if only is not None else list(catalogue())
+    findings: dict[tuple[str, str], Finding] = {}
+    for control_id in wanted:
+        fn = registry.get(control_id)
+        if fn is None:
+            continue
+        try:
+            produced = list(fn(ctx))
+        except Exception as exc:  # a bug in one evaluator must not hide the others' results
+            produced = [
+                Finding(control_id, f"control:{control_id}", "", Status.ERROR,
+                        f"internal error while evaluating {control_id}: {type(exc).__name__}: {exc}",
+                        Evidence("vigil", None))
+            ]
+        for finding in produced:
+            findings.setdefault((finding.control, finding.resource), finding)
+    return list(findings.values())

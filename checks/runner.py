@@ -1,0 +1,86 @@
+"""`vigil check` as a function: collect -> evaluate -> findings.json."""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vigil import __version__
+from vigil.aws import Aws
+from vigil.checks.catalogue import catalogue
+from vigil.checks.collectors import collect_inventory
+from vigil.checks.context import Context
+from vigil.checks.model import Finding, Inventory, Status
+from vigil.checks.registry import evaluate
+from vigil.policy import Policy
+
+SCHEMA = "vigil.findings/v1"
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class CheckRun:
+    run_id: str
+    policy: Policy
+    regions: list[str]
+    started_at: datetime
+    finished_at: datetime
+    inventory: Inventory
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in Status}
+        for finding in self.findings:
+            counts[finding.status.value] += 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.status in (Status.FAIL, Status.ERROR) for f in self.findings) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "run": {
+                "id": self.run_id,
+                "started_at": _iso(self.started_at),
+                "finished_at": _iso(self.finished_at),
+                "account": self.inventory.account_id,
+                "regions": self.regions,
+                "tool_version": __version__,
+                "policy_sha256": self.policy.sha256,
+                "policy_file": self.policy.source_path,
+            },
+            "controls": [control.to_json() for control in catalogue().values()],
+            "findings": [f.to_json() for f in sorted(self.findings, key=lambda f: (f.control, f.resource))],
+            "summary": self.summary,
+        }
+
+    def write(self, directory: Path) -> Path:
+        path = directory / "findings.json"
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        return path
+
+
+def retention_status(aws: Aws, policy: Policy, inventory: Inventory, as_of: datetime) -> None:
+    """Fill inventory.retention from the retention engine's read-only verify (RET-02), when present."""
+    try:
+        verify = importlib.import_module("vigil.retention.verify")
+    except ModuleNotFoundError:
+        return
+    inventory.retention = list(verify.retention_status(aws, policy, inventory, as_of))
+
+
+def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run_id: str, only: list[str] | None = None) -> CheckRun:
+    started = datetime.now(timezone.utc)
+    inventory = collect_inventory(aws, policy, regions)
+    retention_status(aws, policy, inventory, as_of)
+    findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)
+    return CheckRun(run_id, policy, regions, started, datetime.now(timezone.utc), inventory, findings)

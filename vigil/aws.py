@@ -1,0 +1,91 @@
+"""One place that makes boto3 clients: endpoint, profile, retries, connection pools."""
+from __future__ import annotations
+
+import ipaddress
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from .errors import EnvironmentFailure, UsageError
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def validate_endpoint(url: str) -> str:
+    """Accept https anywhere, plain http only to loopback (a local emulator)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(f"--endpoint-url {url!r}: expected http(s)://host[:port]")
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname):
+        raise UsageError(
+            f"--endpoint-url {url!r}: plain http is accepted only for loopback hosts "
+            "(127.0.0.0/8, ::1, localhost); use https for anything else"
+        )
+    return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Aws:
+    """Thread-safe cache of clients per (service, region), all sharing one session and config."""
+
+    def __init__(self, profile: str | None = None, endpoint_url: str | None = None, max_pool: int = 32):
+        try:
+            self.session = boto3.Session(profile_name=profile)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise EnvironmentFailure(f"AWS profile not found: {exc}") from None
+        self.endpoint_url = validate_endpoint(endpoint_url) if endpoint_url else None
+        self.config = Config(
+            retries={"mode": "adaptive", "max_attempts": 8},
+            max_pool_connections=max_pool,
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._account_id: str | None = None
+
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                config = self.config
+                if service == "s3control":
+                    # botocore prefixes s3control hosts with the account id, which breaks a loopback endpoint.
+                    config = config.merge(Config(inject_host_prefix=self.endpoint_url is None))
+                self._clients[key] = self.session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=config
+                )
+            return self._clients[key]
+
+    def account_id(self, region: str) -> str:
+        """Who we are; the pre-flight call that turns a broken environment into exit 3."""
+        if self._account_id is None:
+            sts = self.session.client(
+                "sts",
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10),
+            )
+            try:
+                self._account_id = sts.get_caller_identity()["Account"]
+            except botocore.exceptions.NoCredentialsError:
+                raise EnvironmentFailure("no AWS credentials found (environment, profile or instance role)") from None
+            except botocore.exceptions.EndpointConnectionError as exc:
+                raise EnvironmentFailure(f"AWS endpoint unreachable: {exc}") from None
+            except botocore.exceptions.ClientError as exc:
+                raise EnvironmentFailure(f"AWS rejected the credentials: {exc}") from None
+            except botocore.exceptions.BotoCoreError as exc:
+                raise EnvironmentFailure(f"cannot reach AWS: {exc}") from None
+        return self._account_id

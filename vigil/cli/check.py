@@ -1,0 +1,61 @@
+"""`vigil check`: read live state, evaluate the catalogue, write findings.json."""
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from vigil.aws import Aws
+from vigil.checks.catalogue import catalogue
+from vigil.checks.model import Status
+from vigil.checks.runner import CheckRun, run_check
+from vigil.cli import common
+from vigil.errors import UsageError
+
+STYLE = {Status.FAIL: "bold red", Status.ERROR: "yellow", Status.PASS: "green", Status.NOT_APPLICABLE: "dim"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("check", help="read live state and evaluate the control catalogue",
+                                   description="Read live AWS state, evaluate every control, write findings.json.")
+    common.add_common(parser)
+    parser.add_argument("--control", action="append", metavar="ID", help="evaluate only this control (repeatable)")
+    parser.add_argument("--validate-only", action="store_true", help="only validate the policy file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = common.load(args)
+    if args.validate_only:
+        print(f"{args.policy}: valid ({len(policy.stores)} stores, {len(policy.categories)} categories)")
+        return 0
+    only = [c.upper() for c in args.control] if args.control else None
+    unknown = sorted(set(only or []) - set(catalogue()))
+    if unknown:
+        raise UsageError(f"unknown control id {', '.join(unknown)} (see 'vigil controls')")
+    as_of = common.parse_as_of(args.as_of)
+    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
+    run_id = common.new_run_id()
+    result = run_check(aws, policy, common.regions(args, policy), as_of, run_id, only)
+    path = result.write(common.output_dir(args, run_id))
+    print_result(result, Console())
+    print(f"findings: {path}")
+    return result.exit_code
+
+
+def print_result(result: CheckRun, console: Console) -> None:
+    problems = [f for f in result.findings if f.status in (Status.FAIL, Status.ERROR)]
+    if problems:
+        table = Table(title=f"Findings that need action ({len(problems)})", show_lines=False, expand=False)
+        for column in ("control", "status", "resource", "reason"):
+            table.add_column(column, overflow="fold")
+        for finding in sorted(problems, key=lambda f: (f.status != Status.FAIL, f.control, f.resource)):
+            table.add_row(finding.control, f"[{STYLE[finding.status]}]{finding.status.value}[/]", finding.resource, finding.reason)
+        console.print(table)
+    summary = result.summary
+    console.print(
+        f"[bold]account {result.inventory.account_id}[/], regions {', '.join(result.regions)}: "
+        f"[green]{summary['pass']} pass[/], [bold red]{summary['fail']} fail[/], "
+        f"[yellow]{summary['error']} error[/], [dim]{summary['not_applicable']} not applicable[/]"
+    )

@@ -1,0 +1,235 @@
+"""Typed models of the data-handling policy file (schema version 1).
+
+Field-level rules live on the models; rules that span several parts of the file live in
+`rules.py` so each error can name the exact key it is about.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from .duration import Duration
+
+DurationField = Annotated[Duration, BeforeValidator(Duration.parse)]
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_SCHEDULE = re.compile(
+    r"^every( (?P<n>[1-9]\d*))? (?P<unit>minutes?|hours?|days?)$"
+    r"|^every (?P<when>day|monday|tuesday|wednesday|thursday|friday|saturday|sunday) at (?P<hh>[01]\d|2[0-3]):(?P<mm>[0-5]\d)$"
+)
+TRANSFORMS = ("generalize_ip", "drop", "keep", "pseudonymize", "redact", "truncate_time", "mask")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def _region(value: str) -> str:
+    if not isinstance(value, str) or not _REGION.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name (e.g. us-east-1)")
+    return value
+
+
+Region = Annotated[str, BeforeValidator(_region)]
+
+
+class Transform(Strict):
+    """One anonymization transform, written `name` or `name:arg` in the file."""
+
+    name: str
+    arg: str | int | None = None
+
+    @classmethod
+    def parse(cls, text: Any) -> "Transform":
+        if isinstance(text, Transform):
+            return text
+        if not isinstance(text, str):
+            raise ValueError(f"{text!r} is not a transform (one of {', '.join(TRANSFORMS)})")
+        name, _, arg = text.partition(":")
+        if name not in TRANSFORMS:
+            raise ValueError(f"unknown transform '{text}' (known: {', '.join(TRANSFORMS)})")
+        if name == "truncate_time":
+            if arg not in ("day", "hour"):
+                raise ValueError(f"'{text}': truncate_time takes ':day' or ':hour'")
+            return cls(name=name, arg=arg)
+        if name == "mask":
+            if not arg.isdigit():
+                raise ValueError(f"'{text}': mask takes the number of characters to keep, e.g. 'mask:4'")
+            return cls(name=name, arg=int(arg))
+        if arg:
+            raise ValueError(f"'{text}': {name} takes no argument")
+        return cls(name=name)
+
+    def __str__(self) -> str:
+        return self.name if self.arg is None else f"{self.name}:{self.arg}"
+
+
+TransformField = Annotated[Transform, BeforeValidator(Transform.parse)]
+
+
+class Regions(Strict):
+    primary: Region
+    backup: Region
+    allowed: list[Region] = Field(min_length=1)
+
+
+class Access(Strict):
+    service_roles: list[str] = []
+    human_roles: list[str] = []
+
+
+class Verify(Strict):
+    quasi_identifiers: list[str] = Field(min_length=1)
+    k: int = Field(ge=2)
+    # share of a batch that may be suppressed to reach k before the batch is refused
+    max_suppression: float = Field(default=0.05, ge=0, le=1)
+
+
+class Category(Strict):
+    description: str | None = None
+    retain: DurationField
+    after: Literal["account_closed"] | None = None
+    action: Literal["delete", "anonymize"] | None = None
+    anonymize: dict[str, TransformField] | None = None
+    verify: Verify | None = None
+    keep_at_least: DurationField | None = None
+    basis: str | None = None
+
+
+class KeySource(Strict):
+    source: Literal["env", "file", "kms"]
+    name: str | None = None  # env: the variable holding base64
+    path: str | None = None  # file: raw key bytes or base64
+    ciphertext: str | None = None  # kms: base64 of an encrypted data key
+    region: Region | None = None  # kms: where the key lives (default: primary region)
+
+
+class Keys(Strict):
+    pseudonymize: KeySource | None = None
+    evidence: KeySource | None = None
+
+
+def _schedule(value: Any) -> str:
+    if not isinstance(value, str) or not _SCHEDULE.match(value.strip().lower()):
+        raise ValueError(
+            f"{value!r} is not a schedule phrase ('every N minutes|hours|days', "
+            "'every day at HH:MM', 'every <weekday> at HH:MM')"
+        )
+    return value.strip().lower()
+
+
+SchedulePhrase = Annotated[str, BeforeValidator(_schedule)]
+
+
+class Schedule(Strict):
+    check: SchedulePhrase | None = None
+    retain: SchedulePhrase | None = None
+    report: SchedulePhrase | None = None
+
+
+class Subjects(Strict):
+    kind: Literal["dynamodb"]
+    table: str
+    key: str
+    closed_at: str
+
+
+class S3Store(Strict):
+    name: str
+    kind: Literal["s3"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = ""
+    category: str
+    layout: Literal["object", "jsonl", "csv"] = "object"
+    subject_from_key: str | None = None
+    timestamp_field: str | None = None
+    subject_field: str | None = None
+
+    @field_validator("subject_from_key")
+    @classmethod
+    def _one_subject_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and value.count("{subject}") != 1:
+            raise ValueError(f"'{value}' must contain '{{subject}}' exactly once")
+        return value
+
+
+class DynamoDBStore(Strict):
+    name: str
+    kind: Literal["dynamodb"]
+    table: str = Field(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
+    category: str
+    timestamp_attribute: str | None = None
+    subject_attribute: str | None = None
+
+
+class RDSStore(Strict):
+    name: str
+    kind: Literal["rds"]
+    instance: str | None = None
+    cluster: str | None = None
+    category: str
+
+
+Store = Annotated[Union[S3Store, DynamoDBStore, RDSStore], Field(discriminator="kind")]
+
+
+class Hold(Strict):
+    """A legal hold: data of these subjects / under these key prefixes is never touched."""
+
+    reason: str = Field(min_length=1)
+    subjects: list[str] = []
+    prefixes: list[str] = []
+    stores: list[str] = []  # empty: every store
+    until: date | None = None
+
+
+class Policy(Strict):
+    version: Literal[1]
+    organization: str
+    regions: Regions
+    grace: DurationField = Duration(text="P0D")
+    access: Access = Access()
+    categories: dict[str, Category] = Field(min_length=1)
+    keys: Keys = Keys()
+    schedule: Schedule = Schedule()
+    subjects: Subjects | None = None
+    stores: list[Store] = Field(min_length=1)
+    holds: list[Hold] = []
+
+    # Filled by the loader: where the policy came from and its digest (evidence quotes both).
+    source_path: str = Field(default="", exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    def category_of(self, store: S3Store | DynamoDBStore | RDSStore) -> Category:
+        return self.categories[store.category]
+
+    @property
+    def s3_stores(self) -> list[S3Store]:
+        return [s for s in self.stores if isinstance(s, S3Store)]
+
+    @property
+    def dynamodb_stores(self) -> list[DynamoDBStore]:
+        return [s for s in self.stores if isinstance(s, DynamoDBStore)]
+
+    @property
+    def rds_stores(self) -> list[RDSStore]:
+        return [s for s in self.stores if isinstance(s, RDSStore)]
+
+    @property
+    def data_buckets(self) -> set[str]:
+        return {s.bucket for s in self.s3_stores}
+
+    @property
+    def data_tables(self) -> set[str]:
+        tables = {s.table for s in self.dynamodb_stores}
+        if self.subjects is not None:
+            tables.add(self.subjects.table)
+        return tables
+
+    @property
+    def regions_in_scope(self) -> list[str]:
+        ordered = [self.regions.primary, self.regions.backup, *self.regions.allowed]
+        return list(dict.fromkeys(ordered))

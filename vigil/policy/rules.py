@@ -1,0 +1,109 @@
+"""Rules that span several parts of the policy file. Each yields (key path, message)."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterator
+
+from .models import DynamoDBStore, Policy, RDSStore, S3Store
+
+Issue = tuple[tuple[str | int, ...], str]
+
+
+def cross_field_errors(policy: Policy) -> list[Issue]:
+    return [*_regions(policy), *_categories(policy), *_stores(policy), *_holds(policy)]
+
+
+def _regions(policy: Policy) -> Iterator[Issue]:
+    regions = policy.regions
+    if regions.backup == regions.primary:
+        yield ("regions", "backup"), f"'{regions.backup}' is the primary region; off-site copies need a different region"
+    for key in ("primary", "backup"):
+        value = getattr(regions, key)
+        if value not in regions.allowed:
+            yield ("regions", key), f"'{value}' is not in regions.allowed {regions.allowed}"
+
+
+def _categories(policy: Policy) -> Iterator[Issue]:
+    for name, category in policy.categories.items():
+        path = ("categories", name)
+        if category.retain.forever:
+            if category.action is not None or category.anonymize is not None:
+                yield path + ("action",), "a category kept forever has no action"
+            continue
+        if category.retain.approx_days() == 0:
+            yield path + ("retain",), f"'{category.retain}' is zero; retention must be positive"
+        if category.action is None:
+            yield path + ("action",), "required key is missing ('delete' or 'anonymize')"
+        if category.anonymize is not None and category.action != "anonymize":
+            yield path + ("anonymize",), "transforms are only allowed with 'action: anonymize'"
+        if category.action == "anonymize" and not category.anonymize:
+            yield path + ("anonymize",), "'action: anonymize' needs an 'anonymize' map of field: transform"
+        if category.verify is not None:
+            if category.action != "anonymize":
+                yield path + ("verify",), "'verify' is only allowed with 'action: anonymize'"
+            fields = set(category.anonymize or {})
+            for index, field in enumerate(category.verify.quasi_identifiers):
+                if field not in fields:
+                    yield path + ("verify", "quasi_identifiers", index), f"'{field}' is not a field of this category's 'anonymize' map"
+                elif category.anonymize and category.anonymize[field].name == "drop":
+                    yield path + ("verify", "quasi_identifiers", index), f"'{field}' is dropped, so it cannot be a quasi-identifier"
+        if category.keep_at_least is not None and category.keep_at_least.sort_key() > category.retain.sort_key():
+            yield path + ("keep_at_least",), f"'{category.keep_at_least}' is longer than retain '{category.retain}'"
+        if category.after == "account_closed" and policy.subjects is None:
+            yield path + ("after",), "'after: account_closed' needs a 'subjects:' section saying where account status lives"
+        uses_pseudonym = any(t.name == "pseudonymize" for t in (category.anonymize or {}).values())
+        if uses_pseudonym and policy.keys.pseudonymize is None:
+            yield path + ("anonymize",), "'pseudonymize' needs 'keys.pseudonymize' (where the HMAC key comes from)"
+    for key in ("pseudonymize", "evidence"):
+        source = getattr(policy.keys, key)
+        if source is None:
+            continue
+        needed = {"env": "name", "file": "path", "kms": "ciphertext"}[source.source]
+        if getattr(source, needed) is None:
+            yield ("keys", key, needed), f"required key is missing (source '{source.source}' reads it)"
+
+
+def _stores(policy: Policy) -> Iterator[Issue]:
+    names = Counter(store.name for store in policy.stores)
+    for index, store in enumerate(policy.stores):
+        path: tuple[str | int, ...] = ("stores", index)
+        if names[store.name] > 1:
+            yield path + ("name",), f"store name '{store.name}' is used more than once"
+        if store.category not in policy.categories:
+            yield path + ("category",), f"unknown category '{store.category}' (known: {', '.join(policy.categories)})"
+            continue
+        category = policy.categories[store.category]
+        if isinstance(store, S3Store):
+            yield from _s3_store(path, store, category.after)
+        elif isinstance(store, DynamoDBStore):
+            if category.after == "account_closed" and store.subject_attribute is None:
+                yield path + ("subject_attribute",), "required for a category whose clock starts at account_closed"
+            if category.after is None and not category.retain.forever and store.timestamp_attribute is None and not (
+                policy.subjects is not None and store.table == policy.subjects.table
+            ):
+                yield path + ("timestamp_attribute",), "required to age items of this category"
+        elif isinstance(store, RDSStore) and (store.instance is None) == (store.cluster is None):
+            yield path + ("instance",), "name exactly one of 'instance' or 'cluster'"
+
+
+def _s3_store(path: tuple[str | int, ...], store: S3Store, after: str | None) -> Iterator[Issue]:
+    if store.layout in ("jsonl", "csv") and store.timestamp_field is None and after is None:
+        yield path + ("timestamp_field",), f"required for layout '{store.layout}' (records are aged by it)"
+    if store.layout == "object" and store.timestamp_field is not None:
+        yield path + ("timestamp_field",), "only for layout 'jsonl' or 'csv'; whole objects are aged by LastModified"
+    if after == "account_closed" and store.layout == "object" and store.subject_from_key is None:
+        yield path + ("subject_from_key",), "required for a category whose clock starts at account_closed"
+    if after == "account_closed" and store.layout != "object" and store.subject_field is None:
+        yield path + ("subject_field",), "required for a category whose clock starts at account_closed"
+    if store.subject_from_key is not None and not store.subject_from_key.startswith(store.prefix):
+        yield path + ("subject_from_key",), f"'{store.subject_from_key}' does not start with the store's prefix '{store.prefix}'"
+
+
+def _holds(policy: Policy) -> Iterator[Issue]:
+    names = {store.name for store in policy.stores}
+    for index, hold in enumerate(policy.holds):
+        if not hold.subjects and not hold.prefixes:
+            yield ("holds", index), "a hold names 'subjects' and/or 'prefixes'"
+        for j, store in enumerate(hold.stores):
+            if store not in names:
+                yield ("holds", index, "stores", j), f"unknown store '{store}'"

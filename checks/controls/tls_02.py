@@ -1,0 +1,60 @@
+"""TLS-02: data store buckets deny requests made with TLS older than 1.2 (s3:TlsVersion)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from vigil.checks import iam_policy as iam
+from vigil.checks.context import Context
+from vigil.checks.model import Bucket, Finding
+from vigil.checks.registry import evaluator
+from vigil.checks.verdicts import errored, missing_store, verdict
+
+ID = "TLS-02"
+KEY = "s3:tlsversion"
+
+
+def _denies_old_tls(statement: dict) -> bool:
+    """Deny, everyone, all S3 actions, one condition that is true for every version below 1.2."""
+    if statement.get("Effect") != "Deny" or not iam.principal_is_everyone(statement):
+        return False
+    if not iam.applies_to_all_s3_actions(statement):
+        return False
+    conds = iam.conditions(statement)
+    if len(conds) != 1 or conds[0].key != KEY or ":" in conds[0].operator or len(conds[0].values) != 1:
+        return False
+    bound = iam.number(conds[0].values[0])
+    if bound is None:
+        return False
+    # TLS versions are 1.0, 1.1, 1.2, 1.3: "< 1.2" and "<= 1.1" deny the same requests.
+    return (conds[0].base == "NumericLessThan" and bound >= 1.2) or (conds[0].base == "NumericLessThanEquals" and bound >= 1.1)
+
+
+def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
+    fact = bucket.policy
+    if not fact.ok:
+        return errored(ID, bucket.arn, bucket.region_name, fact)
+    good = [s for s in iam.statements(fact.value) if _denies_old_tls(s)]
+    on_bucket = any(iam.applies_to_resource(s, bucket.arn) for s in good)
+    on_objects = any(iam.applies_to_all_objects(s, bucket.name) for s in good)
+    if on_bucket and on_objects:
+        return verdict(ID, bucket.arn, bucket.region_name, True,
+                       "the bucket policy denies requests with s3:TlsVersion below 1.2 on the bucket and its objects",
+                       fact.api, fact.value)
+    if good:
+        reason = "the TLS-version deny does not cover both the bucket and bucket/*"
+    elif any(c.key == KEY for s in iam.statements(fact.value) for c in iam.conditions(s)):
+        reason = ("the statement on s3:TlsVersion is not a Deny for everyone on all S3 actions with "
+                  "NumericLessThan 1.2 as its only condition")
+    else:
+        reason = "the bucket policy does not deny TLS versions below 1.2; add a Deny with NumericLessThan s3:TlsVersion 1.2"
+    return verdict(ID, bucket.arn, bucket.region_name, False, reason, fact.api, fact.value)
+
+
+@evaluator(ID)
+def evaluate(ctx: Context) -> Iterator[Finding]:
+    for name in ctx.stores_by_bucket:
+        bucket = ctx.bucket(name)
+        if bucket is None:
+            yield missing_store(ID, f"arn:aws:s3:::{name}", ctx.policy.regions.primary, "bucket", name)
+        else:
+            yield check_bucket(ctx, bucket)

@@ -1,0 +1,80 @@
+"""RET-04: data that must be kept for a minimum time (`keep_at_least`) cannot be deleted before it.
+
+For S3 the guard is Object Lock with a default retention at least that long. DynamoDB and RDS
+have no per-item guard against deletion, so such stores fail with that reason.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from vigil.checks.context import Context
+from vigil.checks.controls.s3_scope import missing_bucket, missing_table
+from vigil.checks.model import Bucket, Finding
+from vigil.checks.registry import evaluator
+from vigil.checks.verdicts import errored, failed, verdict
+
+ID = "RET-04"
+
+
+def minimum_days(ctx: Context, stores: list) -> int:
+    return max(ctx.policy.category_of(s).keep_at_least.approx_days() for s in stores)
+
+
+def guarded(ctx: Context, store) -> bool:
+    return ctx.policy.category_of(store).keep_at_least is not None
+
+
+def default_retention_days(config: dict) -> int:
+    retention = (config.get("Rule") or {}).get("DefaultRetention") or {}
+    return int(retention.get("Days") or 0) or int(retention.get("Years") or 0) * 365
+
+
+def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
+    fact = bucket.object_lock
+    region = bucket.region_name
+    if not fact.ok:
+        return errored(ID, bucket.arn, region, fact)
+    stores = [s for s in ctx.stores_by_bucket.get(bucket.name, []) if guarded(ctx, s)]
+    needed = minimum_days(ctx, stores)
+    config = fact.value or {}
+    if config.get("ObjectLockEnabled") != "Enabled":
+        return failed(ID, bucket.arn, region,
+                      f"bucket {bucket.name} has no Object Lock; enable it with a default retention of at least {needed} days",
+                      fact.api, fact.value)
+    days = default_retention_days(config)
+    mode = ((config.get("Rule") or {}).get("DefaultRetention") or {}).get("Mode", "no mode")
+    if days >= needed:
+        reason = f"bucket {bucket.name} locks new objects for {days} days ({mode}), at least the {needed} required"
+    elif days == 0:
+        reason = f"bucket {bucket.name} has Object Lock but no default retention; set at least {needed} days"
+    else:
+        reason = f"bucket {bucket.name} locks new objects for only {days} days; at least {needed} are required"
+    return verdict(ID, bucket.arn, region, days >= needed, reason, fact.api, fact.value)
+
+
+def _no_guard(ctx: Context, resource: str, region: str, what: str, needed: int, api: str) -> Finding:
+    return failed(ID, resource, region,
+                  f"{what} must keep data at least {needed} days but has no per-item deletion guard; "
+                  "keep this category in an S3 bucket with Object Lock", api, None)
+
+
+@evaluator(ID)
+def evaluate(ctx: Context) -> Iterator[Finding]:
+    primary = ctx.policy.regions.primary
+    for name, stores in ctx.stores_by_bucket.items():
+        if any(guarded(ctx, s) for s in stores):
+            bucket = ctx.bucket(name)
+            yield check_bucket(ctx, bucket) if bucket else missing_bucket(ctx, ID, name)
+    for name, table in ctx.data_tables():
+        stores = [s for s in ctx.stores_by_table.get(name, []) if guarded(ctx, s)]
+        if not stores:
+            continue
+        if table is None:
+            yield missing_table(ctx, ID, name)
+        else:
+            yield _no_guard(ctx, table.arn, table.region, f"table {name}", minimum_days(ctx, stores), "dynamodb:DescribeTable")
+    for store in ctx.rds_stores:
+        if guarded(ctx, store):
+            kind, ident = ("cluster", store.cluster) if store.cluster else ("db", store.instance)
+            arn = f"arn:aws:rds:{primary}:{ctx.inventory.account_id}:{kind}:{ident}"
+            yield _no_guard(ctx, arn, primary, f"RDS {kind} {ident}", minimum_days(ctx, [store]), "rds:DescribeDBInstances")

@@ -14,6 +14,7 @@ from vigil.checks.model import DbCluster, DbInstance, Fact, Inventory
 # DescribeDBClusterParameters DBParameterGroupNotFound. The first gives empty parameters
 # (TLS-03 then says the group returned none); the second an error fact naming the group.
 NOT_FOUND = "DBParameterGroupNotFound"
+LISTING_KEYS = {"instance": "rds:{region}", "cluster": "rds-clusters:{region}"}
 
 
 def _list(client: Any, operation: str, field: str) -> list[dict]:
@@ -64,7 +65,7 @@ def collect(session: CollectSession, inventory: Inventory) -> None:
         instances, clusters = future.result()
         for kind, fact in (("instance", instances), ("cluster", clusters)):
             if not fact.ok:
-                inventory.listing_errors[f"rds-{kind}s:{region}"] = fact
+                inventory.listing_errors[LISTING_KEYS[kind].format(region=region)] = fact
                 continue
             found.extend((region, kind, entry) for entry in fact.value or [])
 

@@ -30,13 +30,14 @@ def policy_variant(tmp_path: Path, change) -> Policy:
     return load_policy(path)
 
 
-def collect(policy: Policy, regions: list[str] | None = None) -> Inventory:
-    return collect_inventory(Aws(), policy, regions or policy.regions_in_scope)
+def collect(policy: Policy, regions: list[str] | None = None, aws: Aws | None = None) -> Inventory:
+    return collect_inventory(aws or Aws(), policy, regions or policy.regions_in_scope)
 
 
 def run_checks(policy: Policy, only: Iterable[str] | None = None, as_of: datetime | None = None,
-               regions: list[str] | None = None) -> list[Finding]:
-    inventory = collect(policy, regions)
+               regions: list[str] | None = None, aws: Aws | None = None) -> list[Finding]:
+    """`aws`: a client factory of the test's own (e.g. with a botocore handler that denies a call)."""
+    inventory = collect(policy, regions, aws)
     ctx = Context(policy=policy, inventory=inventory, as_of=as_of or datetime.now(timezone.utc))
     return evaluate(ctx, only=list(only) if only is not None else None)
 

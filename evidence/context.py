@@ -1,0 +1,229 @@
+"""From loaded results to what the templates show: plain dicts and lists, no I/O.
+
+Statuses roll up worst-first (fail, error, pass, not applicable) from findings to controls,
+to framework references, and to the privacy promises the controls enforce.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from vigil.checks.catalogue import Clause, catalogue
+
+from . import charts
+from .results import Results
+
+FRAMEWORKS = {"pci_dss_4": "PCI DSS 4.0", "soc2": "SOC 2", "iso27001_2022": "ISO/IEC 27001:2022",
+              "gdpr": "GDPR", "aws_config": "AWS Config rule"}
+STATUSES = ("pass", "fail", "error", "not_applicable")
+WORST_FIRST = ("fail", "error", "pass", "not_applicable", "not_evaluated")
+RETENTION_KEYS = ("delete", "anonymize", "suppress", "keep", "held", "error")
+
+
+def worst(statuses: list[str]) -> str:
+    present = set(statuses)
+    return next((status for status in WORST_FIRST if status in present), "not_evaluated")
+
+
+def pass_rate(counts: dict[str, int]) -> float | None:
+    judged = sum(int(counts.get(s, 0)) for s in ("pass", "fail", "error"))
+    return int(counts.get("pass", 0)) / judged if judged else None
+
+
+def observed_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _finding_view(finding: dict[str, Any]) -> dict[str, Any]:
+    evidence = finding.get("evidence") or {}
+    api = evidence.get("api", "")
+    return {
+        "control": str(finding.get("control", "")),
+        "resource": str(finding.get("resource", "")),
+        "region": str(finding.get("region", "")),
+        "status": str(finding.get("status", "")),
+        "reason": str(finding.get("reason", "")),
+        "api": ", ".join(map(str, api)) if isinstance(api, list) else str(api),
+        "observed": observed_json(evidence.get("observed")),
+    }
+
+
+def _clause_view(clause: Clause) -> dict[str, str]:
+    return {"text": clause.text, "seed": clause.seed, "section": clause.section}
+
+
+def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
+    known = catalogue()
+    by_control: dict[str, list[dict[str, Any]]] = {}
+    for finding in findings["findings"]:
+        by_control.setdefault(str(finding.get("control", "")), []).append(_finding_view(finding))
+    views = []
+    for control in findings["controls"]:
+        cid = str(control.get("id", ""))
+        rows = sorted(by_control.get(cid, []), key=lambda f: (WORST_FIRST.index(f["status"]) if f["status"] in WORST_FIRST else 9, f["resource"]))
+        counts = Counter(row["status"] for row in rows)
+        entry = known.get(cid)
+        clauses = [_clause_view(c) for c in (entry.clause, *entry.also)] if entry else \
+            [{"text": str(control.get("clause", "")), "seed": "", "section": ""}]
+        frameworks = control.get("frameworks") or {}
+        views.append({
+            "id": cid,
+            "title": str(control.get("title", "")),
+            "severity": str(control.get("severity", "")),
+            "status": worst([row["status"] for row in rows]),
+            "counts": {status: counts.get(status, 0) for status in STATUSES},
+            "clauses": clauses,
+            "frameworks": [(FRAMEWORKS.get(key, key), [str(ref) for ref in refs]) for key, refs in frameworks.items() if refs],
+            "findings": rows,
+        })
+    return views
+
+
+def framework_views(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per framework: each reference with the controls mapped to it and their rolled-up status."""
+    views = []
+    for label in FRAMEWORKS.values():
+        refs: dict[str, list[tuple[str, str]]] = {}
+        for control in controls:
+            for framework, values in control["frameworks"]:
+                if framework == label:
+                    for ref in values:
+                        refs.setdefault(ref, []).append((control["id"], control["status"]))
+        if not refs:
+            continue
+        rows = [{"ref": ref, "status": worst([s for _, s in members]), "controls": members} for ref, members in sorted(refs.items())]
+        counts = Counter(row["status"] for row in rows)
+        views.append({"label": label, "refs": rows, "counts": {s: counts.get(s, 0) for s in WORST_FIRST}})
+    return views
+
+
+def promise_views(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each clause of the privacy notice, quoted, with the controls that enforce it."""
+    promises: dict[str, dict[str, Any]] = {}
+    for control in controls:
+        for clause in control["clauses"]:
+            promise = promises.setdefault(clause["text"], {**clause, "controls": []})
+            promise["controls"].append(control)
+    for promise in promises.values():
+        promise["status"] = worst([c["status"] for c in promise["controls"]])
+    return list(promises.values())
+
+
+def retention_view(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not plan:
+        return None
+    run = plan.get("run") or {}
+    stores = []
+    for store in plan.get("stores") or []:
+        counts, sizes = store.get("counts") or {}, store.get("bytes") or {}
+        verify = store.get("verify") or {}
+        stores.append({
+            "store": str(store.get("store", "")), "kind": str(store.get("kind", "")),
+            "category": str(store.get("category", "")), "action": str(store.get("action", "")),
+            "resource": str(store.get("resource", "")), "region": str(store.get("region", "")),
+            "replicas": [str(r if not isinstance(r, dict) else r.get("resource", r)) for r in store.get("replicas") or []],
+            "counts": {key: int(counts.get(key, 0) or 0) for key in RETENTION_KEYS},
+            "bytes": {key: int(sizes.get(key, 0) or 0) for key in RETENTION_KEYS},
+            "holds": [{"reason": str(h.get("reason", "")), "until": str(h.get("until") or "indefinitely"),
+                       "count": int(h.get("count", 0) or 0)} for h in store.get("holds") or []],
+            "errors": [{"object": str(e.get("object", "")), "reason": str(e.get("reason", ""))} for e in store.get("errors") or []],
+            "verify": {"status": str(verify.get("status", "not_run")), "remaining": int(verify.get("remaining", 0) or 0)},
+        })
+    totals = plan.get("totals") or {}
+    applied = str(run.get("mode", "")) == "apply"
+    return {
+        "run": {key: str(run.get(key, "")) for key in ("id", "as_of", "policy_sha256", "tool_version", "mode")},
+        "applied": applied,
+        "stores": stores,
+        "totals": {"counts": {k: int((totals.get("counts") or {}).get(k, 0) or 0) for k in RETENTION_KEYS},
+                   "bytes": {k: int((totals.get("bytes") or {}).get(k, 0) or 0) for k in RETENTION_KEYS}},
+        "verify": worst_verify([s["verify"]["status"] for s in stores]),
+    }
+
+
+def worst_verify(statuses: list[str]) -> str:
+    return "fail" if "fail" in statuses else "pass" if statuses and all(s == "pass" for s in statuses) else "not_run"
+
+
+def ledger_view(results: Results) -> dict[str, Any] | None:
+    ledger = results.ledger
+    if ledger is None:
+        return None
+    outcomes = Counter((str(e.get("action", "")), str(e.get("outcome", ""))) for e in ledger.entries if e.get("phase") == "outcome")
+    intents = sum(1 for e in ledger.entries if e.get("phase") == "intent")
+    return {"lines": ledger.lines, "ok": ledger.ok, "failures": ledger.failures, "head": ledger.head, "intents": intents,
+            "outcomes": [{"action": a, "outcome": o, "count": n} for (a, o), n in sorted(outcomes.items())],
+            "unfinished": intents - sum(outcomes.values())}
+
+
+def policy_view(results: Results) -> dict[str, Any]:
+    in_force = results.policy
+    assert in_force is not None
+    categories = []
+    if in_force.policy is not None:
+        policy = in_force.policy
+        for name, category in policy.categories.items():
+            categories.append({
+                "name": name, "description": category.description or "", "retain": category.retain.text,
+                "after": category.after or "", "action": category.action or "keep",
+                "keep_at_least": category.keep_at_least.text if category.keep_at_least else "",
+                "anonymize": [f"{field}: {transform}" for field, transform in (category.anonymize or {}).items()],
+                "k": category.verify.k if category.verify else "",
+                "basis": category.basis or "",
+                "stores": [store.name for store in policy.stores if store.category == name],
+            })
+    return {"sha256": in_force.sha256, "path": in_force.path or "", "note": in_force.note or "",
+            "organization": in_force.policy.organization if in_force.policy else "", "categories": categories}
+
+
+def trend_view(results: Results) -> dict[str, Any]:
+    points = [charts.Point(str(run["run"].get("id", "")), pass_rate(run["summary"])) for run in results.history]
+    rows = [{"id": p.label, "started_at": str(run["run"].get("started_at", "")),
+             "rate": "" if p.value is None else f"{p.value * 100:.1f}%"} for p, run in zip(points, results.history)]
+    return {"rows": rows, "svg": charts.line_chart(points, "trend-chart", "Pass rate over runs (pass / judged findings)")}
+
+
+def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
+    findings = results.findings
+    controls = control_views(findings)
+    summary = {status: int(findings["summary"].get(status, 0)) for status in STATUSES}
+    rate = pass_rate(summary)
+    bars = [charts.Bar(c["id"], c["counts"]) for c in controls]
+    return {
+        "run": {key: str(value) if not isinstance(value, list) else ", ".join(map(str, value))
+                for key, value in findings["run"].items()},
+        "signing": signing,
+        "summary": summary,
+        "pass_rate": "" if rate is None else f"{rate * 100:.1f}%",
+        "control_status": Counter(c["status"] for c in controls),
+        "controls": controls,
+        "frameworks": framework_views(controls),
+        "promises": promise_views(controls),
+        "retention": retention_view(results.plan),
+        "ledger": ledger_view(results),
+        "policy": policy_view(results),
+        "trend": trend_view(results),
+        "summary_svg": charts.bar_chart(bars, "summary-chart", "Findings per control by status"),
+        "statuses": STATUSES,
+    }
+
+
+def summary_json(context: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: the verdicts at a glance, for dashboards and other tools."""
+    retention = context["retention"]
+    ledger = context["ledger"]
+    return {
+        "schema": "vigil.summary/v1",
+        "run": context["run"],
+        "signed": bool(context["signing"]["signed"]),
+        "signing_key_fingerprint": context["signing"]["fingerprint"] or None,
+        "findings": context["summary"],
+        "pass_rate": pass_rate(context["summary"]),
+        "controls": {c["id"]: c["status"] for c in context["controls"]},
+        "frameworks": {f["label"]: {r["ref"]: r["status"] for r in f["refs"]} for f in context["frameworks"]},
+        "retention": None if retention is None else {"mode": retention["run"]["mode"], "verify": retention["verify"],
+                                                      "totals": retention["totals"]},
+        "ledger": None if ledger is None else {"lines": ledger["lines"], "chain_ok": ledger["ok"], "head": ledger["head"]},
+        "policy_sha256": context["policy"]["sha256"],
+    }

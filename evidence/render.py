@@ -1,0 +1,134 @@
+"""Render the evidence pack: report.html, report.md, summary.json, then the signed manifest.
+
+Two Jinja environments, both strict (an undefined name is an error, never an empty string):
+HTML with autoescape on, Markdown with every printed value escaped by `finalize`. Every value
+from AWS is untrusted text and reaches the page only through those escapes.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from vigil import __version__
+
+from . import context as ctx
+from . import manifest
+from .keys import Signer, fingerprint, load_signer
+from .results import load_results
+
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+SUMMARY = "summary.json"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def human_bytes(value: int | float) -> str:
+    number = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(number) < 1024 or unit == "TiB":
+            return f"{int(number)} {unit}" if unit == "B" else f"{number:.1f} {unit}"
+        number /= 1024
+    return f"{number:.1f} TiB"
+
+
+def status_label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Markdown that the template built itself (a code fence): printed as it is."""
+
+    text: str
+
+
+def md_escape(value: Any) -> str:
+    """Escape text for Markdown: special characters backslashed, HTML impossible, one line."""
+    if isinstance(value, Raw):
+        return value.text
+    if value is None:
+        return ""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: Any, language: str = "json") -> Raw:
+    """A fenced code block longer than any backtick run inside, so the content cannot close it."""
+    text = str(value)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return Raw(f"{fence}{language}\n{text}\n{fence}")
+
+
+def _common(env: Environment) -> Environment:
+    env.filters["bytes"] = human_bytes
+    env.filters["label"] = status_label
+    return env
+
+
+def html_environment() -> Environment:
+    env = Environment(loader=PackageLoader("vigil.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return _common(env)
+
+
+def md_environment() -> Environment:
+    env = Environment(loader=PackageLoader("vigil.evidence", "templates"), autoescape=False, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, finalize=md_escape)
+    env.filters["code"] = md_code
+    return _common(env)
+
+
+def signing_info(signer: Signer | None) -> dict[str, Any]:
+    if signer is None:
+        return {"signed": False, "fingerprint": "", "signer": ""}
+    return {"signed": True, "fingerprint": fingerprint(signer.public_key_raw()), "signer": signer.description}
+
+
+def render(directory: Path, policy_path: str | Path | None, signer: Signer | None) -> dict[str, Any]:
+    """The context and the three rendered documents, in memory."""
+    results = load_results(directory, policy_path)
+    context = ctx.build(results, signing_info(signer))
+    context["css"] = Markup(_asset("report.css"))
+    context["js"] = Markup(_asset("report.js"))
+    # The page's Content-Security-Policy allows this one script, by hash, and nothing else.
+    context["script_hash"] = base64.b64encode(hashlib.sha256(context["js"].encode()).digest()).decode()
+    return {
+        REPORT_HTML: html_environment().get_template("report.html.j2").render(context),
+        REPORT_MD: md_environment().get_template("report.md.j2").render(context),
+        SUMMARY: json.dumps(ctx.summary_json(context), indent=2, sort_keys=True) + "\n",
+        "context": context,
+    }
+
+
+def _asset(name: str) -> str:
+    return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
+
+
+def write_report(directory: str | Path, policy_path: str | Path | None = None,
+                 signing_key: Signer | str | os.PathLike[str] | None = None) -> list[Path]:
+    """Write report.html, report.md, summary.json and manifest.json (+ manifest.sig when signed).
+
+    `signing_key` is a signer, a key file (or `kms:<key>`); None falls back to $VIGIL_SIGNING_KEY,
+    and without that the pack is written unsigned and says so on its first page.
+    """
+    directory = Path(directory)
+    signer = signing_key if hasattr(signing_key, "sign") else load_signer(signing_key)  # type: ignore[arg-type]
+    rendered = render(directory, policy_path, signer)  # type: ignore[arg-type]
+    written = []
+    for name in (REPORT_HTML, REPORT_MD, SUMMARY):
+        path = directory / name
+        path.write_text(rendered[name], encoding="utf-8")
+        written.append(path)
+    run = rendered["context"]["run"]
+    written += manifest.write(directory, run.get("id", ""), __version__, run.get("policy_sha256", ""), signer)  # type: ignore[arg-type]
+    return written

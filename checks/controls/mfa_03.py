@@ -43,8 +43,8 @@ def _mfa_cases(condition: Condition) -> set[str]:
 
 
 def _qualifies(statement: dict, bucket: str, allowed: set[str]) -> tuple[set[str], str | None]:
-    """(cases caught, why not) for one statement."""
-    if statement.get("Effect") != "Deny":
+    """(cases caught, why not) for one statement; statements that do not test MFA are not about MFA-03."""
+    if statement.get("Effect") != "Deny" or not any(c.key == KEY for c in iam.conditions(statement)):
         return set(), None
     if "NotPrincipal" in statement:
         names = [p.split(":", 1)[1] for p in iam.principals(statement)]

@@ -1,0 +1,43 @@
+"""`vigil run`: check, retain (dry run unless --apply), report and verify as one job, one folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vigil.cli import common
+from vigil.scheduler.logs import LOG_FORMATS, EventLog
+from vigil.scheduler.metrics import record_run
+from vigil.scheduler.pipeline import JobOptions, run_pipeline
+from vigil.scheduler.upload import parse_s3_url
+
+
+def add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags `vigil run` and `vigil schedule` share."""
+    parser.add_argument("--apply", action="store_true", help="let retention change data (default: plan only, a dry run)")
+    parser.add_argument("--signing-key", metavar="FILE", help="Ed25519 key that signs the evidence pack (or VIGIL_SIGNING_KEY)")
+    parser.add_argument("--upload", metavar="S3URL", help="copy each finished run folder to s3://bucket/prefix/<run-id>/")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="event log on stderr: text (default) or json lines")
+    parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here after each run")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="check, retain, report and verify as one job",
+                                   description="Run check, retain (a dry run unless --apply), report and verify as one "
+                                               "job into one folder. Exit code: the worst stage's (cli.md).")
+    common.add_common(parser)
+    add_job_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = JobOptions.from_args(args)
+    common.load(args)  # a bad policy file is bad input: exit 2 before any folder is made
+    if options.upload:
+        parse_s3_url(options.upload)
+    run_id = common.new_run_id()
+    run_dir = Path(args.output) if args.output else Path("evidence") / run_id
+    log = EventLog(args.log_format)
+    result = run_pipeline("run", options, run_dir, log, run_id=run_id)
+    if args.metrics_file:
+        record_run(Path(args.metrics_file), result)
+    return result.exit_code

@@ -1,0 +1,185 @@
+"""One job = a few stages run in-process through the CLI entry point, all into one folder.
+
+Stages talk to each other only through the folder (findings.json, retention-plan.json,
+ledger.jsonl, the evidence pack), exactly as a person chaining the commands would.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from vigil.scheduler.logs import EventLog
+from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
+
+# What each job runs. Every job ends in a report (a failed check still gets one) and a verify
+# of that report; the scheduled "report" job plans retention but never applies it.
+STAGES = {
+    "run": ("check", "retain", "report", "verify"),
+    "check": ("check", "report", "verify"),
+    "retain": ("retain", "report", "verify"),
+    "report": ("check", "retain", "report", "verify"),
+}
+INTERRUPTED = 130  # what vigil.cli.main returns when a stage is interrupted (second signal)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a job needs to know; the same for `vigil run`, each scheduled run and the Lambda."""
+
+    policy: str = "policy.yaml"
+    endpoint_url: str | None = None
+    regions: tuple[str, ...] = ()
+    profile: str | None = None
+    as_of: str | None = None
+    apply: bool = False
+    signing_key: str | None = None
+    upload: str | None = None  # s3://bucket/prefix: where the finished folder is copied
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "JobOptions":
+        return cls(
+            policy=args.policy, endpoint_url=args.endpoint_url, regions=tuple(args.region or ()),
+            profile=args.profile, as_of=getattr(args, "as_of", None), apply=bool(args.apply),
+            signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
+        )
+
+    def common_flags(self) -> list[str]:
+        flags = ["--policy", self.policy]
+        if self.endpoint_url:
+            flags += ["--endpoint-url", self.endpoint_url]
+        for region in self.regions:
+            flags += ["--region", region]
+        if self.profile:
+            flags += ["--profile", self.profile]
+        if self.as_of:
+            flags += ["--as-of", self.as_of]
+        return flags
+
+
+def stage_argv(stage: str, options: JobOptions, run_dir: Path) -> list[str]:
+    if stage == "check":
+        return ["check", *options.common_flags(), "--output", str(run_dir)]
+    if stage == "retain":
+        return ["retain", *options.common_flags(), "--output", str(run_dir)] + (["--apply"] if options.apply else [])
+    if stage == "report":
+        return ["report", str(run_dir)] + (["--signing-key", options.signing_key] if options.signing_key else [])
+    if stage == "verify":
+        return ["verify", str(run_dir)]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def available_commands() -> set[str]:
+    """The commands this installation has (a stage's module may not exist yet)."""
+    from vigil.cli.main import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def call_cli(argv: list[str], capture: bool) -> tuple[int, str]:
+    """Run one command through `vigil.cli.main.main`; returns (exit code, last error line if captured)."""
+    from vigil.cli.main import main
+
+    out = io.StringIO()
+    redirect = (contextlib.redirect_stdout(out), contextlib.redirect_stderr(out)) if capture else ()
+    with contextlib.ExitStack() as stack:
+        for ctx in redirect:
+            stack.enter_context(ctx)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse rejecting the flags we passed
+            code = exc.code if isinstance(exc.code, int) else 2
+        except KeyboardInterrupt:
+            code = INTERRUPTED
+        except Exception as exc:  # main() re-raises under VIGIL_DEBUG; a job still goes on
+            print(f"vigil: unexpected error: {type(exc).__name__}: {exc}", file=out if capture else None)
+            code = 1
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vigil:")]
+    return int(code), (errors[-1][:300] if errors and code else "")
+
+
+def run_pipeline(job: str, options: JobOptions, run_dir: Path, log: EventLog,
+                 should_stop: Callable[[], bool] = lambda: False, run_id: str | None = None) -> RunResult:
+    """Run the job's stages into run_dir; the worst exit code wins (see `RunResult.exit_code`)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or run_dir.name
+    result = RunResult(job=job, run_id=run_id, run_dir=str(run_dir), apply=options.apply)
+    available = available_commands()
+    log.event("run.started", job=job, run_id=run_id, run_dir=str(run_dir), apply=options.apply)
+    for stage in STAGES[job]:
+        _run_stage(stage, result, available, options, run_dir, log, should_stop)
+    result.findings = findings_summary(run_dir)
+    result.retention = retention_counts(run_dir)
+    result.finish()
+    _write_record(result, run_dir)
+    if options.upload:  # last, so the uploaded folder holds run.json too
+        _run_stage("upload", result, available, options, run_dir, log, should_stop)
+        result.finish()
+        _write_record(result, run_dir)
+    log.event("run.finished", level="info" if result.exit_code == 0 else "warning", **result.summary_fields())
+    return result
+
+
+def _run_stage(stage: str, result: RunResult, available: set[str], options: JobOptions, run_dir: Path,
+               log: EventLog, should_stop: Callable[[], bool]) -> None:
+    ids = {"job": result.job, "run_id": result.run_id, "stage": stage}
+    reason = _skip_reason(stage, result, available, options, should_stop)
+    if reason:
+        result.stages.append(StageResult(stage, status=reason))
+        log.event("stage.skipped", **ids, reason=reason)
+        return
+    log.event("stage.started", **ids)
+    started = time.monotonic()
+    if stage == "upload":
+        code, message = _upload(options, run_dir, result.run_id)
+    else:
+        code, message = call_cli(stage_argv(stage, options, run_dir), capture=log.fmt == "json")
+    status = "ok" if code == 0 else ("abandoned" if code == INTERRUPTED else "failed")
+    done = StageResult(stage, status, code, round(time.monotonic() - started, 3), message)
+    result.stages.append(done)
+    if code in (2, 3) and len(result.ran) == 1:
+        result.stopped_early = True  # bad input or a broken environment: nothing later can work
+    fields = {k: v for k, v in asdict(done).items() if k != "stage" and v not in ("", None)}
+    log.event("stage.finished", level="info" if code == 0 else "warning", **ids, **fields)
+
+
+def _write_record(result: RunResult, run_dir: Path) -> None:
+    """run.json: what the job did, stage by stage (the job's own record, beside the pack)."""
+    (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def _skip_reason(stage: str, result: RunResult, available: set[str], options: JobOptions,
+                 should_stop: Callable[[], bool]) -> str:
+    if result.stopped_early:
+        return "skipped: an earlier stage could not start the run"
+    if should_stop() or result.interrupted:
+        return "abandoned: stop requested"
+    if stage != "upload" and stage not in available:
+        return "skipped: not available"
+    if stage == "verify":
+        if not options.signing_key:
+            return "skipped: the pack is unsigned (no --signing-key)"
+        report = next((s for s in result.stages if s.stage == "report"), None)
+        if report is None or report.exit_code is None or report.exit_code >= 2:
+            return "skipped: no report to verify"
+    return ""
+
+
+def _upload(options: JobOptions, run_dir: Path, run_id: str) -> tuple[int, str]:
+    from vigil.scheduler.upload import upload_folder
+
+    try:
+        count = upload_folder(options, run_dir, run_id)
+    except Exception as exc:  # an upload failure is recorded, the local folder stays
+        return 1, f"upload failed: {type(exc).__name__}: {exc}"[:300]
+    return 0, f"{count} files uploaded"

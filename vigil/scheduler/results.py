@@ -1,0 +1,121 @@
+"""What a job did: per-stage outcome, the run's exit code, and counts read back from its folder."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "vigil.run/v1"
+INTERRUPTED = 130
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # ok | failed | abandoned | "skipped: <why>" | "abandoned: <why>"
+    exit_code: int | None = None
+    duration_s: float | None = None
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    job: str
+    run_id: str
+    run_dir: str
+    apply: bool
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+    stages: list[StageResult] = field(default_factory=list)
+    findings: dict[str, int] = field(default_factory=dict)
+    retention: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+
+    @property
+    def ran(self) -> list[StageResult]:
+        return [s for s in self.stages if s.exit_code is not None]
+
+    @property
+    def interrupted(self) -> bool:
+        return any(s.exit_code == INTERRUPTED for s in self.stages)
+
+    @property
+    def exit_code(self) -> int:
+        """cli.md: the worst stage wins (0 < 1 < 2 < 3); an interrupted run exits 130."""
+        if self.interrupted:
+            return INTERRUPTED
+        return max((s.exit_code for s in self.ran if s.exit_code is not None), default=0)
+
+    @property
+    def duration_s(self) -> float:
+        end = self.finished_at or datetime.now(timezone.utc)
+        return round((end - self.started_at).total_seconds(), 3)
+
+    def finish(self) -> None:
+        self.finished_at = datetime.now(timezone.utc)
+
+    def summary_fields(self) -> dict[str, Any]:
+        """The run summary line: one event with everything an operator alerts on."""
+        return {
+            "job": self.job, "run_id": self.run_id, "run_dir": self.run_dir, "apply": self.apply,
+            "exit_code": self.exit_code, "duration_s": self.duration_s,
+            "stages": {s.stage: s.status if s.exit_code is None else s.exit_code for s in self.stages},
+            "findings": self.findings, "retention": self.retention,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, **self.summary_fields(),
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at or self.started_at),
+            "stages": [asdict(s) for s in self.stages],
+        }
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def findings_summary(run_dir: Path) -> dict[str, int]:
+    """findings.json's summary (cli.md: pass/fail/error/not_applicable), or {} if check wrote none."""
+    try:
+        summary = json.loads((run_dir / "findings.json").read_text(encoding="utf-8")).get("summary", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): int(v) for k, v in summary.items() if isinstance(v, int)}
+
+
+def retention_counts(run_dir: Path) -> dict[str, int]:
+    """Actions completed per kind (deleted, anonymized, ...), counted from ledger.jsonl outcome lines.
+
+    The ledger writes an intent line before and an outcome line after each action (cli.md);
+    only outcomes that did not fail are counted, so a crash between the two counts nothing.
+    """
+    counts: dict[str, int] = {}
+    try:
+        lines = (run_dir / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not _is_success_outcome(entry):
+            continue
+        action = str(entry.get("action", "")).lower()
+        kind = {"delete": "deleted", "anonymize": "anonymized", "crypto_shred": "crypto_shredded"}.get(action, action)
+        if kind:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _is_success_outcome(entry: dict[str, Any]) -> bool:
+    phase = str(entry.get("phase") or entry.get("kind") or entry.get("type") or "").lower()
+    if phase in ("intent", "before", "planned"):
+        return False
+    outcome = entry.get("outcome", entry.get("result", entry.get("status")))
+    if phase not in ("outcome", "after", "done") and outcome is None:
+        return False
+    return str(outcome).lower() not in ("failed", "error", "skipped", "false")

@@ -30,6 +30,10 @@ def judge_key(ctx: Context, resource: str, region: str, what: str, reference: st
                        f"{what} uses KMS key {reference}, which could not be resolved (not found in the inventory: "
                        "kms:DescribeKey or kms:ListAliases may be denied, or the key is in another account)",
                        Evidence(apis + ["kms:DescribeKey"], observed))
+    if not key.metadata:  # listed but DescribeKey failed: who manages it is unknown
+        return Finding(ID, resource, region, Status.ERROR,
+                       f"{what} uses KMS key {reference}, whose manager could not be read: {key.rotation.error}",
+                       Evidence(apis + ["kms:DescribeKey"], observed))
     observed = {**observed, "KeyMetadata": key_evidence(key)}
     if key.customer_managed:
         return passed(ID, resource, region, f"{what} is encrypted with customer-managed KMS key {key.arn}",

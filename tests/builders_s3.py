@@ -1,0 +1,163 @@
+"""boto3 builders (inside mock_aws) for a fully compliant S3 estate: each data store bucket
+with its replica in the backup region, as the policy file asks. Break one thing afterwards
+to test a control failing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import boto3
+
+from vigil.policy import Policy
+from vigil.policy.models import S3Store
+
+KEY_ALIAS = "alias/vigil-data"
+NONCURRENT_DAYS_FOR_UNTIMED = 30  # `forever` or `after:` categories: any age will do
+ABORT_MULTIPART_DAYS = 7
+
+
+@dataclass
+class Estate:
+    account_id: str
+    keys: dict[str, str]  # region -> customer-managed key ARN
+    replicas: dict[str, str] = field(default_factory=dict)  # source bucket -> replica bucket
+    log_buckets: dict[str, str] = field(default_factory=dict)  # region -> access log bucket
+
+
+def s3(region: str):
+    return boto3.client("s3", region_name=region)
+
+
+def account_id() -> str:
+    return boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+
+
+def customer_key(region: str, alias: str = KEY_ALIAS) -> str:
+    kms = boto3.client("kms", region_name=region)
+    arn = kms.create_key(Description=f"vigil data key {region}")["KeyMetadata"]["Arn"]
+    kms.enable_key_rotation(KeyId=arn)
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
+def bucket_policy(bucket: str, account: str, service_roles: list[str], mfa_gate: bool = True,
+                  lead: list[dict] | None = None) -> dict:
+    """Deny non-TLS, deny TLS < 1.2, deny object access without MFA except the allow-listed service roles."""
+    both = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    roles = [f"arn:aws:iam::{account}:role/{name}" for name in service_roles]
+    statements = [
+        *(lead or []),
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": both,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "DenyOldTls", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": both,
+         "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}}},
+    ]
+    if not mfa_gate:
+        return {"Version": "2012-10-17", "Statement": statements}
+    mfa: dict = {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}
+    if roles:
+        mfa["ArnNotLike"] = {"aws:PrincipalArn": roles}
+    statements.append({"Sid": "DenyObjectAccessWithoutMfa", "Effect": "Deny", "Principal": "*",
+                       "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                       "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": mfa})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def create_bucket(name: str, region: str, object_lock: bool = False) -> None:
+    kwargs: dict = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    if object_lock:
+        kwargs["ObjectLockEnabledForBucket"] = True
+    s3(region).create_bucket(**kwargs)
+
+
+def protect_bucket(name: str, region: str, key_arn: str, account: str, service_roles: list[str],
+                   mfa_gate: bool = True, lead: list[dict] | None = None) -> None:
+    """Everything every bucket should have: SSE-KMS with a customer key, TLS/MFA policy, public access blocked."""
+    client = s3(region)
+    client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+         "BucketKeyEnabled": True}]})
+    client.put_bucket_policy(Bucket=name, Policy=json.dumps(bucket_policy(name, account, service_roles, mfa_gate, lead)))
+    client.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+
+def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
+    """One rule per store, derived from its category as RET-01 reads it."""
+    rules = []
+    grace = policy.grace.approx_days()
+    for store in stores:
+        category = policy.category_of(store)
+        timed = not category.retain.forever and category.after is None
+        limit = category.retain.approx_days() + grace if timed else None
+        rule: dict = {
+            "ID": f"retention-{store.name}",
+            "Status": "Enabled",
+            "Filter": {"Prefix": store.prefix},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": limit or NONCURRENT_DAYS_FOR_UNTIMED},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
+        }
+        if store.layout == "object" and category.action == "delete" and limit is not None:
+            rule["Expiration"] = {"Days": category.retain.approx_days()}
+        rules.append(rule)
+    return rules
+
+
+def keep_at_least_days(policy: Policy, stores: list[S3Store]) -> int:
+    lows = [policy.category_of(s).keep_at_least for s in stores]
+    return max((d.approx_days() for d in lows if d is not None), default=0)
+
+
+def build_data_store(policy: Policy, estate: Estate, bucket: str, replica: str | None = None) -> str:
+    """A compliant data store bucket (all its stores) and its compliant replica in the backup region."""
+    primary, backup = policy.regions.primary, policy.regions.backup
+    stores = [s for s in policy.s3_stores if s.bucket == bucket]
+    roles = policy.access.service_roles
+    lock_days = keep_at_least_days(policy, stores)
+    replica = replica or f"{bucket}-replica"
+
+    for name, region in ((bucket, primary), (replica, backup)):
+        create_bucket(name, region, object_lock=lock_days > 0 and name == bucket)
+        protect_bucket(name, region, estate.keys[region], estate.account_id, roles)
+        s3(region).put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3(region).put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "vigil:store", "Value": bucket}]})
+
+    client = s3(primary)
+    client.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": estate.log_buckets[primary], "TargetPrefix": f"{bucket}/"}})
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle_rules(policy, stores)})
+    if lock_days:
+        client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": lock_days}}})
+    client.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={
+        "Role": f"arn:aws:iam::{estate.account_id}:role/vigil-replication",
+        "Rules": [{
+            "ID": "off-site", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
+            "DeleteMarkerReplication": {"Status": "Enabled"},
+            "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+            "Destination": {"Bucket": f"arn:aws:s3:::{replica}",
+                            "EncryptionConfiguration": {"ReplicaKmsKeyID": estate.keys[backup]}},
+        }]})
+    estate.replicas[bucket] = replica
+    return replica
+
+
+def build_s3_estate(policy: Policy) -> Estate:
+    """Keys in both regions, a protected access-log bucket, and every S3 data store of the policy with its replica."""
+    estate = Estate(account_id=account_id(), keys={})
+    for region in dict.fromkeys([policy.regions.primary, policy.regions.backup]):
+        estate.keys[region] = customer_key(region)
+    primary = policy.regions.primary
+    log_bucket = f"vigil-access-logs-{estate.account_id}"
+    create_bucket(log_bucket, primary)
+    # S3 log delivery writes here, without MFA (moto wants its Allow as the first statement).
+    delivery = {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Action": ["s3:PutObject"], "Resource": f"arn:aws:s3:::{log_bucket}/*"}
+    protect_bucket(log_bucket, primary, estate.keys[primary], estate.account_id, [], mfa_gate=False, lead=[delivery])
+    estate.log_buckets[primary] = log_bucket
+    for bucket in dict.fromkeys(s.bucket for s in policy.s3_stores):
+        build_data_store(policy, estate, bucket)
+    return estate

@@ -1,0 +1,56 @@
+"""What the stack needs beyond the policy file: names and periods, from Pulumi config."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from vigil.policy import Policy
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:30] or "vigil"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    name_prefix: str  # support buckets (access logs, CloudTrail, evidence) are named after it
+    replication_role: str = "vigil-replication"
+    backup_role: str = "vigil-backup"
+    retention_role: str = "vigil-retention"
+    replica_suffix: str = "-replica"
+    backup_keep_days: int = 35  # capped by the longest retention of the tables backed up (RET-03)
+    backup_schedule: str = "cron(0 3 * * ? *)"
+    evidence_lock_days: int = 2555  # evidence packs are kept 7 years, undeletable
+    access_log_days: int = 365
+    trail_name: str = "vigil-audit"
+
+    @classmethod
+    def defaults(cls, policy: Policy) -> "StackSettings":
+        return cls(name_prefix=slug(policy.organization))
+
+    @classmethod
+    def from_config(cls, policy: Policy, config: Optional[pulumi.Config] = None) -> "StackSettings":
+        config = config or pulumi.Config("vigil")
+        base = cls.defaults(policy)
+        return cls(
+            name_prefix=config.get("namePrefix") or base.name_prefix,
+            replication_role=config.get("replicationRole") or base.replication_role,
+            backup_role=config.get("backupRole") or base.backup_role,
+            retention_role=config.get("retentionRole") or base.retention_role,
+            replica_suffix=config.get("replicaSuffix") or base.replica_suffix,
+            backup_keep_days=config.get_int("backupKeepDays") or base.backup_keep_days,
+            backup_schedule=config.get("backupSchedule") or base.backup_schedule,
+            evidence_lock_days=config.get_int("evidenceLockDays") or base.evidence_lock_days,
+            access_log_days=config.get_int("accessLogDays") or base.access_log_days,
+            trail_name=config.get("trailName") or base.trail_name,
+        )
+
+    def check(self, policy: Policy) -> None:
+        """The MFA exemption (MFA-03) may only name allow-listed roles: refuse a mismatch early."""
+        missing = [r for r in (self.replication_role, self.backup_role, self.retention_role) if r not in policy.access.service_roles]
+        if missing:
+            raise ValueError(f"{policy.source_path or 'policy'}: access.service_roles must list {', '.join(missing)} "
+                             "(the stack's service roles are exempt from the MFA deny only when allow-listed)")

@@ -107,7 +107,7 @@ def load_private(path: Path) -> FileSigner:
         raise UsageError(f"signing key {path}: not an unencrypted PEM private key (make one with 'vigil keys generate')") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"signing key {path}: not an Ed25519 key")
-    return FileSigner(key, f"key file {path}")
+    return FileSigner(key, f"key file {path.name}")
 
 
 def load_public(path: Path) -> bytes:

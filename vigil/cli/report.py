@@ -1,0 +1,56 @@
+"""`vigil report DIR`: render the evidence pack for DIR's results, sign it, optionally upload it."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from vigil.aws import Aws
+from vigil.evidence import keys, upload
+from vigil.evidence.render import write_report
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="render and sign the evidence pack for a results folder",
+        description="Render report.html, report.md and summary.json from DIR's findings.json (and retention-plan.json, "
+                    "ledger.jsonl), then write manifest.json and its Ed25519 signature manifest.sig.")
+    parser.add_argument("directory", metavar="DIR", help="the results folder (holds findings.json)")
+    parser.add_argument("--policy", default="policy.yaml", metavar="FILE",
+                        help="the policy the run used, for its categories table (default ./policy.yaml)")
+    parser.add_argument("--signing-key", metavar="FILE",
+                        help=f"Ed25519 private key (vigil keys generate), or kms:<key id> to sign with AWS KMS; "
+                             f"default ${keys.ENV_VAR}. Without a key the pack is written unsigned")
+    parser.add_argument("--upload", metavar="s3://BUCKET/PREFIX",
+                        help="also upload the pack to this Object-Lock bucket, locked in COMPLIANCE mode")
+    parser.add_argument("--retain-days", type=int, default=upload.DEFAULT_RETAIN_DAYS, metavar="N",
+                        help=f"with --upload: lock the objects for N days (default {upload.DEFAULT_RETAIN_DAYS})")
+    parser.add_argument("--endpoint-url", metavar="URL", default=os.environ.get("AWS_ENDPOINT_URL"),
+                        help="send AWS calls (upload, KMS) here; plain http only for loopback")
+    parser.add_argument("--profile", metavar="NAME", help="AWS profile; the standard credential chain otherwise")
+    parser.add_argument("--region", metavar="R", help="region of the evidence bucket and the KMS key")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    aws: Aws | None = None
+
+    def client(service: str):
+        nonlocal aws
+        aws = aws or Aws(profile=args.profile, endpoint_url=args.endpoint_url)
+        region = args.region or aws.session.region_name or "us-east-1"
+        return aws.client(service, region)
+
+    signer = keys.load_signer(args.signing_key, kms_client=lambda: client("kms"))
+    written = write_report(directory, args.policy, signer)
+    for path in written:
+        print(f"wrote {path}")
+    if signer is None:
+        print(f"warning: the pack is UNSIGNED (no --signing-key, no ${keys.ENV_VAR}); 'vigil verify' will report it as unsigned")
+    else:
+        print(f"signed with {signer.description}, fingerprint {keys.fingerprint(signer.public_key_raw())}")
+    if args.upload:
+        uploaded = upload.upload_pack(directory, args.upload, client("s3"), retain_days=args.retain_days)
+        print(f"uploaded {len(uploaded)} files to {args.upload} (Object Lock COMPLIANCE, {args.retain_days} days)")
+    return 0

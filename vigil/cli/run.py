@@ -8,14 +8,13 @@ from vigil.cli import common
 from vigil.scheduler.logs import LOG_FORMATS, EventLog
 from vigil.scheduler.metrics import record_run
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
-from vigil.scheduler.upload import parse_s3_url
 
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
     """Flags `vigil run` and `vigil schedule` share."""
     parser.add_argument("--apply", action="store_true", help="let retention change data (default: plan only, a dry run)")
     parser.add_argument("--signing-key", metavar="FILE", help="Ed25519 key that signs the evidence pack (or VIGIL_SIGNING_KEY)")
-    parser.add_argument("--upload", metavar="S3URL", help="copy each finished run folder to s3://bucket/prefix/<run-id>/")
+    parser.add_argument("--upload", metavar="S3URL", help="have the report upload each pack to this Object-Lock bucket (s3://bucket/prefix)")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="event log on stderr: text (default) or json lines")
     parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here after each run")
 
@@ -32,8 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     options = JobOptions.from_args(args)
     common.load(args)  # a bad policy file is bad input: exit 2 before any folder is made
-    if options.upload:
-        parse_s3_url(options.upload)
+    options.validate()
     run_id = common.new_run_id()
     run_dir = Path(args.output) if args.output else Path("evidence") / run_id
     log = EventLog(args.log_format)

@@ -10,11 +10,13 @@ import contextlib
 import io
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from vigil.errors import UsageError
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
 
@@ -40,7 +42,7 @@ class JobOptions:
     as_of: str | None = None
     apply: bool = False
     signing_key: str | None = None
-    upload: str | None = None  # s3://bucket/prefix: where the finished folder is copied
+    upload: str | None = None  # s3://bucket/prefix: `vigil report` uploads the pack there
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "JobOptions":
@@ -49,6 +51,13 @@ class JobOptions:
             profile=args.profile, as_of=getattr(args, "as_of", None), apply=bool(args.apply),
             signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
         )
+
+    def validate(self) -> None:
+        """Bad input found before anything runs (exit 2)."""
+        if self.upload and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", self.upload):
+            raise UsageError(f"--upload {self.upload!r}: expected s3://bucket/prefix")
+        if self.signing_key and not self.signing_key.startswith("kms:") and not Path(self.signing_key).is_file():
+            raise UsageError(f"--signing-key {self.signing_key!r}: no such file")
 
     def common_flags(self) -> list[str]:
         flags = ["--policy", self.policy]
@@ -63,26 +72,47 @@ class JobOptions:
         return flags
 
 
-def stage_argv(stage: str, options: JobOptions, run_dir: Path) -> list[str]:
+def stage_argv(stage: str, options: JobOptions, run_dir: Path, accepted: set[str] | None = None) -> list[str]:
+    """The command line of one stage. Flags the stage's parser does not know are left out, so a
+    command that is still growing its flags never fails on argparse."""
     if stage == "check":
-        return ["check", *options.common_flags(), "--output", str(run_dir)]
-    if stage == "retain":
-        return ["retain", *options.common_flags(), "--output", str(run_dir)] + (["--apply"] if options.apply else [])
-    if stage == "report":
-        return ["report", str(run_dir)] + (["--signing-key", options.signing_key] if options.signing_key else [])
-    if stage == "verify":
-        return ["verify", str(run_dir)]
-    raise ValueError(f"unknown stage {stage!r}")
+        argv = ["check", *options.common_flags(), "--output", str(run_dir)]
+    elif stage == "retain":
+        argv = ["retain", *options.common_flags(), "--output", str(run_dir)] + (["--apply"] if options.apply else [])
+    elif stage == "report":
+        argv = ["report", str(run_dir), "--policy", options.policy]
+        argv += ["--signing-key", options.signing_key] if options.signing_key else []
+        argv += ["--upload", options.upload] if options.upload else []  # report uploads the finished pack
+        argv += ["--endpoint-url", options.endpoint_url] if options.endpoint_url else []
+        argv += ["--profile", options.profile] if options.profile else []
+    elif stage == "verify":
+        argv = ["verify", str(run_dir)]
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return argv if accepted is None else _only_accepted(argv, accepted)
 
 
-def available_commands() -> set[str]:
-    """The commands this installation has (a stage's module may not exist yet)."""
+def _only_accepted(argv: list[str], accepted: set[str]) -> list[str]:
+    kept, index = argv[:1], 1
+    while index < len(argv):
+        item = argv[index]
+        takes_value = item.startswith("--") and item not in ("--apply",)
+        if item.startswith("--") and item not in accepted:
+            index += 2 if takes_value else 1
+            continue
+        kept.append(item)
+        index += 1
+    return kept
+
+
+def available_commands() -> dict[str, set[str]]:
+    """The commands this installation has (a stage's module may not exist yet) and their flags."""
     from vigil.cli.main import build_parser
 
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
+            return {name: {flag for a in sub._actions for flag in a.option_strings} for name, sub in action.choices.items()}
+    return {}
 
 
 def call_cli(argv: list[str], capture: bool) -> tuple[int, str]:
@@ -115,22 +145,21 @@ def run_pipeline(job: str, options: JobOptions, run_dir: Path, log: EventLog,
     run_id = run_id or run_dir.name
     result = RunResult(job=job, run_id=run_id, run_dir=str(run_dir), apply=options.apply)
     available = available_commands()
+    wrote_record = False
     log.event("run.started", job=job, run_id=run_id, run_dir=str(run_dir), apply=options.apply)
     for stage in STAGES[job]:
+        if stage == "report" and not _skip_reason(stage, result, available, options, should_stop):
+            _write_record(result, run_dir)  # before the report, so the signed pack holds it
+            wrote_record = True
         _run_stage(stage, result, available, options, run_dir, log, should_stop)
-    result.findings = findings_summary(run_dir)
-    result.retention = retention_counts(run_dir)
     result.finish()
-    _write_record(result, run_dir)
-    if options.upload:  # last, so the uploaded folder holds run.json too
-        _run_stage("upload", result, available, options, run_dir, log, should_stop)
-        result.finish()
+    if not wrote_record:
         _write_record(result, run_dir)
     log.event("run.finished", level="info" if result.exit_code == 0 else "warning", **result.summary_fields())
     return result
 
 
-def _run_stage(stage: str, result: RunResult, available: set[str], options: JobOptions, run_dir: Path,
+def _run_stage(stage: str, result: RunResult, available: dict[str, set[str]], options: JobOptions, run_dir: Path,
                log: EventLog, should_stop: Callable[[], bool]) -> None:
     ids = {"job": result.job, "run_id": result.run_id, "stage": stage}
     reason = _skip_reason(stage, result, available, options, should_stop)
@@ -140,10 +169,7 @@ def _run_stage(stage: str, result: RunResult, available: set[str], options: JobO
         return
     log.event("stage.started", **ids)
     started = time.monotonic()
-    if stage == "upload":
-        code, message = _upload(options, run_dir, result.run_id)
-    else:
-        code, message = call_cli(stage_argv(stage, options, run_dir), capture=log.fmt == "json")
+    code, message = call_cli(stage_argv(stage, options, run_dir, available[stage]), capture=log.fmt == "json")
     status = "ok" if code == 0 else ("abandoned" if code == INTERRUPTED else "failed")
     done = StageResult(stage, status, code, round(time.monotonic() - started, 3), message)
     result.stages.append(done)
@@ -154,17 +180,20 @@ def _run_stage(stage: str, result: RunResult, available: set[str], options: JobO
 
 
 def _write_record(result: RunResult, run_dir: Path) -> None:
-    """run.json: what the job did, stage by stage (the job's own record, beside the pack)."""
+    """run.json: what the job did so far. Written before the report (never after it), so the
+    signed pack covers it and `vigil verify` finds no file the manifest does not list."""
+    result.findings = findings_summary(run_dir)
+    result.retention = retention_counts(run_dir)
     (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
-def _skip_reason(stage: str, result: RunResult, available: set[str], options: JobOptions,
+def _skip_reason(stage: str, result: RunResult, available: dict[str, set[str]], options: JobOptions,
                  should_stop: Callable[[], bool]) -> str:
     if result.stopped_early:
         return "skipped: an earlier stage could not start the run"
     if should_stop() or result.interrupted:
         return "abandoned: stop requested"
-    if stage != "upload" and stage not in available:
+    if stage not in available:
         return "skipped: not available"
     if stage == "verify":
         if not options.signing_key:
@@ -173,13 +202,3 @@ def _skip_reason(stage: str, result: RunResult, available: set[str], options: Jo
         if report is None or report.exit_code is None or report.exit_code >= 2:
             return "skipped: no report to verify"
     return ""
-
-
-def _upload(options: JobOptions, run_dir: Path, run_id: str) -> tuple[int, str]:
-    from vigil.scheduler.upload import upload_folder
-
-    try:
-        count = upload_folder(options, run_dir, run_id)
-    except Exception as exc:  # an upload failure is recorded, the local folder stays
-        return 1, f"upload failed: {type(exc).__name__}: {exc}"[:300]
-    return 0, f"{count} files uploaded"

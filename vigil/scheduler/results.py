@@ -68,7 +68,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA, **self.summary_fields(),
-            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at or self.started_at),
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at) if self.finished_at else None,
             "stages": [asdict(s) for s in self.stages],
         }
 
@@ -87,10 +87,11 @@ def findings_summary(run_dir: Path) -> dict[str, int]:
 
 
 def retention_counts(run_dir: Path) -> dict[str, int]:
-    """Actions completed per kind (deleted, anonymized, ...), counted from ledger.jsonl outcome lines.
+    """Units done per kind ("deleted", "anonymized"), from ledger.jsonl's outcome lines.
 
-    The ledger writes an intent line before and an outcome line after each action (cli.md);
-    only outcomes that did not fail are counted, so a crash between the two counts nothing.
+    The ledger writes an intent line before each action and an outcome line after it (cli.md);
+    only outcomes count, so an action cut short by a crash counts nothing. An outcome's
+    target carries the number of units actually done ("count"); without one, an "ok" is one.
     """
     counts: dict[str, int] = {}
     try:
@@ -101,21 +102,21 @@ def retention_counts(run_dir: Path) -> dict[str, int]:
         try:
             entry = json.loads(line)
         except ValueError:
+            continue  # a torn last line after a kill
+        if not isinstance(entry, dict) or entry.get("phase") != "outcome":
             continue
-        if not isinstance(entry, dict) or not _is_success_outcome(entry):
-            continue
-        action = str(entry.get("action", "")).lower()
-        kind = {"delete": "deleted", "anonymize": "anonymized", "crypto_shred": "crypto_shredded"}.get(action, action)
-        if kind:
-            counts[kind] = counts.get(kind, 0) + 1
+        target = entry.get("target") if isinstance(entry.get("target"), dict) else {}
+        done = target.get("count")
+        units = done if isinstance(done, int) else (1 if entry.get("outcome") == "ok" else 0)
+        kind = _kind(str(entry.get("action", "")))
+        if units and kind:
+            counts[kind] = counts.get(kind, 0) + units
     return counts
 
 
-def _is_success_outcome(entry: dict[str, Any]) -> bool:
-    phase = str(entry.get("phase") or entry.get("kind") or entry.get("type") or "").lower()
-    if phase in ("intent", "before", "planned"):
-        return False
-    outcome = entry.get("outcome", entry.get("result", entry.get("status")))
-    if phase not in ("outcome", "after", "done") and outcome is None:
-        return False
-    return str(outcome).lower() not in ("failed", "error", "skipped", "false")
+def _kind(action: str) -> str:
+    if "anonymize" in action:
+        return "anonymized"
+    if "delete" in action or action == "rewrite_object":  # rewrite_object drops expired records
+        return "deleted"
+    return action

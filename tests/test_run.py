@@ -1,0 +1,148 @@
+"""`vigil run` end to end against a loopback moto server: files written and exit codes."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from vigil.cli.main import main
+from vigil.scheduler.metrics import read_samples
+from vigil.scheduler.pipeline import available_commands
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = str(ROOT / "policy.yaml")
+FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def vigil(*argv: str) -> tuple[int, str]:
+    """Run the CLI in-process; returns (exit code, what it wrote to stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(list(argv))
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def signed_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One signed `vigil run` with JSON logs and metrics, shared by the assertions below."""
+    base = tmp_path_factory.mktemp("signed")
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAKE_ENV.items():
+            env.setenv(name, value)
+        env.delenv("VIGIL_SIGNING_KEY", raising=False)
+        keys_available = "keys" in available_commands()
+        if keys_available:
+            assert vigil("keys", "generate", "--out", str(base / "keys"))[0] == 0
+        key = ["--signing-key", str(base / "keys" / "signing.key")] if keys_available else []
+        code, log = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1",
+                          "--output", str(base / "out"), "--log-format", "json",
+                          "--metrics-file", str(base / "vigil.prom"), *key)
+    return {"code": code, "log": log, "dir": base / "out", "metrics": base / "vigil.prom", "signed": bool(key)}
+
+
+def test_run_writes_one_folder_and_exits_with_the_worst_stage(signed_run: dict) -> None:
+    record = json.loads((signed_run["dir"] / "run.json").read_text())
+    assert (signed_run["dir"] / "findings.json").is_file()
+    codes = [s["exit_code"] for s in record["stages"] if s["exit_code"] is not None]
+    assert record["stages"][0]["stage"] == "check" and codes, record
+    summary = json.loads(signed_run["log"].splitlines()[-1])
+    assert summary["event"] == "run.finished"
+    assert summary["exit_code"] == signed_run["code"] == max(summary["stages"][s] for s in summary["stages"]
+                                                            if isinstance(summary["stages"][s], int))
+    # The check against an empty account fails controls: that is exit 1, and the later stages still ran.
+    findings = json.loads((signed_run["dir"] / "findings.json").read_text())
+    assert findings["summary"]["fail"] > 0 and signed_run["code"] >= 1
+    assert summary["findings"] == findings["summary"]
+
+
+def test_a_failed_check_still_gets_a_report_and_the_pack_verifies(signed_run: dict) -> None:
+    available = available_commands()
+    if "report" not in available:
+        pytest.skip("`vigil report` is not in this installation yet")
+    assert (signed_run["dir"] / "report.html").is_file() and (signed_run["dir"] / "manifest.json").is_file()
+    manifest = json.loads((signed_run["dir"] / "manifest.json").read_text())
+    assert "run.json" in json.dumps(manifest), "run.json is written before the report, so the pack covers it"
+    summary = json.loads(signed_run["log"].splitlines()[-1])
+    assert summary["stages"]["report"] == 0
+    if signed_run["signed"] and "verify" in available:
+        assert summary["stages"]["verify"] == 0
+        assert vigil("verify", str(signed_run["dir"]))[0] == 0  # an auditor's verify later agrees
+
+
+def test_json_logs_are_one_event_per_line_without_stage_chatter(signed_run: dict) -> None:
+    events = [json.loads(line) for line in signed_run["log"].splitlines()]
+    names = [e["event"] for e in events]
+    assert names[0] == "run.started" and names[-1] == "run.finished"
+    assert {"stage.started", "stage.finished"} <= set(names)
+    assert all({"ts", "level", "event"} <= set(e) for e in events)
+    assert "subject" not in signed_run["log"] and "contacts/" not in signed_run["log"]
+
+
+def test_metrics_textfile_counts_the_run(signed_run: dict) -> None:
+    samples = read_samples(signed_run["metrics"])
+    assert samples[("vigil_runs_total", f'{{exit_code="{signed_run["code"]}",job="run"}}')] == 1
+    findings = json.loads((signed_run["dir"] / "findings.json").read_text())["summary"]
+    assert samples[("vigil_findings_total", '{status="fail"}')] == findings["fail"]
+    assert samples[("vigil_last_run_exit_code", '{job="run"}')] == signed_run["code"]
+    assert "# TYPE vigil_runs_total counter" in signed_run["metrics"].read_text()
+
+
+def test_unreachable_endpoint_stops_the_run_at_the_first_stage(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    metrics = tmp_path / "m.prom"
+    for attempt in (1, 2):
+        out = tmp_path / f"out{attempt}"
+        code, _ = vigil("run", "--policy", POLICY, "--endpoint-url", dead, "--output", str(out),
+                        "--metrics-file", str(metrics), "--log-format", "json")
+        assert code == 3
+        record = json.loads((out / "run.json").read_text())
+        assert record["stages"][0] == {**record["stages"][0], "stage": "check", "exit_code": 3}
+        assert all(s["exit_code"] is None for s in record["stages"][1:])
+        assert not (out / "report.html").exists() and not (out / "retention-plan.json").exists()
+    # Counters add up across separate processes' runs (cron starts a new one each time).
+    assert read_samples(metrics)[("vigil_runs_total", '{exit_code="3",job="run"}')] == 2
+
+
+def test_bad_as_of_is_bad_input_and_nothing_else_runs(tmp_path: Path) -> None:
+    code, log = vigil("run", "--policy", POLICY, "--as-of", "not-a-date", "--output", str(tmp_path / "o"))
+    assert code == 2
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert [s["exit_code"] for s in record["stages"]][:2] == [2, None]
+    assert "stage.finished" in log and "exit_code=2" in log
+
+
+def test_bad_policy_exits_2_before_any_folder_is_made(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text((ROOT / "policy.yaml").read_text().replace("check: every 6 hours", "check: every blue moon"))
+    code, err = vigil("run", "--policy", str(bad), "--output", str(tmp_path / "o"))
+    assert code == 2 and "schedule.check" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_upload_location_is_bad_input(tmp_path: Path) -> None:
+    code, err = vigil("run", "--policy", POLICY, "--upload", "ftp://x/y", "--output", str(tmp_path / "o"))
+    assert code == 2 and "s3://" in err

@@ -64,12 +64,16 @@ class KmsSigner:
     def description(self) -> str:
         return f"AWS KMS key {self.key_id}"
 
+    _public: bytes | None = None
+
     def public_key_raw(self) -> bytes:
-        der = self.client.get_public_key(KeyId=self.key_id)["PublicKey"]
-        key = serialization.load_der_public_key(der)
-        if not isinstance(key, Ed25519PublicKey):
-            raise UsageError(f"KMS key {self.key_id} is not an Ed25519 key (key spec ECC_NIST_EDWARDS25519 is needed)")
-        return raw_public(key)
+        if self._public is None:  # asked once: the report and the manifest both record it
+            der = self.client.get_public_key(KeyId=self.key_id)["PublicKey"]
+            key = serialization.load_der_public_key(der)
+            if not isinstance(key, Ed25519PublicKey):
+                raise UsageError(f"KMS key {self.key_id} is not an Ed25519 key (key spec ECC_NIST_EDWARDS25519 is needed)")
+            self._public = raw_public(key)
+        return self._public
 
     def sign(self, data: bytes) -> bytes:
         answer = self.client.sign(KeyId=self.key_id, Message=data, MessageType="RAW", SigningAlgorithm="ED25519_SHA_512")

@@ -1,0 +1,133 @@
+"""What an object's records become: expired ones transformed (or removed), the rest kept as written.
+
+One pure function, `rewrite`, used by the planner (to count) and by apply (to write), so apply
+produces exactly what the plan announced. k-anonymity is checked per batch (one object).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from vigil.policy.models import S3Store
+
+from .decide import ERROR, EXPIRED, HELD, Decision, Rules
+from .inventory import Version
+from .records import Record, encode, render
+from .transforms import Anonymizer
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class Rewrite:
+    lines: list[str] = field(default_factory=list)
+    counts: dict[str, list[int]] = field(default_factory=dict)  # kind -> [records, bytes]
+    holds: list[tuple[str, date | None, int, int]] = field(default_factory=list)  # reason, until, n, bytes
+    errors: list[str] = field(default_factory=list)
+    refused: str | None = None
+    oldest: datetime | None = None  # clock start of the oldest expired record
+
+    def add(self, kind: str, n: int, size: int) -> None:
+        slot = self.counts.setdefault(kind, [0, 0])
+        slot[0] += n
+        slot[1] += size
+
+    def n(self, kind: str) -> int:
+        return self.counts.get(kind, [0, 0])[0]
+
+    @property
+    def changed(self) -> bool:
+        return self.refused is None and (self.n("anonymize") + self.n("suppress") + self.n("delete")) > 0
+
+    @property
+    def expired(self) -> int:
+        return self.n("anonymize") + self.n("suppress") + self.n("delete")
+
+
+def is_anonymized(anonymizer: Anonymizer, fields: dict, flagged: bool) -> bool:
+    """In an object vigil rewrote, a record is anonymized when transforming it again changes nothing."""
+    if not flagged:
+        return False
+    present = {k for k, v in fields.items() if v not in ("", None)}
+    if not present <= set(anonymizer.transforms):
+        return False
+    for name, transform in anonymizer.transforms.items():
+        if name not in present:
+            continue
+        if transform.name == "pseudonymize":
+            if not _HEX64.match(str(fields[name])):
+                return False
+        elif anonymizer.record({name: fields[name]})[name] != fields[name]:
+            return False
+    return True
+
+
+def _start(record: Record, version: Version, store: S3Store) -> datetime | None:
+    return version.last_modified if store.layout == "object" else record.ts
+
+
+def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
+            remove: bool) -> Rewrite:
+    """Decide every record of one version; `lines` is the new content when `changed`.
+
+    remove: expired records are dropped (action delete, or an old version) instead of transformed.
+    """
+    out = Rewrite()
+    parsed = version.parsed
+    assert parsed is not None
+    expired: list[tuple[int, Record, Decision]] = []
+    slots: list[Record | dict | None] = []
+    for record in parsed.records:
+        slots.append(record)
+        if record.error is not None or record.fields is None:
+            out.errors.append(record.error or "unreadable record")
+            out.add("error", 1, record.size)
+            continue
+        if anonymizer is not None and is_anonymized(anonymizer, record.fields, flagged):
+            out.add("keep", 1, record.size)
+            continue
+        decision = rules.decide(_start(record, version, store), record.subject, version.key,
+                                version.lock_mode, version.lock_until, version.legal_hold)
+        if decision.verdict == EXPIRED:
+            expired.append((len(slots) - 1, record, decision))
+        elif decision.verdict == HELD:
+            out.holds.append((decision.reason, decision.until, 1, record.size))
+            out.add("held", 1, record.size)
+        elif decision.verdict == ERROR:
+            out.errors.append(f"record {record.index + 1}: {decision.reason}")
+            out.add("error", 1, record.size)
+        else:
+            out.add("keep", 1, record.size)
+    for _, record, decision in expired:
+        if decision.start is not None and (out.oldest is None or decision.start < out.oldest):
+            out.oldest = decision.start
+    if remove or anonymizer is None:
+        for index, record, _ in expired:
+            slots[index] = None
+            out.add("delete", 1, record.size)
+    elif expired:
+        transformed = [anonymizer.record(record.fields or {}) for _, record, _ in expired]
+        suppressed = anonymizer.suppressed(transformed)
+        share = len(suppressed) / len(transformed)
+        if share > anonymizer.max_suppression:
+            out.refused = (f"k-anonymity: {len(suppressed)} of {len(transformed)} records ({share:.0%}) fall in classes "
+                           f"smaller than k={anonymizer.k}, above max_suppression {anonymizer.max_suppression:.0%}")
+            out.errors.append(out.refused)
+            for _, record, _ in expired:
+                out.add("error", 1, record.size)
+            return out
+        for j, (index, record, _) in enumerate(expired):
+            if j in suppressed:
+                slots[index] = None
+                out.add("suppress", 1, record.size)
+            else:
+                slots[index] = transformed[j]
+                out.add("anonymize", 1, record.size)
+    out.lines = [render(slot, parsed) for slot in slots if slot is not None]
+    return out
+
+
+def new_body(result: Rewrite, version: Version, store: S3Store) -> bytes:
+    assert version.parsed is not None
+    return encode(result.lines, version.parsed, store.layout)

@@ -1,0 +1,192 @@
+"""Apply executes planned actions and nothing else, writing each to the ledger before and after.
+
+Deletes are permanent (every version id), 1,000 keys per DeleteObjects, retried on throttling
+and on per-key errors; DynamoDB deletes go 25 per BatchWriteItem with unprocessed items
+retried. Anonymize rewrites the object (same key, encryption, tags and metadata kept, plus the
+vigil flag) and then permanently deletes the raw version it replaced.
+"""
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import urlencode
+
+import botocore.exceptions
+
+from vigil.aws import Aws
+from vigil.checks.collectors.base import describe_error
+
+from .anonymize import new_body, rewrite
+from .inventory import FLAG, Version
+from .keys import RetentionKeys
+from .records import parse
+
+RETRYABLE = {"SlowDown", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "RequestTimeout",
+             "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+ATTEMPTS = 5
+
+
+@dataclass
+class Stats:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    done: dict[str, int] = field(default_factory=dict)  # action kind -> units done
+
+
+def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]:
+    """What the ledger and actions file say about the target: keyed hashes and counts only."""
+    kind = action["action"]
+    if kind == "delete_versions":
+        versions = [f"{keys.hash(key)}:{version}" for key, version in action["objects"]]
+        return {"location": f"arn:aws:s3:::{action['location']}", "versions": versions, "count": action["count"], "bytes": action["bytes"]}
+    if kind in ("anonymize_object", "rewrite_object"):
+        return {"location": f"arn:aws:s3:::{action['location']}", "object": keys.hash(action["object"]),
+                "version": action["version_id"], "counts": action["counts"]}
+    if kind == "delete_items":
+        return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"]}
+    return {"recovery_point": action.get("recovery_point"), "count": 1}
+
+
+def _code(exc: Exception) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, botocore.exceptions.ClientError) else ""
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * 2 ** attempt, 2.0))
+
+
+class Applier:
+    def __init__(self, aws: Aws, keys: RetentionKeys, ledger, context: Callable[[str], tuple], workers: int = 16):
+        self.aws = aws
+        self.keys = keys
+        self.ledger = ledger
+        self.context = context  # store name -> (store, rules, anonymizer)
+        self.workers = workers
+        self.stats = Stats()
+
+    def run(self, actions: Iterable[dict[str, Any]]) -> Stats:
+        """Run actions concurrently (across prefixes and stores), a bounded number in flight."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-apply") as pool:
+            running: set[Future] = set()
+            for action in actions:
+                running.add(pool.submit(self.one, action))
+                if len(running) >= self.workers * 2:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+            for future in running:
+                future.result()
+        return self.stats
+
+    def one(self, action: dict[str, Any]) -> None:
+        target = hashed_target(action, self.keys)
+        self.ledger.write("intent", action, target)
+        try:
+            outcome, detail, done = getattr(self, action["action"])(action)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            outcome, detail, done = "failed", describe_error(action["action"], exc), 0
+        except Exception as exc:  # one bad action must not stop the others; it is recorded
+            outcome, detail, done = "failed", f"{type(exc).__name__}: {exc}", 0
+        if "count" in target:
+            target = {**target, "count": done}
+        self.ledger.write("outcome", action, target, outcome, detail)
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        self.stats.done[action["action"]] = self.stats.done.get(action["action"], 0) + done
+
+    # --- S3 ----------------------------------------------------------------------------
+
+    def _delete(self, bucket: str, region: str, objects: list[dict[str, str]]) -> tuple[int, dict[str, int]]:
+        """DeleteObjects in batches of 1,000; per-key errors retried. Returns (deleted, error codes)."""
+        s3 = self.aws.client("s3", region)
+        deleted, codes = 0, {}
+        for start in range(0, len(objects), 1000):
+            todo = objects[start:start + 1000]
+            for attempt in range(ATTEMPTS):
+                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": todo, "Quiet": True})
+                errors = answer.get("Errors", [])
+                failed = {(e["Key"], e.get("VersionId")) for e in errors}
+                deleted += len(todo) - len(errors)
+                retry = [o for o in todo if (o["Key"], o["VersionId"]) in failed
+                         and any(e["Code"] in RETRYABLE for e in errors if e["Key"] == o["Key"])]
+                codes = {}
+                for error in errors:
+                    codes[error["Code"]] = codes.get(error["Code"], 0) + 1
+                if not retry:
+                    break
+                todo = retry
+                _backoff(attempt)
+        return deleted, codes
+
+    def delete_versions(self, action: dict[str, Any]):
+        objects = [{"Key": key, "VersionId": version} for key, version in action["objects"]]
+        deleted, codes = self._delete(action["location"], action["region"], objects)
+        if codes:
+            return "failed", {"deleted": deleted, "errors": codes}, deleted
+        return "ok", {"deleted": deleted}, deleted
+
+    def anonymize_object(self, action: dict[str, Any]):
+        store, rules, anonymizer = self.context(action["store"])
+        bucket, key, version_id = action["location"], action["object"], action["version_id"]
+        s3 = self.aws.client("s3", action["region"])
+        current = s3.head_object(Bucket=bucket, Key=key)
+        if current.get("VersionId", "null") != version_id:
+            return "skipped", "the object changed since the plan was made; it will be planned again", 0
+        answer = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
+        version = Version(key, version_id, True, False, rules.as_of, int(answer.get("ContentLength", 0)))
+        version.parsed = parse(answer["Body"].read(), key, store.layout, store.timestamp_field, store.subject_field)
+        version.last_modified = answer["LastModified"]
+        metadata = dict(answer.get("Metadata") or {})
+        remove = action["action"] == "rewrite_object"
+        result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove)
+        counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
+        if counts != action["counts"]:
+            return "skipped", {"reason": "the object's records differ from the plan", "planned": action["counts"], "found": counts}, 0
+        put: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": new_body(result, version, store)}
+        if not remove:
+            metadata[FLAG] = "1"
+        put["Metadata"] = metadata
+        for source, dest in (("ContentType", "ContentType"), ("ServerSideEncryption", "ServerSideEncryption"),
+                             ("SSEKMSKeyId", "SSEKMSKeyId"), ("ContentEncoding", "ContentEncoding")):
+            if answer.get(source):
+                put[dest] = answer[source]
+        tags = s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id).get("TagSet", [])
+        if tags:
+            put["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
+        written = s3.put_object(**put)
+        # The raw version is now noncurrent; remove it for good so the raw records are gone.
+        deleted, codes = self._delete(bucket, action["region"], [{"Key": key, "VersionId": version_id}])
+        detail = {"new_version": written.get("VersionId"), "raw_version_deleted": deleted == 1, **counts}
+        done = counts["anonymize"] + counts["suppress"] + counts["delete"]
+        return ("failed" if codes else "ok"), ({**detail, "errors": codes} if codes else detail), done
+
+    rewrite_object = anonymize_object
+
+    # --- DynamoDB, Backup --------------------------------------------------------------
+
+    def delete_items(self, action: dict[str, Any]):
+        client = self.aws.client("dynamodb", action["region"])
+        requests = [{"DeleteRequest": {"Key": json.loads(key)}} for key in action["items"]]
+        left = 0
+        for start in range(0, len(requests), 25):
+            todo = requests[start:start + 25]
+            for attempt in range(ATTEMPTS + 3):
+                answer = client.batch_write_item(RequestItems={action["location"]: todo})
+                todo = answer.get("UnprocessedItems", {}).get(action["location"], [])
+                if not todo:
+                    break
+                _backoff(attempt)
+            left += len(todo)
+        done = len(requests) - left
+        return ("failed", {"unprocessed": left, "deleted": done}, done) if left else ("ok", {"deleted": done}, done)
+
+    def delete_recovery_point(self, action: dict[str, Any]):
+        client = self.aws.client("backup", action["region"])
+        try:
+            client.delete_recovery_point(BackupVaultName=action["vault"], RecoveryPointArn=action["recovery_point"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            return "failed", describe_error("backup:DeleteRecoveryPoint", exc), 0
+        return "ok", None, 1

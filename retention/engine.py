@@ -1,0 +1,167 @@
+"""`vigil retain` as a function: inventory -> plan -> (apply -> verify) with a ledger, resumable.
+
+The plan is streamed to a private spool (real keys, deleted at the end) and to
+retention-plan.actions.jsonl (keyed hashes); apply reads the spool, so it does exactly the
+plan and nothing else, and memory stays flat.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from vigil import __version__
+from vigil.aws import Aws
+from vigil.policy import Policy
+from vigil.policy.models import RDSStore
+
+from . import ledger as ledgers
+from .apply import Applier, Stats, hashed_target
+from .backups import plan_recovery_points, vault_regions
+from .keys import RetentionKeys
+from .plan import KINDS, Summary
+from .resume import Resume
+from .scan import anonymizer_for, load_closed, scan_store, store_rules
+from .verify import verify_stores
+
+SCHEMA = "vigil.retention-plan/v1"
+PLAN_FILE, ACTIONS_FILE, LEDGER_FILE = "retention-plan.json", "retention-plan.actions.jsonl", "ledger.jsonl"
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class RetentionRun:
+    run_id: str
+    as_of: datetime
+    policy: Policy
+    apply: bool
+    summaries: list[Summary] = field(default_factory=list)
+    stats: Stats | None = None
+    max_delete_exceeded: bool = False
+    resumed: int = 0
+
+    @property
+    def totals(self) -> dict[str, dict[str, int]]:
+        counts, size = dict.fromkeys(KINDS, 0), dict.fromkeys(KINDS, 0)
+        for s in self.summaries:
+            for kind in KINDS:
+                counts[kind] += s.counts[kind]
+                size[kind] += s.bytes[kind]
+        return {"counts": counts, "bytes": size}
+
+    @property
+    def deletes(self) -> int:
+        totals = self.totals["counts"]
+        return totals["delete"] + totals["suppress"]
+
+    @property
+    def exit_code(self) -> int:
+        failed_actions = bool(self.stats and self.stats.failed)
+        verify_failed = any(s.verify["status"] == "fail" for s in self.summaries)
+        errors = any(s.counts["error"] or s.errors for s in self.summaries)
+        return 1 if (self.max_delete_exceeded or failed_actions or verify_failed or errors) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "run": {"id": self.run_id, "as_of": iso(self.as_of), "policy_sha256": self.policy.sha256,
+                    "tool_version": __version__, "mode": "apply" if self.apply else "dry-run"},
+            "stores": [s.to_json() for s in self.summaries],
+            "totals": self.totals,
+        }
+
+    def write(self, directory: Path) -> Path:
+        path = directory / PLAN_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+class Spool:
+    """The planned actions: real keys in a private temp file, keyed hashes in the evidence file."""
+
+    def __init__(self, directory: Path, keys: RetentionKeys):
+        fd, self.path = tempfile.mkstemp(prefix="vigil-plan-", suffix=".jsonl")
+        self._private = os.fdopen(fd, "w", encoding="utf-8")
+        self._public = (directory / ACTIONS_FILE).open("w", encoding="utf-8")
+        self._keys = keys
+        self._lock = threading.Lock()
+
+    def emit(self, action: dict[str, Any]) -> None:
+        public = {"action_id": action["action_id"], "action": action["action"], "store": action["store"],
+                  "target": hashed_target(action, self._keys)}
+        with self._lock:
+            self._private.write(json.dumps(action) + "\n")
+            self._public.write(json.dumps(public, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._private.close()
+        self._public.close()
+
+    def actions(self) -> Iterator[dict[str, Any]]:
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+    def remove(self) -> None:
+        os.unlink(self.path)
+
+
+def selected_stores(policy: Policy, names: list[str] | None) -> list:
+    stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
+    return [s for s in stores if s.name in names] if names else stores
+
+
+def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
+                  apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
+                  workers: int = 16) -> RetentionRun:
+    stores = selected_stores(policy, store_names)
+    run = RetentionRun(run_id, as_of, policy, apply)
+    resume = Resume.load(out_dir / LEDGER_FILE, keys) if apply else Resume.empty()
+    closed, subjects_error = load_closed(aws, policy, stores)
+    backup_regions = vault_regions(aws, policy.regions_in_scope)
+    spool = Spool(out_dir, keys)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-read") as pool, \
+                ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-store") as per_store:
+            def one(store) -> Summary:
+                summary = scan_store(aws, policy, keys, store, as_of, closed, pool, spool.emit, resume.observe,
+                                     subjects_error=subjects_error)[0]
+                rules = store_rules(policy, store, as_of, closed)
+                for action in plan_recovery_points(aws, backup_regions, summary.resource, rules, summary):
+                    spool.emit(action)
+                return summary
+            run.summaries = list(per_store.map(one, stores))
+        spool.close()
+        run.write(out_dir)
+        if not apply:
+            return run
+        if max_delete is not None and run.deletes > max_delete:
+            run.max_delete_exceeded = True
+            return run
+        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id)
+        try:
+            run.resumed = resume.resolve(ledger)
+            contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
+            run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(spool.actions())
+        finally:
+            ledger.close()
+        remaining = verify_stores(aws, policy, keys, stores, as_of, closed, subjects_error, workers)
+        for summary in run.summaries:
+            left, unreadable = remaining.get(summary.store, (0, False))
+            summary.verify = {"status": "fail" if left or unreadable else "pass", "remaining": left}
+        run.write(out_dir)
+        return run
+    finally:
+        spool.close()
+        spool.remove()

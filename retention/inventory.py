@@ -1,0 +1,273 @@
+"""Streamed inventory of what each store holds: every object version and delete marker (source
+and replicas), the records inside them, DynamoDB items, subjects' closing dates.
+
+Read-only. Generators yield one object (all its versions) or one item at a time, so memory
+stays flat however large the bucket; per-object reads run on a bounded pool.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import botocore.exceptions
+
+from vigil.aws import Aws
+from vigil.checks.collectors.base import describe_error
+from vigil.policy import Policy
+from vigil.policy.models import DynamoDBStore, S3Store
+
+from .records import Parsed, parse
+from .transforms import parse_time
+
+FLAG = "vigil-anonymized"  # object metadata: vigil rewrote this object (anonymized records inside)
+WINDOW = 64  # per-object reads in flight per location
+
+
+@dataclass
+class Version:
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    last_modified: datetime
+    size: int = 0
+    lock_mode: str | None = None
+    lock_until: datetime | None = None
+    legal_hold: bool = False
+    anonymized: bool = False
+    parsed: Parsed | None = None
+    error: str | None = None
+
+
+@dataclass
+class ObjectEntry:
+    key: str
+    versions: list[Version]  # newest first, as S3 lists them
+
+
+@dataclass
+class Location:
+    store: str
+    bucket: str
+    region: str
+    replica: bool = False
+    locked: bool = False  # Object Lock enabled: lock and legal hold read per version
+    error: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket}"
+
+
+@dataclass
+class Item:
+    key: dict[str, Any]  # the item's primary key, typed as DynamoDB returns it
+    ts: datetime | None
+    subject: str | None
+    size: int
+    error: str | None = None
+
+
+@dataclass
+class TableInfo:
+    store: str
+    table: str
+    region: str
+    arn: str = ""
+    key_names: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if isinstance(exc, botocore.exceptions.ClientError) else ""
+
+
+def s3_locations(aws: Aws, policy: Policy, store: S3Store) -> list[Location]:
+    """The store bucket and the replicas its replication configuration names (each with its region)."""
+    s3 = aws.client("s3", policy.regions.primary)
+    source = Location(store.name, store.bucket, policy.regions.primary)
+    try:
+        source.region = s3.get_bucket_location(Bucket=store.bucket).get("LocationConstraint") or "us-east-1"
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        source.error = describe_error("s3:GetBucketLocation", exc)
+        return [source]
+    out = [source]
+    try:
+        rules = s3.get_bucket_replication(Bucket=store.bucket)["ReplicationConfiguration"].get("Rules", [])
+    except botocore.exceptions.ClientError as exc:
+        rules = []
+        if _code(exc) != "ReplicationConfigurationNotFoundError":
+            source.error = describe_error("s3:GetBucketReplication", exc)
+    for rule in rules:
+        name = rule.get("Destination", {}).get("Bucket", "").removeprefix("arn:aws:s3:::")
+        if name and name != store.bucket and all(loc.bucket != name for loc in out):
+            replica = Location(store.name, name, policy.regions.backup, replica=True)
+            try:
+                replica.region = s3.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                replica.error = describe_error("s3:GetBucketLocation", exc)
+            out.append(replica)
+    for loc in out:
+        if loc.error is None:
+            _read_lock_config(aws, loc)
+    return out
+
+
+def _read_lock_config(aws: Aws, loc: Location) -> None:
+    try:
+        config = aws.client("s3", loc.region).get_object_lock_configuration(Bucket=loc.bucket)
+        loc.locked = config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+    except botocore.exceptions.ClientError as exc:
+        if _code(exc) not in ("ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"):
+            loc.error = describe_error("s3:GetObjectLockConfiguration", exc)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _listed(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
+    """ListObjectVersions, grouped by key; a key split across pages is held until it is complete."""
+    pages = aws.client("s3", loc.region).get_paginator("list_object_versions").paginate(
+        Bucket=loc.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000})
+    pending: dict[str, list[Version]] = {}
+    for page in pages:
+        for raw, marker in [(v, False) for v in page.get("Versions", [])] + [(m, True) for m in page.get("DeleteMarkers", [])]:
+            pending.setdefault(raw["Key"], []).append(Version(
+                raw["Key"], raw.get("VersionId") or "null", bool(raw.get("IsLatest")), marker,
+                _utc(raw["LastModified"]), int(raw.get("Size", 0))))
+        last = max(pending) if pending else None
+        for key in sorted(k for k in pending if k != last):
+            yield ObjectEntry(key, _newest_first(pending.pop(key)))
+    for key in sorted(pending):
+        yield ObjectEntry(key, _newest_first(pending.pop(key)))
+
+
+def _newest_first(versions: list[Version]) -> list[Version]:
+    return sorted(versions, key=lambda v: (not v.is_latest, -v.last_modified.timestamp()))
+
+
+def iter_objects(aws: Aws, loc: Location, store: S3Store, pool: Executor, read_records: bool) -> Iterator[ObjectEntry]:
+    """Every object of the store's prefix in `loc`, with lock state and records read when needed."""
+    needs_reads = read_records or loc.locked
+    window: deque[tuple[ObjectEntry, Future | None]] = deque()
+    for entry in _listed(aws, loc, store.prefix):
+        future = pool.submit(_read_entry, aws, loc, store, entry, read_records) if needs_reads else None
+        window.append((entry, future))
+        if len(window) >= WINDOW:
+            yield _done(window.popleft())
+    while window:
+        yield _done(window.popleft())
+
+
+def _done(pair: tuple[ObjectEntry, Future | None]) -> ObjectEntry:
+    entry, future = pair
+    if future is not None:
+        future.result()
+    return entry
+
+
+def _read_entry(aws: Aws, loc: Location, store: S3Store, entry: ObjectEntry, read_records: bool) -> None:
+    s3 = aws.client("s3", loc.region)
+    for version in entry.versions:
+        if version.delete_marker:
+            continue
+        try:
+            if read_records:
+                answer = s3.get_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)
+                body = answer["Body"].read()
+                version.parsed = parse(body, version.key, store.layout, store.timestamp_field, store.subject_field)
+            else:
+                answer = s3.head_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            version.error = describe_error("s3:GetObject" if read_records else "s3:HeadObject", exc)
+            continue
+        except (OSError, EOFError, ValueError) as exc:  # corrupt gzip and the like
+            version.error = f"object could not be decoded: {type(exc).__name__}"
+            continue
+        # GetObjectRetention is not answered by moto; GetObject/HeadObject carry the same facts.
+        version.lock_mode = answer.get("ObjectLockMode")
+        until = answer.get("ObjectLockRetainUntilDate")
+        version.lock_until = _utc(until) if isinstance(until, datetime) else parse_time(until)
+        version.legal_hold = answer.get("ObjectLockLegalHoldStatus") == "ON"
+        version.anonymized = FLAG in (answer.get("Metadata") or {})
+
+
+def subject_matcher(store: S3Store) -> re.Pattern[str] | None:
+    if store.subject_from_key is None:
+        return None
+    head, _, tail = store.subject_from_key.partition("{subject}")
+    return re.compile("^" + re.escape(head) + "(?P<subject>.+?)" + re.escape(tail) + "$")
+
+
+def closed_accounts(aws: Aws, policy: Policy) -> dict[str, datetime]:
+    """subject id -> closed_at, from one scan of the subjects table (closed accounts only)."""
+    subjects = policy.subjects
+    if subjects is None:
+        return {}
+    table = aws.client("dynamodb", policy.regions.primary)
+    out: dict[str, datetime] = {}
+    pages = table.get_paginator("scan").paginate(
+        TableName=subjects.table, FilterExpression="attribute_exists(#c)",
+        ProjectionExpression="#k, #c", ExpressionAttributeNames={"#k": subjects.key, "#c": subjects.closed_at})
+    for page in pages:
+        for item in page.get("Items", []):
+            subject, closed = _plain(item.get(subjects.key)), parse_time(_plain(item.get(subjects.closed_at)))
+            if subject is not None and closed is not None:
+                out[str(subject)] = closed
+    return out
+
+
+def _plain(value: dict[str, Any] | None) -> Any:
+    """A DynamoDB attribute value as a plain str / number (others as their text)."""
+    if not value:
+        return None
+    kind, inner = next(iter(value.items()))
+    if kind == "N":
+        return float(inner) if "." in inner else int(inner)
+    return inner if kind == "S" else str(inner)
+
+
+def table_info(aws: Aws, policy: Policy, store: DynamoDBStore) -> TableInfo:
+    info = TableInfo(store.name, store.table, policy.regions.primary)
+    try:
+        table = aws.client("dynamodb", info.region).describe_table(TableName=store.table)["Table"]
+        info.arn = table["TableArn"]
+        info.key_names = [k["AttributeName"] for k in table["KeySchema"]]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        info.error = describe_error("dynamodb:DescribeTable", exc)
+    return info
+
+
+def iter_items(aws: Aws, info: TableInfo, store: DynamoDBStore, pool: Executor, segments: int = 4) -> Iterator[Item]:
+    """Every item, read by `segments` parallel scan segments; one page per segment in flight."""
+    client = aws.client("dynamodb", info.region)
+
+    def page(segment: int, start: dict | None) -> dict:
+        args: dict[str, Any] = {"TableName": info.table, "Segment": segment, "TotalSegments": segments}
+        if start:
+            args["ExclusiveStartKey"] = start
+        return client.scan(**args)
+
+    running = {segment: pool.submit(page, segment, None) for segment in range(segments)}
+    while running:
+        for segment in list(running):
+            answer = running.pop(segment).result()
+            if answer.get("LastEvaluatedKey"):
+                running[segment] = pool.submit(page, segment, answer["LastEvaluatedKey"])
+            for raw in answer.get("Items", []):
+                yield _item(raw, info, store)
+
+
+def _item(raw: dict[str, Any], info: TableInfo, store: DynamoDBStore) -> Item:
+    key = {name: raw[name] for name in info.key_names if name in raw}
+    ts = parse_time(_plain(raw.get(store.timestamp_attribute))) if store.timestamp_attribute else None
+    subject = _plain(raw.get(store.subject_attribute)) if store.subject_attribute else None
+    error = None
+    if store.timestamp_attribute and ts is None:
+        error = f"missing or unreadable '{store.timestamp_attribute}'"
+    return Item(key, ts, None if subject is None else str(subject), len(repr(raw)), error)

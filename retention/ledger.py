@@ -1,0 +1,101 @@
+"""ledger.jsonl: one line per intent and per outcome, each carrying the SHA-256 of the line before.
+
+Lines are flushed to the OS before the action they announce runs, so a killed process leaves
+every intent it acted on in the file; the next run appends to the same chain and resolves
+intents that have no outcome yet (see engine.resume).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+GENESIS = "0" * 64
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The complete lines of a ledger (a torn last line, from a kill mid-write, is ignored)."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return
+            yield json.loads(raw)
+
+
+def chain_ok(path: Path) -> bool:
+    prev = GENESIS
+    with path.open("rb") as handle:
+        for seq, raw in enumerate(handle):
+            line = raw.rstrip(b"\n")
+            entry = json.loads(line)
+            if entry.get("prev") != prev or entry.get("seq") != seq:
+                return False
+            prev = hashlib.sha256(line).hexdigest()
+    return True
+
+
+def dangling(path: Path) -> dict[str, dict[str, Any]]:
+    """action_id -> intent line, for intents that have no outcome yet."""
+    open_intents: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return open_intents
+    for entry in read_lines(path):
+        if entry.get("phase") == "intent":
+            open_intents[entry["action_id"]] = entry
+        elif entry.get("phase") == "outcome":
+            open_intents.pop(entry.get("action_id"), None)
+    return open_intents
+
+
+class Ledger:
+    """Append-only, hash-chained, thread-safe. Continues the chain of an existing file."""
+
+    def __init__(self, path: Path, run_id: str):
+        self.path = path
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self.seq, self.prev = 0, GENESIS
+        if path.exists():
+            self._truncate_torn_tail()
+            with path.open("rb") as handle:
+                for raw in handle:
+                    self.seq += 1
+                    self.prev = hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
+        self._handle = path.open("ab")
+
+    def _truncate_torn_tail(self) -> None:
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            self.path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+    def write(self, phase: str, action: dict[str, Any], target: dict[str, Any], outcome: str | None = None,
+              detail: Any = None) -> None:
+        with self._lock:
+            entry: dict[str, Any] = {
+                "seq": self.seq, "ts": _now(), "run_id": self.run_id, "phase": phase,
+                "action_id": action["action_id"], "action": action["action"], "store": action["store"],
+                "target": target,
+            }
+            if phase == "outcome":
+                entry["outcome"] = outcome
+            entry["detail"] = detail
+            entry["prev"] = self.prev
+            line = json.dumps(entry, separators=(",", ":"), sort_keys=False, default=str).encode("utf-8")
+            self._handle.write(line + b"\n")
+            self._handle.flush()
+            self.prev = hashlib.sha256(line).hexdigest()
+            self.seq += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()

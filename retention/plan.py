@@ -1,0 +1,239 @@
+"""The plan: a pure function of (policy, inventory, as-of). No I/O here.
+
+The planner is fed one object (all its versions) or one item at a time and returns the
+actions for it; deletes are batched up to 1,000 versions per location (one DeleteObjects).
+Every action carries a stable `action_id` (a digest of what it targets), so a resumed run
+can match an intent in the ledger to the same action planned again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from vigil.policy.models import S3Store
+
+from .anonymize import rewrite
+from .decide import ERROR, EXPIRED, HELD, Rules
+from .inventory import Item, Location, ObjectEntry, TableInfo, subject_matcher
+from .keys import RetentionKeys
+from .transforms import Anonymizer
+
+KINDS = ("delete", "anonymize", "suppress", "keep", "held", "error")
+S3_BATCH = 1000
+ITEM_BATCH = 1000  # one action; apply writes it 25 items per BatchWriteItem
+MAX_ERRORS = 200  # listed per store (all are counted)
+
+
+def reads_records(store: S3Store, category) -> bool:
+    """Records inside objects are read for jsonl/csv, and for whole objects that are anonymized."""
+    return not category.retain.forever and (store.layout != "object" or category.action == "anonymize")
+
+
+def action_id(action: dict[str, Any]) -> str:
+    identity = {k: action[k] for k in ("action", "store", "location", "objects", "object", "version_id", "items") if k in action}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclass
+class Summary:
+    """Per-store (plan) or per-location (verify) tallies; the JSON shape of retention-plan.json."""
+
+    store: str
+    kind: str
+    category: str
+    action: str
+    resource: str
+    region: str
+    replicas: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    holds: dict[str, list] = field(default_factory=dict)  # reason -> [count, latest until]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    oldest_expired: datetime | None = None
+    samples: list[str] = field(default_factory=list)
+    scanned: int = 0
+    verify: dict[str, Any] = field(default_factory=lambda: {"status": "not_run", "remaining": 0})
+
+    def add(self, kind: str, n: int, size: int) -> None:
+        self.counts[kind] += n
+        self.bytes[kind] += size
+
+    def hold(self, reason: str, until: date | None, n: int, size: int) -> None:
+        slot = self.holds.setdefault(reason, [0, until])
+        # The date the whole group becomes deletable: the latest one; unknown (None) wins.
+        if slot[0] and (until is None or slot[1] is None):
+            slot[1] = None
+        elif until is not None and until > slot[1]:
+            slot[1] = until
+        slot[0] += n
+        self.add("held", n, size)
+
+    def error(self, target: str, reason: str, n: int = 1, size: int = 0) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"object": target, "reason": reason})
+        self.add("error", n, size)
+
+    def expired(self, start: datetime | None, sample: str) -> None:
+        if start is not None and (self.oldest_expired is None or start < self.oldest_expired):
+            self.oldest_expired = start
+        if len(self.samples) < 5:
+            self.samples.append(sample)
+
+    @property
+    def outstanding(self) -> int:
+        return self.counts["delete"] + self.counts["anonymize"] + self.counts["suppress"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "store": self.store, "kind": self.kind, "category": self.category, "action": self.action,
+            "resource": self.resource, "region": self.region, "replicas": self.replicas,
+            "counts": dict(self.counts), "bytes": dict(self.bytes),
+            "holds": [{"reason": r, "until": u.isoformat() if u else None, "count": n} for r, (n, u) in sorted(self.holds.items())],
+            "errors": list(self.errors),
+            "verify": dict(self.verify),
+        }
+
+
+class Planner:
+    """Plans one store. Feed it objects or items; call `flush()` at the end for the last batches."""
+
+    def __init__(self, rules: Rules, store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None):
+        self.rules = rules
+        self.store = store
+        self.keys = keys
+        self.summary = summary
+        self.anonymizer = anonymizer
+        self.deleting = rules.category.action == "delete"
+        self._pattern = subject_matcher(store) if isinstance(store, S3Store) else None
+        self._pending: dict[tuple[str, str], list[tuple[str, str, int]]] = {}  # (bucket, region) -> [(key, version, size)]
+
+    # --- S3 ----------------------------------------------------------------------------
+
+    def object(self, loc: Location, entry: ObjectEntry) -> list[dict[str, Any]]:
+        store: S3Store = self.store
+        records = reads_records(store, self.rules.category)
+        out: list[dict[str, Any]] = []
+        data = [v for v in entry.versions if not v.delete_marker]
+        self.summary.scanned += len(data)
+        doomed: list[tuple[str, int]] = []  # (version id, bytes) to delete permanently
+        subject = self._subject(entry.key)
+        for version in data:
+            target = self.keys.hash(entry.key)
+            if version.error is not None:
+                self.summary.error(target, version.error, 1, version.size)
+                continue
+            if not records:
+                d = self.rules.decide(version.last_modified, subject, entry.key, version.lock_mode, version.lock_until, version.legal_hold)
+                self._tally_whole(d, version.size, target, doomed, version.version_id)
+                continue
+            # An old version cannot be rewritten: expired raw records in it mean the version goes.
+            remove = self.deleting or not version.is_latest
+            result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove)
+            for reason in result.errors[:3]:
+                self.summary.error(target, reason, 0)
+            self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
+            for reason, until, n, size in result.holds:
+                self.summary.hold(reason, until, n, size)
+            if result.expired and result.refused is None:
+                self.summary.expired(result.oldest, target)
+            if not version.is_latest:
+                if result.expired and not result.holds and not result.errors:
+                    self.summary.add("delete", len(version.parsed.records), version.size)
+                    doomed.append((version.version_id, version.size))
+                else:
+                    self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
+                continue
+            for kind in ("keep", "anonymize", "suppress", "delete"):
+                self.summary.add(kind, *result.counts.get(kind, [0, 0]))
+            if not result.changed:
+                continue
+            remaining = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
+            if self.deleting and remaining == 0:
+                doomed.append((version.version_id, version.size))
+                continue
+            out.append(self._rewrite_action(loc, entry.key, version.version_id, result))
+        if doomed and len(doomed) == len(data):
+            # Every data version goes, so the delete markers go too: nothing of the key is left.
+            doomed += [(v.version_id, 0) for v in entry.versions if v.delete_marker]
+        pending = self._pending.setdefault((loc.bucket, loc.region), [])
+        for version_id, size in doomed:
+            pending.append((entry.key, version_id, size))
+            if len(pending) >= S3_BATCH:
+                out.append(self._delete_batch(loc.bucket, loc.region))
+        return out
+
+    def _subject(self, key: str) -> str | None:
+        match = self._pattern.match(key) if self._pattern else None
+        return match.group("subject") if match else None
+
+    def _tally_whole(self, d, size: int, target: str, doomed: list, version_id: str) -> None:
+        if d.verdict == EXPIRED:
+            self.summary.add("delete", 1, size)
+            self.summary.expired(d.start, target)
+            doomed.append((version_id, size))
+        elif d.verdict == HELD:
+            self.summary.hold(d.reason, d.until, 1, size)
+        elif d.verdict == ERROR:
+            self.summary.error(target, d.reason, 1, size)
+        else:
+            self.summary.add("keep", 1, size)
+
+    def _rewrite_action(self, loc: Location, key: str, version_id: str, result) -> dict[str, Any]:
+        action = {
+            "action": "rewrite_object" if self.deleting else "anonymize_object",
+            "store": self.store.name, "location": loc.bucket, "region": loc.region,
+            "object": key, "version_id": version_id,
+            "counts": {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")},
+        }
+        action["action_id"] = action_id(action)
+        return action
+
+    def _delete_batch(self, bucket: str, region: str) -> dict[str, Any]:
+        pending = self._pending.pop((bucket, region))
+        action = {
+            "action": "delete_versions", "store": self.store.name, "location": bucket, "region": region,
+            "objects": [[key, version] for key, version, _ in pending],
+            "count": len(pending), "bytes": sum(size for _, _, size in pending),
+        }
+        action["action_id"] = action_id(action)
+        return action
+
+    # --- DynamoDB ----------------------------------------------------------------------
+
+    def item(self, info: TableInfo, item: Item) -> list[dict[str, Any]]:
+        self.summary.scanned += 1
+        target = self.keys.hash(json.dumps(item.key, sort_keys=True))
+        if item.error is not None:
+            self.summary.error(target, item.error, 1, item.size)
+            return []
+        d = self.rules.decide(item.ts, item.subject)
+        doomed: list = []
+        self._tally_whole(d, item.size, target, doomed, "")
+        if not doomed:
+            return []
+        pending = self._pending.setdefault((info.table, info.region), [])
+        pending.append((json.dumps(item.key, sort_keys=True), "", item.size))
+        return [self._item_batch(info)] if len(pending) >= ITEM_BATCH else []
+
+    def _item_batch(self, info: TableInfo) -> dict[str, Any]:
+        pending = self._pending.pop((info.table, info.region))
+        action = {
+            "action": "delete_items", "store": self.store.name, "location": info.table, "region": info.region,
+            "items": [key for key, _, _ in pending], "count": len(pending), "bytes": sum(s for _, _, s in pending),
+        }
+        action["action_id"] = action_id(action)
+        return action
+
+    def flush(self) -> list[dict[str, Any]]:
+        out = []
+        for (location, region) in list(self._pending):
+            if not self._pending[(location, region)]:
+                continue
+            if self.store.kind == "s3":
+                out.append(self._delete_batch(location, region))
+            else:
+                out.append(self._item_batch(TableInfo(self.store.name, location, region)))
+        return out

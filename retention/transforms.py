@@ -1,0 +1,118 @@
+"""The anonymization transforms of cli.md, exactly, and a per-category record anonymizer."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from datetime import datetime, timezone
+from typing import Any
+
+from vigil.policy.models import Category, Transform
+
+REDACTED = "[REDACTED]"
+
+
+def generalize_ip(value: Any) -> str:
+    """IPv4 -> /24, IPv6 -> /48 network in CIDR form; anything unparsable is redacted."""
+    text = str(value).strip() if value is not None else ""
+    if "/" in text:  # already a network (an anonymized value): keep its generalized form
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+            prefix = 24 if net.version == 4 else 48
+            return str(net.supernet(new_prefix=prefix)) if net.prefixlen > prefix else str(net)
+        except ValueError:
+            return REDACTED
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return REDACTED
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def pseudonymize(value: Any, key: bytes) -> str:
+    return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def mask(value: Any, keep: int) -> str:
+    text = str(value)
+    cut = max(len(text) - keep, 0)
+    return "*" * cut + text[cut:]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 (with Z or offset; naive means UTC) or epoch seconds; None when unparsable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def truncate_time(value: Any, unit: str) -> Any:
+    """Truncate in UTC, keeping the value's format (Z / offset / naive / epoch); unparsable is redacted."""
+    moment = parse_time(value)
+    if moment is None:
+        return REDACTED
+    utc = moment.astimezone(timezone.utc)
+    cut = utc.replace(minute=0, second=0, microsecond=0)
+    if unit == "day":
+        cut = cut.replace(hour=0)
+    if isinstance(value, (int, float)):
+        return int(cut.timestamp()) if isinstance(value, int) else float(cut.timestamp())
+    text = value.strip()
+    if text.endswith("Z"):
+        return cut.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "+" in text[10:] or "-" in text[10:]:
+        return cut.isoformat()
+    sep = "T" if "T" in text else " "
+    if len(text) == 10:
+        return cut.strftime("%Y-%m-%d")
+    return cut.replace(tzinfo=None).isoformat(sep=sep)
+
+
+def apply_transform(transform: Transform, value: Any, key: bytes | None) -> Any:
+    name = transform.name
+    if name == "keep":
+        return value
+    if name == "redact":
+        return REDACTED
+    if name == "generalize_ip":
+        return generalize_ip(value)
+    if name == "truncate_time":
+        return truncate_time(value, str(transform.arg))
+    if name == "mask":
+        return mask(value, int(transform.arg or 0))
+    if name == "pseudonymize":
+        if key is None:
+            raise ValueError("pseudonymize needs the key from keys.pseudonymize")
+        return pseudonymize(value, key)
+    raise ValueError(f"unknown transform {transform}")
+
+
+class Anonymizer:
+    """Turns one record into its anonymized form: listed fields transformed, all others dropped."""
+
+    def __init__(self, category: Category, pseudonym_key: bytes | None):
+        self.transforms = {f: t for f, t in (category.anonymize or {}).items() if t.name != "drop"}
+        self.key = pseudonym_key
+        self.quasi = list(category.verify.quasi_identifiers) if category.verify else []
+        self.k = category.verify.k if category.verify else 1
+        self.max_suppression = category.verify.max_suppression if category.verify else 1.0
+
+    def record(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {f: apply_transform(t, record[f], self.key) for f, t in self.transforms.items() if f in record}
+
+    def suppressed(self, records: list[dict[str, Any]]) -> set[int]:
+        """Indices of anonymized records in equivalence classes (on the quasi-identifiers) smaller than k."""
+        if not self.quasi:
+            return set()
+        classes: dict[tuple, list[int]] = {}
+        for index, record in enumerate(records):
+            classes.setdefault(tuple(str(record.get(q)) for q in self.quasi), []).append(index)
+        return {i for members in classes.values() if len(members) < self.k for i in members}

@@ -1,0 +1,80 @@
+"""`vigil retain`: plan retention (dry run), or apply it with --apply, then verify."""
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from vigil.aws import Aws
+from vigil.cli import common
+from vigil.errors import UsageError
+from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
+from vigil.retention.keys import load_keys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "retain", help="plan retention (dry run); --apply deletes and anonymizes what is past its time",
+        description="Plan what is past retention in every store, replica and backup; with --apply, do exactly "
+                    "that, write ledger.jsonl, then verify. Changes nothing without --apply.")
+    common.add_common(parser)
+    parser.add_argument("--apply", action="store_true", help="carry out the plan (default: dry run, nothing changes)")
+    parser.add_argument("--max-delete", type=int, metavar="N", help="stop (exit 1, nothing deleted) if the plan deletes more than N")
+    parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
+    parser.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = common.load(args)
+    if args.max_delete is not None and args.max_delete < 0:
+        raise UsageError("--max-delete must be 0 or more")
+    known = {s.name for s in policy.stores}
+    unknown = sorted(set(args.store or []) - known)
+    if unknown:
+        raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    as_of = common.parse_as_of(args.as_of)
+    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
+    keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
+    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    run_id = common.new_run_id()
+    out_dir = common.output_dir(args, run_id)
+    result = run_retention(aws, policy, keys, as_of, out_dir, run_id, apply=args.apply, max_delete=args.max_delete,
+                           store_names=args.store, workers=args.workers)
+    print_result(result, Console())
+    print(f"plan: {out_dir / 'retention-plan.json'}")
+    if args.apply and not result.max_delete_exceeded:
+        print(f"ledger: {out_dir / LEDGER_FILE}")
+    return result.exit_code
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def print_result(result: RetentionRun, console: Console) -> None:
+    mode = "apply" if result.apply else "dry run (nothing changed)"
+    table = Table(title=f"Retention as of {result.as_of:%Y-%m-%d %H:%M}Z: {mode}")
+    for column in ("store", "category", "action", "delete", "anonymize", "suppress", "keep", "held", "error", "verify"):
+        table.add_column(column, justify="right" if column in ("delete", "anonymize", "suppress", "keep", "held", "error") else "left")
+    for s in result.summaries:
+        cells = [f"{s.counts[k]} ({_size(s.bytes[k])})" if s.counts[k] else "0" for k in ("delete", "anonymize", "suppress", "keep", "held", "error")]
+        verify = s.verify["status"] + (f" ({s.verify['remaining']} left)" if s.verify["remaining"] else "")
+        table.add_row(s.store, s.category, s.action, *cells, verify)
+    console.print(table)
+    for s in result.summaries:
+        for hold in s.to_json()["holds"]:
+            until = f"until {hold['until']}" if hold["until"] else "until released"
+            console.print(f"  [cyan]{s.store}[/]: {hold['count']} held, {hold['reason']} ({until})")
+        for error in s.errors[:5]:
+            console.print(f"  [yellow]{s.store}[/]: {error['object'][:16]}… {error['reason']}")
+    if result.max_delete_exceeded:
+        console.print(f"[bold red]the plan deletes {result.deletes}, more than --max-delete; nothing was deleted[/]")
+    if result.stats is not None:
+        st = result.stats
+        console.print(f"actions: {st.ok} ok, {st.failed} failed, {st.skipped} skipped" + (f"; {result.resumed} resumed from the ledger" if result.resumed else ""))

@@ -43,7 +43,8 @@ def describe_error(api: str, exc: Exception) -> str:
             return f"{api} was throttled past the retry limit ({code})"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status and int(status) >= 500:
-            return f"{api} failed on the server side (HTTP {status} {code}); the endpoint may not implement it"
+            detail = "" if code in ("", str(status)) else f" {code}"
+            return f"{api} failed on the server side (HTTP {status}{detail}); the endpoint may not implement it"
         return f"{api} failed: {code}: {message}".rstrip(": ")
     if isinstance(exc, NotImplementedError):
         return f"{api} is not implemented by this endpoint"

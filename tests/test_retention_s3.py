@@ -1,0 +1,155 @@
+"""`vigil retain --apply` on each S3 layout: expired data gone in every version and replica,
+live data untouched, a second run changes nothing."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from moto import mock_aws
+
+from tests.test_retention_world import BACKUP, NOW, World, days_ago, iso, jsonl, store_plan
+from vigil.retention.ledger import chain_ok, read_lines
+
+OLD_DAY = (NOW - timedelta(days=200)).replace(hour=12, minute=0, second=0)
+
+
+def old_logs(n: int, host: int = 7) -> list[dict]:
+    return [{"ip": f"203.0.113.{host + i}", "ts": iso(OLD_DAY + timedelta(minutes=i)), "user_agent": "Mozilla/5.0",
+             "account_id": f"acct-{i}", "email": f"user{i}@example.com", "path": f"/p/{i}", "status": 200, "cookie": "c"}
+            for i in range(n)]
+
+
+def live_logs(n: int) -> list[dict]:
+    return [{"ip": f"198.51.100.{i}", "ts": days_ago(1), "user_agent": "curl", "account_id": f"live-{i}",
+             "email": f"live{i}@example.com", "path": "/live", "status": 200} for i in range(n)]
+
+
+def test_jsonl_and_gz_with_replica_anonymized_everywhere(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-usage-logs", replica="example-usage-logs-replica")
+        mixed = jsonl(old_logs(6) + live_logs(2))
+        gz_body = gzip.compress(jsonl(old_logs(5, host=40)).encode())
+        for region, bucket in ((None, "example-usage-logs"), (BACKUP, "example-usage-logs-replica")):
+            kw = {"region": region} if region else {}
+            world.put(bucket, "web/a.jsonl", jsonl(old_logs(6)), **kw)  # an older raw version
+            world.put(bucket, "web/a.jsonl", mixed, **kw)
+            world.put(bucket, "web/b.jsonl.gz", gz_body, **kw)
+        world.put("example-usage-logs", "other/untouched.jsonl", jsonl(old_logs(6)))  # outside the store's prefix
+
+        code, plan, out = world.retain("--apply", "--store", "web-logs")
+        assert code == 0, plan
+        logs = store_plan(plan, "web-logs")
+        assert logs["replicas"] == ["arn:aws:s3:::example-usage-logs-replica"]
+        assert logs["verify"] == {"status": "pass", "remaining": 0}
+        assert logs["counts"]["anonymize"] == 2 * (6 + 5)
+        for region, bucket in (("us-east-1", "example-usage-logs"), (BACKUP, "example-usage-logs-replica")):
+            versions = [v for v in world.versions(bucket, region) if v["key"].startswith("web/")]
+            assert [v["key"] for v in versions] == ["web/a.jsonl", "web/b.jsonl.gz"], "raw versions must be gone"
+            a = [json.loads(line) for line in world.current(bucket, "web/a.jsonl", region).decode().splitlines()]
+            assert a[:6] == [{"ip": "203.0.113.0/24", "account_id": a[i]["account_id"], "email": "[REDACTED]",
+                              "ts": iso(OLD_DAY.replace(hour=0)), "path": f"/p/{i}", "status": 200} for i in range(6)]
+            assert all(len(r["account_id"]) == 64 for r in a[:6])
+            assert a[6:] == live_logs(2), "live records are untouched"
+            b = gzip.decompress(world.current(bucket, "web/b.jsonl.gz", region)).decode().splitlines()
+            assert len(b) == 5 and all(json.loads(line)["ip"] == "203.0.113.0/24" for line in b)
+            assert all(v["metadata"].get("vigil-anonymized") for v in versions)
+        assert world.s3["us-east-1"].list_object_versions(Bucket="example-usage-logs", Prefix="other/")["Versions"]
+
+        ledger = out / "ledger.jsonl"
+        assert chain_ok(ledger)
+        text = ledger.read_text()
+        assert "web/a.jsonl" not in text and "acct-1" not in text and "203.0.113" not in text
+        lines = list(read_lines(ledger))
+        assert {l["phase"] for l in lines} == {"intent", "outcome"}
+        assert all(l["outcome"] == "ok" for l in lines if l["phase"] == "outcome")
+
+        before = world.versions("example-usage-logs")
+        code, plan, out2 = world.retain("--apply", "--store", "web-logs")
+        assert code == 0
+        assert store_plan(plan, "web-logs")["counts"]["anonymize"] == 0
+        assert world.versions("example-usage-logs") == before, "a second run changes nothing"
+
+
+def _csv(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def test_csv_mixed_object_rewritten_and_malformed_rows_kept(tmp_path: Path, monkeypatch) -> None:
+    header = ["caller", "callee", "caller_ip", "started_at", "card_number", "duration", "notes"]
+    old = ["+15550001", "+15550002", "192.0.2.55", days_ago(700), "4111111111111111", "61", "private note"]
+    live = ["+15550003", "+15550004", "192.0.2.66", days_ago(3), "4000000000000002", "12", "fresh"]
+    broken = ["+15550005", "+15550006", "192.0.2.77"]  # missing columns: reported, never lost
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-call-records")
+        world.put("example-call-records", "cdr/2025.csv", _csv([header, old, live, broken]))
+        world.put("example-call-records", "cdr/notime.csv", _csv([header, old[:3] + ["", *old[4:]]]))
+        code, plan, _ = world.retain("--apply", "--store", "call-records")
+        calls = store_plan(plan, "call-records")
+        assert code == 1, "malformed rows are errors (reported, skipped)"
+        assert calls["counts"]["anonymize"] == 1 and calls["counts"]["error"] == 2
+        assert any("missing column" in e["reason"] for e in calls["errors"])
+        assert any("timestamp" in e["reason"] for e in calls["errors"])
+        assert all("cdr/" not in e["object"] for e in calls["errors"])
+        rows = list(csv.reader(io.StringIO(world.current("example-call-records", "cdr/2025.csv").decode())))
+        assert rows[0] == header
+        assert rows[1][0] != old[0] and len(rows[1][0]) == 64 and rows[1][2] == "192.0.2.0/24"
+        assert rows[1][3].endswith(":00:00Z") and rows[1][4] == "************1111" and rows[1][5] == "61" and rows[1][6] == ""
+        assert rows[2] == live and rows[3] == broken
+        assert len(world.versions("example-call-records")) == 2  # rewritten object + untouched notime.csv
+        assert world.current("example-call-records", "cdr/notime.csv").decode().splitlines()[1].startswith("+15550001")
+
+
+def test_whole_objects_after_account_closed_with_replica_and_hold(tmp_path: Path, monkeypatch) -> None:
+    def hold(data):
+        data["holds"] = [{"reason": "litigation 2026-17", "subjects": ["carol"], "until": "2031-01-01"}]
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, hold)
+        world.table("accounts", "account_id")
+        world.account("alice", closed_at="2020-01-01T00:00:00Z")
+        world.account("bob")
+        world.account("carol", closed_at="2020-01-01T00:00:00Z")
+        world.bucket("example-contacts", replica="example-contacts-replica")
+        for name in ("alice", "bob", "carol"):
+            world.put("example-contacts", f"contacts/{name}.json", json.dumps({"name": name, "v": 1}))
+        world.put("example-contacts", "contacts/alice.json", json.dumps({"name": "alice", "v": 2}))
+        world.s3["us-east-1"].delete_object(Bucket="example-contacts", Key="contacts/alice.json")  # a delete marker too
+        for name in ("alice", "bob"):
+            world.put("example-contacts-replica", f"contacts/{name}.json", json.dumps({"name": name}), region=BACKUP)
+
+        code, plan, _ = world.retain("--apply", "--store", "contacts")
+        contacts = store_plan(plan, "contacts")
+        assert code == 0, contacts
+        assert contacts["counts"]["delete"] == 3 and contacts["counts"]["held"] == 1 and contacts["counts"]["keep"] == 2
+        assert contacts["holds"] == [{"reason": "legal hold: litigation 2026-17", "until": "2031-01-01", "count": 1}]
+        assert sorted(v["key"] for v in world.versions("example-contacts")) == ["contacts/bob.json", "contacts/carol.json"]
+        assert [v["key"] for v in world.versions("example-contacts-replica", BACKUP)] == ["contacts/bob.json"]
+
+        code, plan, _ = world.retain("--store", "contacts", "--as-of", "2031-06-01")
+        assert store_plan(plan, "contacts")["counts"]["delete"] == 1, "the hold has lapsed by then: carol would go"
+
+
+def test_billing_objects_expire_by_as_of_and_max_delete_stops_the_run(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-billing")
+        for i in range(5):
+            world.put("example-billing", f"inv/{i}.json", "{}")
+            world.put("example-billing", f"inv/{i}.json", '{"v": 2}')
+        code, plan, _ = world.retain("--apply", "--store", "billing")
+        assert code == 0 and store_plan(plan, "billing")["counts"]["keep"] == 10
+        in_eight_years = (NOW + timedelta(days=8 * 366)).date().isoformat()
+        before = world.versions("example-billing")
+        code, plan, out = world.retain("--apply", "--store", "billing", "--as-of", in_eight_years, "--max-delete", "9")
+        assert code == 1 and plan["totals"]["counts"]["delete"] == 10
+        assert world.versions("example-billing") == before and not (out / "ledger.jsonl").exists()
+        code, plan, _ = world.retain("--apply", "--store", "billing", "--as-of", in_eight_years, "--max-delete", "10")
+        assert code == 0 and world.versions("example-billing") == []
+        assert store_plan(plan, "billing")["bytes"]["delete"] == 5 * (2 + 8)

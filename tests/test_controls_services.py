@@ -247,3 +247,139 @@ def test_bak04_denied_plan_listing_is_error():
     encrypted_table("accounts")
     findings = run_checks(repo_policy(), only=["BAK-04"], aws=denying("backup", "ListBackupPlans"))
     assert "backup:ListBackupPlans was denied" in finding(findings, "BAK-04", "accounts").reason
+
+
+# AWS Backup as AWS answers it (moto lacks selections and recovery points): botocore's
+# Stubber validates every response below against the service model.
+
+PRIMARY_VAULT = f"arn:aws:backup:us-east-1:{ACCOUNT}:backup-vault:vigil-primary"
+BACKUP_VAULT = f"arn:aws:backup:us-west-2:{ACCOUNT}:backup-vault:vigil-offsite"
+PLAN_ARN = f"arn:aws:backup:us-east-1:{ACCOUNT}:backup-plan:plan-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/vigil-backup"
+
+
+def _vault(arn: str) -> dict:
+    return {"BackupVaultName": arn.rsplit(":", 1)[-1], "BackupVaultArn": arn, "CreationDate": NOW - timedelta(days=900),
+            "EncryptionKeyArn": f"arn:aws:kms:{arn.split(':')[3]}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "CreatorRequestId": "vigil", "NumberOfRecoveryPoints": 1, "Locked": False}
+
+
+def _points(vault_arn: str, resource_arn: str, age_days: int) -> dict:
+    return {"RecoveryPoints": [{
+        "RecoveryPointArn": f"arn:aws:backup:{vault_arn.split(':')[3]}:{ACCOUNT}:recovery-point:rp-{age_days}",
+        "BackupVaultName": vault_arn.rsplit(":", 1)[-1], "BackupVaultArn": vault_arn, "ResourceArn": resource_arn,
+        "ResourceType": "DynamoDB", "CreationDate": NOW - timedelta(days=age_days), "Status": "COMPLETED",
+        "IsEncrypted": True, "IamRoleArn": ROLE}]}
+
+
+def _rule(schedule: str, delete_after: int | None, copy_to: str) -> dict:
+    lifecycle = {"Lifecycle": {"DeleteAfterDays": delete_after}} if delete_after is not None else {}
+    return {"RuleName": "daily", "TargetBackupVaultName": "vigil-primary", "ScheduleExpression": schedule,
+            "StartWindowMinutes": 60, "CompletionWindowMinutes": 180, "RuleId": "rule-1", **lifecycle,
+            "CopyActions": [{"DestinationBackupVaultArn": copy_to, **lifecycle}]}
+
+
+def backup_as_aws(tables: dict[str, str], schedule: str = "cron(0 5 ? * * *)", delete_after: int | None = 365,
+                  copy_to: str = BACKUP_VAULT, age_days: int = 30, points_denied: bool = False) -> dict[str, list]:
+    """Per region, the calls the backup collector makes, in order, with AWS-shaped answers."""
+    created = NOW - timedelta(days=400)
+    selection = {"SelectionName": "data-stores", "IamRoleArn": ROLE, "Resources": [tables["accounts"]],
+                 "ListOfTags": [{"ConditionType": "STRINGEQUALS", "ConditionKey": "backup", "ConditionValue": "daily"}]}
+    points = ("error", "AccessDeniedException") if points_denied else ("ok", _points(PRIMARY_VAULT, tables["accounts"], age_days))
+    return {
+        "us-east-1": [
+            ("list_backup_vaults", ("ok", {"BackupVaultList": [_vault(PRIMARY_VAULT)]})),
+            ("list_backup_plans", ("ok", {"BackupPlansList": [{"BackupPlanArn": PLAN_ARN, "BackupPlanId": "plan-1", "CreationDate": created,
+                                                               "VersionId": "v1", "BackupPlanName": "vigil-daily"}]})),
+            ("list_recovery_points_by_backup_vault", points),
+            ("get_backup_plan", ("ok", {"BackupPlan": {"BackupPlanName": "vigil-daily", "Rules": [_rule(schedule, delete_after, copy_to)]},
+                                        "BackupPlanId": "plan-1", "BackupPlanArn": PLAN_ARN, "VersionId": "v1", "CreationDate": created})),
+            ("list_backup_selections", ("ok", {"BackupSelectionsList": [{"SelectionId": "sel-1", "SelectionName": "data-stores",
+                                                                          "BackupPlanId": "plan-1", "CreationDate": created, "IamRoleArn": ROLE}]})),
+            ("get_backup_selection", ("ok", {"BackupSelection": selection, "SelectionId": "sel-1", "BackupPlanId": "plan-1",
+                                             "CreationDate": created})),
+        ],
+        "us-west-2": [
+            ("list_backup_vaults", ("ok", {"BackupVaultList": [_vault(BACKUP_VAULT)]})),
+            ("list_backup_plans", ("ok", {"BackupPlansList": []})),
+            ("list_recovery_points_by_backup_vault", ("ok", _points(BACKUP_VAULT, tables["referrals"], age_days))),
+        ],
+    }
+
+
+def check_with_backup(calls: dict[str, list], only: list[str], policy=None):
+    """Collect everything from moto, then AWS Backup from the stubbed answers, and evaluate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpers import collect
+    from vigil.checks.collectors import backup
+    from vigil.checks.collectors.base import CollectSession
+
+    policy = policy or repo_policy()
+    inventory = collect(policy)
+    inventory.vaults.clear(), inventory.plans.clear(), inventory.listing_errors.clear()
+    aws, stubbers = Aws(), []
+    for region, expected in calls.items():
+        stubber = Stubber(aws.client("backup", region))
+        for operation, (kind, answer) in expected:
+            if kind == "ok":
+                stubber.add_response(operation, answer)
+            else:
+                stubber.add_client_error(operation, service_error_code=answer, http_status_code=403)
+        stubber.activate()
+        stubbers.append(stubber)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one worker: calls reach each stub in a fixed order
+        backup.collect(CollectSession(aws, policy, list(calls), pool), inventory)
+    for stubber in stubbers:
+        stubber.assert_no_pending_responses()
+    return evaluate(Context(policy, inventory, as_of=NOW), only=only)
+
+
+@pytest.fixture
+def tables() -> dict[str, str]:
+    return {"accounts": encrypted_table("accounts"), "referrals": encrypted_table("referrals", tags={"backup": "daily"})}
+
+
+def test_bak04_ret03_pass_with_daily_offsite_plan_and_bounded_lifecycle(tables):
+    findings = check_with_backup(backup_as_aws(tables), ["BAK-04", "RET-03"])
+    for name in ("accounts", "referrals"):  # by ARN and by tag
+        assert finding(findings, "BAK-04", name).status == PASS
+    for vault in (PRIMARY_VAULT, BACKUP_VAULT):
+        result = finding(findings, "RET-03", vault)
+        assert result.status == PASS and "737 days" in result.reason  # contact P2Y = 730 + grace P7D
+
+
+@pytest.mark.parametrize("change", [{"schedule": "cron(0 5 ? * SUN *)"},
+                                    {"copy_to": f"arn:aws:backup:us-east-1:{ACCOUNT}:backup-vault:vigil-primary"}])
+def test_bak04_fails_weekly_or_not_offsite(tables, change):
+    findings = check_with_backup(backup_as_aws(tables, **change), ["BAK-04"])
+    result = finding(findings, "BAK-04", "accounts")
+    assert result.status == FAIL and "at least daily and copies to a vault in us-west-2" in result.reason
+
+
+def test_bak04_fails_when_no_plan_selects_the_store():
+    encrypted_table("accounts")
+    untagged = encrypted_table("referrals")
+    result = finding(check_with_backup(backup_as_aws({"accounts": "arn:aws:dynamodb:us-east-1:1:table/x", "referrals": untagged}),
+                                       ["BAK-04"]), "BAK-04", "referrals")
+    assert result.status == FAIL and "no AWS Backup plan in us-east-1 selects this table" in result.reason
+
+
+@pytest.mark.parametrize("change, expected", [({"delete_after": None}, "forever (no DeleteAfterDays)"),
+                                              ({"delete_after": 800}, "keeps them 800 days"),
+                                              ({"age_days": 800}, "1 recovery point(s) are older than 737 days")])
+def test_ret03_fails_when_backups_outlive_retention(tables, change, expected):
+    result = finding(check_with_backup(backup_as_aws(tables, **change), ["RET-03"]), "RET-03", PRIMARY_VAULT)
+    assert result.status == FAIL and expected in result.reason
+
+
+def test_ret03_unreadable_recovery_points_are_named_and_lifecycle_judged(tables):
+    result = finding(check_with_backup(backup_as_aws(tables, points_denied=True), ["RET-03"]), "RET-03", PRIMARY_VAULT)
+    assert result.status == PASS and "recovery points could not be read" in result.reason
+    assert "ListRecoveryPointsByBackupVault was denied" in result.evidence.observed["recovery_points_error"]
+
+
+def test_ret03_forever_category_is_never_too_long(tables, tmp_path):
+    policy = policy_variant(tmp_path, lambda d: d["stores"][-1].update(category="aggregates"))  # accounts: kept forever
+    result = finding(check_with_backup(backup_as_aws(tables, delete_after=None), ["RET-03"], policy), "RET-03", PRIMARY_VAULT)
+    assert result.status == PASS and "forever" in result.reason

@@ -58,14 +58,21 @@ def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
     by_control: dict[str, list[dict[str, Any]]] = {}
     for finding in findings["findings"]:
         by_control.setdefault(str(finding.get("control", "")), []).append(_finding_view(finding))
+    declared = list(findings["controls"])
+    listed = {str(control.get("id", "")) for control in declared}
+    for cid in sorted(set(by_control) - listed):  # a finding whose control the file does not list still shows
+        declared.append(known[cid].to_json() if cid in known else
+                        {"id": cid, "title": "(not in the control catalogue)", "severity": "", "clause": "", "frameworks": {}})
     views = []
-    for control in findings["controls"]:
+    for control in declared:
         cid = str(control.get("id", ""))
         rows = sorted(by_control.get(cid, []), key=lambda f: (WORST_FIRST.index(f["status"]) if f["status"] in WORST_FIRST else 9, f["resource"]))
         counts = Counter(row["status"] for row in rows)
         entry = known.get(cid)
-        clauses = [_clause_view(c) for c in (entry.clause, *entry.also)] if entry else \
-            [{"text": str(control.get("clause", "")), "seed": "", "section": ""}]
+        if entry:
+            clauses = [_clause_view(c) for c in (entry.clause, *entry.also)]
+        else:
+            clauses = [{"text": str(control["clause"]), "seed": "", "section": ""}] if control.get("clause") else []
         frameworks = control.get("frameworks") or {}
         views.append({
             "id": cid,

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from vigil.errors import UsageError
+from vigil.errors import EnvironmentFailure, UsageError
 
 ENV_VAR = "VIGIL_SIGNING_KEY"
 KMS_PREFIX = "kms:"  # `--signing-key kms:<key id, ARN or alias>` signs with AWS KMS
@@ -66,9 +67,15 @@ class KmsSigner:
 
     _public: bytes | None = None
 
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(KeyId=self.key_id, **params)
+        except (BotoCoreError, ClientError) as exc:
+            raise EnvironmentFailure(f"KMS {operation} on {self.key_id} failed: {exc}") from None
+
     def public_key_raw(self) -> bytes:
         if self._public is None:  # asked once: the report and the manifest both record it
-            der = self.client.get_public_key(KeyId=self.key_id)["PublicKey"]
+            der = self._call("get_public_key")["PublicKey"]
             key = serialization.load_der_public_key(der)
             if not isinstance(key, Ed25519PublicKey):
                 raise UsageError(f"KMS key {self.key_id} is not an Ed25519 key (key spec ECC_NIST_EDWARDS25519 is needed)")
@@ -76,8 +83,7 @@ class KmsSigner:
         return self._public
 
     def sign(self, data: bytes) -> bytes:
-        answer = self.client.sign(KeyId=self.key_id, Message=data, MessageType="RAW", SigningAlgorithm="ED25519_SHA_512")
-        return answer["Signature"]
+        return self._call("sign", Message=data, MessageType="RAW", SigningAlgorithm="ED25519_SHA_512")["Signature"]
 
 
 def generate(out_dir: Path) -> tuple[Path, Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from vigil.errors import UsageError
 
 from . import chain
-from .keys import Signer, fingerprint, public_from_b64
+from .keys import Signer, fingerprint, load_public, public_from_b64
 
 SCHEMA = "vigil.manifest/v1"
 MANIFEST = "manifest.json"
@@ -107,13 +108,15 @@ class VerifyResult:
         return not self.failures
 
 
-def verify_pack(directory: Path, public_key: bytes | None = None) -> VerifyResult:
+def verify_pack(directory: str | os.PathLike[str], public_key: bytes | str | os.PathLike[str] | None = None) -> VerifyResult:
     """Check the signature, every digest, missing and extra files, and each ledger's hash chain.
 
-    `public_key` is the auditor's own copy (raw 32 bytes); without it the key recorded in the
-    manifest is used, which proves integrity but not who signed.
+    `public_key` is the auditor's own copy (raw 32 bytes, or a signing.pub file); without it the
+    key recorded in the manifest is used, which proves integrity but not who signed.
     """
     directory = Path(directory)
+    if public_key is not None and not isinstance(public_key, bytes):
+        public_key = load_public(Path(public_key))
     result = VerifyResult()
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")

@@ -35,15 +35,15 @@ class Loaded:
     console: list[str]  # console messages and CSP violations Chromium logged
 
 
-def _run(browser: str, extra: list[str], html: Path, timeout: int) -> subprocess.CompletedProcess[str]:
+def _run(browser: str, extra: list[str], html: Path, timeout: int, query: str = "") -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="vigil-chromium-") as profile:
-        argv = [browser, *FLAGS, f"--user-data-dir={profile}", *extra, html.resolve().as_uri()]
+        argv = [browser, *FLAGS, f"--user-data-dir={profile}", *extra, html.resolve().as_uri() + query]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def load(html: Path, browser: str, timeout: int = 90) -> Loaded:
+def load(html: Path, browser: str, query: str = "", timeout: int = 90) -> Loaded:
     """The DOM after the page's script ran, and every console line (--enable-logging prints them)."""
-    done = _run(browser, ["--enable-logging=stderr", "--v=0", "--dump-dom"], html, timeout)
+    done = _run(browser, ["--enable-logging=stderr", "--v=0", "--dump-dom"], html, timeout, query)
     if done.returncode != 0:
         raise RuntimeError(f"{browser} failed ({done.returncode}): {done.stderr[-2000:]}")
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]

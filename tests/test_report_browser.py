@@ -2,6 +2,7 @@
 the charts render, and a screenshot is taken. Set VIGIL_UPDATE_SCREENSHOT=1 to refresh docs/report.png."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -39,6 +40,21 @@ def test_report_renders_in_chromium_with_its_script_and_no_console_errors(pack: 
     assert re.search(r'<output id="filter-count">\d+ finding\(s\) shown</output>', loaded.dom)
     assert '<svg id="summary-chart"' in loaded.dom and '<svg id="trend-chart"' in loaded.dom
     assert loaded.dom.count("<polyline") == 1  # the trend line over the four runs
+
+
+def test_filters_hide_what_was_not_asked_for(pack: Path) -> None:
+    assert BROWSER is not None
+    findings = json.loads((pack / "findings.json").read_text())["findings"]
+    control = next(f["control"] for f in findings if f["status"] == "fail")
+    loaded = screenshot.load(pack / "report.html", BROWSER, query=f"?status=fail&control={control}")
+    assert loaded.console == []
+    rows = re.findall(r'<tr class="finding( hidden-by-filter)?" data-status="(\w+)" data-control="([A-Z]+-\d+)"', loaded.dom)
+    assert len(rows) == len(findings)
+    shown = [(status, cid) for hidden, status, cid in rows if not hidden]
+    expected = [(f["status"], f["control"]) for f in findings if f["status"] == "fail" and f["control"] == control]
+    assert shown and sorted(shown) == sorted(expected)
+    sections = re.findall(r'<section class="control (\w+)( hidden-by-filter)?" id="control-([A-Z]+-\d+)"', loaded.dom)
+    assert [cid for _, hidden, cid in sections if not hidden] == [control]
 
 
 def test_screenshot_is_a_real_picture(pack: Path, tmp_path: Path) -> None:

@@ -185,3 +185,24 @@ def test_a_folder_without_findings_is_bad_input(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="no findings.json"):
         write_report(tmp_path)
+
+
+def test_a_broken_ledger_chain_is_shown_as_broken(tmp_path: Path) -> None:
+    directory = sample.write_sample(tmp_path / "run")
+    lines = (directory / "ledger.jsonl").read_bytes().splitlines()
+    lines[0], lines[1] = lines[1], lines[0]
+    (directory / "ledger.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    _, page = render(directory)
+    assert "hash chain BROKEN" in page.visible
+    assert "ledger.jsonl line 1: seq is 1, expected 0" in page.visible
+    assert json.loads((directory / "summary.json").read_text())["ledger"]["chain_ok"] is False
+
+
+def test_a_finding_for_an_unlisted_control_still_shows(tmp_path: Path) -> None:
+    directory = sample.write_sample(tmp_path / "run")
+    data = json.loads((directory / "findings.json").read_text())
+    data["controls"] = [c for c in data["controls"] if c["id"] != "ENC-01"]
+    (directory / "findings.json").write_text(json.dumps(data))
+    _, page = render(directory)
+    assert "control-ENC-01" in page.ids
+    assert catalogue()["ENC-01"].title in page.visible

@@ -25,6 +25,13 @@
     });
     count.textContent = visible + " finding(s) shown";
   }
+  // A link can preselect the filters: report.html?status=fail,error&control=TLS-01
+  var query = new URLSearchParams(window.location.search);
+  if (query.get("status")) {
+    var wanted = query.get("status").split(",");
+    boxes.forEach(function (box) { box.checked = wanted.indexOf(box.value) >= 0; });
+  }
+  if (query.get("control")) { select.value = query.get("control"); }
   form.addEventListener("change", apply);
   form.addEventListener("reset", function () { window.setTimeout(apply, 0); });
   apply();

@@ -117,7 +117,7 @@ def promise_views(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(promises.values())
 
 
-def retention_view(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+def retention_view(plan: dict[str, Any] | None, policy_sha256: str = "") -> dict[str, Any] | None:
     if not plan:
         return None
     run = plan.get("run") or {}
@@ -146,6 +146,7 @@ def retention_view(plan: dict[str, Any] | None) -> dict[str, Any] | None:
         "totals": {"counts": {k: int((totals.get("counts") or {}).get(k, 0) or 0) for k in RETENTION_KEYS},
                    "bytes": {k: int((totals.get("bytes") or {}).get(k, 0) or 0) for k in RETENTION_KEYS}},
         "verify": worst_verify([s["verify"]["status"] for s in stores]),
+        "other_policy": bool(run.get("policy_sha256")) and str(run.get("policy_sha256")) != policy_sha256,
     }
 
 
@@ -207,7 +208,7 @@ def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
         "controls": controls,
         "frameworks": framework_views(controls),
         "promises": promise_views(controls),
-        "retention": retention_view(results.plan),
+        "retention": retention_view(results.plan, str(findings["run"].get("policy_sha256", ""))),
         "ledger": ledger_view(results),
         "policy": policy_view(results),
         "trend": trend_view(results),

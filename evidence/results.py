@@ -107,8 +107,11 @@ def load_results(directory: Path, policy_path: str | Path | None = None) -> Resu
         results.plan = _read_json(directory / PLAN)
     if (directory / LEDGER).is_file():
         results.ledger = chain.check_file(directory / LEDGER, keep_entries=True)
-    if policy_path is None and findings["run"].get("policy_file"):
-        policy_path = findings["run"]["policy_file"]
-    results.policy = load_policy_in_force(policy_path, str(findings["run"].get("policy_sha256", "")))
+    sha = str(findings["run"].get("policy_sha256", ""))
+    if policy_path is not None:
+        results.policy = load_policy_in_force(policy_path, sha)
+    else:  # ./policy.yaml, then the file the run names: the first that is the policy in force
+        tried = [load_policy_in_force(path, sha) for path in dict.fromkeys(["policy.yaml", findings["run"].get("policy_file")]) if path]
+        results.policy = next((p for p in tried if p.policy is not None), tried[0])
     results.history = load_history(directory, findings)
     return results

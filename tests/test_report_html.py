@@ -206,3 +206,23 @@ def test_a_finding_for_an_unlisted_control_still_shows(tmp_path: Path) -> None:
     _, page = render(directory)
     assert "control-ENC-01" in page.ids
     assert catalogue()["ENC-01"].title in page.visible
+
+
+def test_a_plan_made_under_another_policy_is_flagged(tmp_path: Path) -> None:
+    directory = sample.write_sample(tmp_path / "run")
+    plan = json.loads((directory / "retention-plan.json").read_text())
+    plan["run"]["policy_sha256"] = "cd" * 32
+    (directory / "retention-plan.json").write_text(json.dumps(plan))
+    _, page = render(directory)
+    assert f"this plan was made under policy SHA-256 {'cd' * 32}" in page.visible
+
+
+def test_without_a_policy_flag_the_file_the_run_names_is_used(tmp_path: Path, policy_sha: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = sample.write_sample(tmp_path / "run", policy_sha256=policy_sha)
+    data = json.loads((directory / "findings.json").read_text())
+    data["run"]["policy_file"] = str(ROOT / "policy.yaml")
+    (directory / "findings.json").write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)  # no ./policy.yaml here
+    _, page = render(directory)
+    assert "ip: generalize_ip" in page.visible

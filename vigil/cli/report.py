@@ -16,8 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Render report.html, report.md and summary.json from DIR's findings.json (and retention-plan.json, "
                     "ledger.jsonl), then write manifest.json and its Ed25519 signature manifest.sig.")
     parser.add_argument("directory", metavar="DIR", help="the results folder (holds findings.json)")
-    parser.add_argument("--policy", default="policy.yaml", metavar="FILE",
-                        help="the policy the run used, for its categories table (default ./policy.yaml)")
+    parser.add_argument("--policy", metavar="FILE",
+                        help="the policy the run used, for its categories table (default ./policy.yaml, "
+                             "else the file findings.json names; shown only when its SHA-256 is the run's)")
     parser.add_argument("--signing-key", metavar="FILE",
                         help=f"Ed25519 private key (vigil keys generate), or kms:<key id> to sign with AWS KMS; "
                              f"default ${keys.ENV_VAR}. Without a key the pack is written unsigned")

@@ -32,7 +32,7 @@ def days_ago(days: float) -> str:
 
 
 class World:
-    def __init__(self, tmp_path: Path, monkeypatch, change=None):
+    def __init__(self, tmp_path: Path, monkeypatch, change=None, endpoint: str | None = None):
         monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", KEY_B64)
         self.tmp = tmp_path
         data = yaml.safe_load((ROOT / "policy.yaml").read_text())
@@ -40,8 +40,10 @@ class World:
             change(data)
         self.policy_path = tmp_path / "policy.yaml"
         self.policy_path.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.s3 = {PRIMARY: boto3.client("s3", region_name=PRIMARY), BACKUP: boto3.client("s3", region_name=BACKUP)}
-        self.ddb = boto3.client("dynamodb", region_name=PRIMARY)
+        session = boto3.Session()  # fresh: the default session caches credentials across tests
+        self.s3 = {r: session.client("s3", region_name=r, endpoint_url=endpoint) for r in (PRIMARY, BACKUP)}
+        self.ddb = session.client("dynamodb", region_name=PRIMARY, endpoint_url=endpoint)
+        self.endpoint = endpoint
         self.runs = 0
 
     # --- building ---------------------------------------------------------------------
@@ -104,7 +106,8 @@ class World:
     def retain(self, *args: str, out: Path | None = None) -> tuple[int, dict[str, Any], Path]:
         self.runs += 1
         out = out or self.tmp / f"run{self.runs}"
-        code = main(["retain", "--policy", str(self.policy_path), "--output", str(out), *args])
+        endpoint = ["--endpoint-url", self.endpoint] if self.endpoint else []
+        code = main(["retain", "--policy", str(self.policy_path), "--output", str(out), *endpoint, *args])
         plan_path = out / "retention-plan.json"
         plan = json.loads(plan_path.read_text()) if plan_path.exists() else {}
         return code, plan, out

@@ -35,6 +35,13 @@ def parse_destination(url: str) -> Destination:
     return Destination(parsed.netloc, f"{prefix}/" if prefix else "")
 
 
+def check_options(url: str, retain_days: int) -> Destination:
+    """Bad flags are refused before anything is written or sent."""
+    if retain_days < 1:
+        raise UsageError(f"--retain-days {retain_days}: evidence must be locked for at least one day")
+    return parse_destination(url)
+
+
 def _require_object_lock(client: Any, bucket: str) -> None:
     try:
         config = client.get_object_lock_configuration(Bucket=bucket).get("ObjectLockConfiguration", {})
@@ -59,7 +66,7 @@ def upload_pack(directory: Path, url: str, client: Any, retain_until: datetime |
     directory = Path(directory)
     if not (directory / MANIFEST).is_file():
         raise UsageError(f"{directory}: no {MANIFEST}; render the pack first (vigil report)")
-    destination = parse_destination(url)
+    destination = check_options(url, retain_days)
     until = retain_until or datetime.now(timezone.utc) + timedelta(days=retain_days)
     _require_object_lock(client, destination.bucket)
     names = pack_files(directory) + [MANIFEST] + ([SIGNATURE] if (directory / SIGNATURE).is_file() else [])

@@ -137,5 +137,7 @@ def test_upload_refuses_a_bucket_without_object_lock(results: Path, capsys: pyte
     assert main(["report", str(results), "--upload", "s3://plain-bucket/x", "--region", "us-east-1"]) == 3
 
 
-def test_upload_destination_must_be_s3(results: Path) -> None:
+def test_upload_destination_must_be_s3_and_locked_for_a_day_at_least(results: Path) -> None:
     assert main(["report", str(results), "--upload", "https://example.com/x"]) == 2
+    assert main(["report", str(results), "--upload", "s3://bucket/x", "--retain-days", "0"]) == 2
+    assert not (results / "report.html").exists()  # refused before anything was written

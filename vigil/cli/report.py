@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         region = args.region or aws.session.region_name or "us-east-1"
         return aws.client(service, region)
 
+    if args.upload:
+        upload.check_options(args.upload, args.retain_days)
     signer = keys.load_signer(args.signing_key, kms_client=lambda: client("kms"))
     written = write_report(directory, args.policy, signer)
     for path in written:

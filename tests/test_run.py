@@ -1,6 +1,7 @@
 """`vigil run` end to end against a loopback moto server: files written and exit codes."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -8,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -18,7 +20,9 @@ from vigil.scheduler.pipeline import available_commands
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policy.yaml")
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "VIGIL_PSEUDONYM_KEY": base64.b64encode(b"k" * 32).decode()}
+BILLING = "example-billing"  # a store of the repository policy: P7Y, delete
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +50,30 @@ def vigil(*argv: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+def s3(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def seed_old_billing(endpoint: str, count: int = 3) -> None:
+    """Objects that are past the billing category's seven years when evaluated --as-of 2040."""
+    client = s3(endpoint)
+    if BILLING not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=BILLING)
+    for i in range(count):
+        client.put_object(Bucket=BILLING, Key=f"invoices/{i}.json", Body=b'{"total": 1}')
+
+
+def billing_keys(endpoint: str) -> list[str]:
+    return [o["Key"] for o in s3(endpoint).list_objects_v2(Bucket=BILLING).get("Contents", [])]
+
+
 @pytest.fixture(scope="module")
 def signed_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One signed `vigil run` with JSON logs and metrics, shared by the assertions below."""
+    """One signed, uploaded dry-run `vigil run` with JSON logs and metrics, shared by the assertions below."""
     base = tmp_path_factory.mktemp("signed")
+    seed_old_billing(endpoint)
+    s3(endpoint).create_bucket(Bucket="vigil-evidence", ObjectLockEnabledForBucket=True)
     with pytest.MonkeyPatch.context() as env:
         for name, value in FAKE_ENV.items():
             env.setenv(name, value)
@@ -60,8 +84,11 @@ def signed_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         key = ["--signing-key", str(base / "keys" / "signing.key")] if keys_available else []
         code, log = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1",
                           "--output", str(base / "out"), "--log-format", "json",
-                          "--metrics-file", str(base / "vigil.prom"), *key)
-    return {"code": code, "log": log, "dir": base / "out", "metrics": base / "vigil.prom", "signed": bool(key)}
+                          "--metrics-file", str(base / "vigil.prom"), "--as-of", "2040-01-01",
+                          "--upload", "s3://vigil-evidence/packs", *key)
+    uploaded = [o["Key"] for o in s3(endpoint).list_objects_v2(Bucket="vigil-evidence").get("Contents", [])]
+    return {"code": code, "log": log, "dir": base / "out", "metrics": base / "vigil.prom", "signed": bool(key),
+            "billing_after": billing_keys(endpoint), "uploaded": uploaded}
 
 
 def test_run_writes_one_folder_and_exits_with_the_worst_stage(signed_run: dict) -> None:
@@ -91,6 +118,38 @@ def test_a_failed_check_still_gets_a_report_and_the_pack_verifies(signed_run: di
     if signed_run["signed"] and "verify" in available:
         assert summary["stages"]["verify"] == 0
         assert vigil("verify", str(signed_run["dir"]))[0] == 0  # an auditor's verify later agrees
+
+
+def test_without_apply_retention_only_plans(signed_run: dict) -> None:
+    if "retain" not in available_commands():
+        pytest.skip("`vigil retain` is not in this installation yet")
+    assert (signed_run["dir"] / "retention-plan.json").is_file()
+    assert len(signed_run["billing_after"]) == 3, "a dry run deletes nothing"
+    assert not json.loads(signed_run["log"].splitlines()[-1])["retention"]
+
+
+def test_the_report_uploads_the_pack_when_configured(signed_run: dict) -> None:
+    if "report" not in available_commands():
+        pytest.skip("`vigil report` is not in this installation yet")
+    names = {key.rsplit("/", 1)[-1] for key in signed_run["uploaded"]}
+    assert {"manifest.json", "report.html", "findings.json", "run.json"} <= names
+    assert all(key.startswith("packs/") for key in signed_run["uploaded"])
+
+
+def test_apply_deletes_what_is_past_retention_and_counts_it(endpoint: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if "retain" not in available_commands():
+        pytest.skip("`vigil retain` is not in this installation yet")
+    monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", FAKE_ENV["VIGIL_PSEUDONYM_KEY"])
+    seed_old_billing(endpoint)
+    code, _ = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1", "--apply",
+                    "--as-of", "2040-01-01", "--output", str(tmp_path / "out"), "--metrics-file", str(tmp_path / "m.prom"))
+    assert billing_keys(endpoint) == []
+    assert (tmp_path / "out" / "ledger.jsonl").is_file()
+    assert read_samples(tmp_path / "m.prom")[("vigil_retention_actions_total", '{action="deleted"}')] == 3
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["apply"] is True and record["retention"] == {"deleted": 3}
+    assert code == max(s["exit_code"] for s in record["stages"] if s["exit_code"] is not None)
 
 
 def test_json_logs_are_one_event_per_line_without_stage_chatter(signed_run: dict) -> None:

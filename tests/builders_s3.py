@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 
 import boto3
 
@@ -25,16 +26,22 @@ class Estate:
     log_buckets: dict[str, str] = field(default_factory=dict)  # region -> access log bucket
 
 
+@cache
+def client(service: str, region: str):
+    """One client per (service, region) for all tests: making botocore clients is the slow part."""
+    return boto3.client(service, region_name=region)
+
+
 def s3(region: str):
-    return boto3.client("s3", region_name=region)
+    return client("s3", region)
 
 
 def account_id() -> str:
-    return boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+    return client("sts", "us-east-1").get_caller_identity()["Account"]
 
 
 def customer_key(region: str, alias: str = KEY_ALIAS) -> str:
-    kms = boto3.client("kms", region_name=region)
+    kms = client("kms", region)
     arn = kms.create_key(Description=f"vigil data key {region}")["KeyMetadata"]["Arn"]
     kms.enable_key_rotation(KeyId=arn)
     kms.create_alias(AliasName=alias, TargetKeyId=arn)

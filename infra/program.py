@@ -104,12 +104,12 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts())
     for name, stores in _buckets(policy).items():
         stack.buckets[name] = parts.data_bucket(name, SecureBucketArgs(
             bucket=name, provider=providers[primary], region=primary, kms_key_arn=keys[primary].arn,
-            log_bucket=log_buckets[primary].bucket.id, log_prefix=f"{name}/",
+            log_bucket=_log_target(log_buckets[primary]), log_prefix=f"{name}/",
             lifecycle_rules=lifecycle.lifecycle_rules(policy, stores),
             object_lock_days=lifecycle.object_lock_days(policy, stores),
             require_mfa=True, exempt_role_arns=roles.service_role_arns,
             replica=ReplicaTarget(provider=providers[backup], region=backup, role_arn=roles.replication.arn,
-                                  kms_key_arn=keys[backup].arn, log_bucket=log_buckets[backup].bucket.id,
+                                  kms_key_arn=keys[backup].arn, log_bucket=_log_target(log_buckets[backup]),
                                   suffix=settings.replica_suffix),
             tags={**tags, "vigil:data-store": ",".join(s.name for s in stores)},
         ))
@@ -137,7 +137,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts())
     trail_bucket_name = f"{settings.name_prefix}-cloudtrail"
     trail_bucket = parts.support_bucket("cloudtrail-logs", SecureBucketArgs(
         bucket=trail_bucket_name, provider=providers[primary], region=primary, tags=tags,
-        log_bucket=log_buckets[primary].bucket.id, log_prefix=f"{trail_bucket_name}/",
+        log_bucket=_log_target(log_buckets[primary]), log_prefix=f"{trail_bucket_name}/",
         lifecycle_rules=[_expire_all("cloudtrail", settings.evidence_lock_days, policy)],
         extra_statements=account_id.apply(lambda acct: bucket_policy.allow_log_delivery(trail_bucket_name, acct, "cloudtrail.amazonaws.com")),
     ))
@@ -149,7 +149,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts())
     evidence_name = f"{settings.name_prefix}-evidence"
     evidence = parts.support_bucket("evidence", SecureBucketArgs(
         bucket=evidence_name, provider=providers[primary], region=primary, kms_key_arn=keys[primary].arn,
-        log_bucket=log_buckets[primary].bucket.id, log_prefix=f"{evidence_name}/",
+        log_bucket=_log_target(log_buckets[primary]), log_prefix=f"{evidence_name}/",
         object_lock_days=settings.evidence_lock_days, object_lock_mode="COMPLIANCE", tags=tags,
         lifecycle_rules=[{"id": "abort-multipart", "status": "Enabled", "filter": {"prefix": ""},
                           "abort_incomplete_multipart_upload": {"days_after_initiation": lifecycle.ABORT_MULTIPART_DAYS}}],
@@ -170,6 +170,11 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts())
     for key, value in stack.outputs.items():
         pulumi.export(key, value)
     return stack
+
+
+def _log_target(log_bucket: SecureBucket) -> pulumi.Output[str]:
+    """The log bucket's name, known only once its policy lets S3 deliver logs (PutBucketLogging checks)."""
+    return log_bucket.policy.bucket
 
 
 def _expire_all(rule_id: str, days: int, policy: Policy) -> dict:

@@ -114,10 +114,11 @@ class SecureBucket(pulumi.ComponentResource):
 
     def policy_statements(self, exempt_role_arns: list[str], extra: list[dict]) -> list[dict]:
         name = self.args.bucket
-        statements = [bucket_policy.deny_plain_http(name), bucket_policy.deny_old_tls(name)]
+        # Grants first: some emulators stop reading at the first statement they do not expect.
+        statements = [*extra, bucket_policy.deny_plain_http(name), bucket_policy.deny_old_tls(name)]
         if self.args.require_mfa:
             statements.append(bucket_policy.deny_without_mfa(name, exempt_role_arns))
-        return statements + list(extra)
+        return statements
 
     def replication_rule(self, target: "SecureBucket", replica: ReplicaTarget) -> dict:
         return {

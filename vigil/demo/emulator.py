@@ -1,0 +1,69 @@
+"""An embedded AWS emulator: moto's server app on a free loopback port, in a thread.
+
+This mirrors moto's ThreadedMotoServer with one change: an API moto does not implement
+answers HTTP 501 `NotImplemented` (which AWS SDKs do not retry and Vigil reports as "not
+implemented by this endpoint") instead of a 500 the SDK would retry for a minute.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+DEMO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "demo-access-key",
+    "AWS_SECRET_ACCESS_KEY": "demo-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _not_implemented(exc: NotImplementedError) -> Any:
+    from flask import Response
+
+    message = str(exc) or "not implemented by the emulator"
+    body = f"<ErrorResponse><Error><Code>NotImplemented</Code><Message>{message}</Message></Error></ErrorResponse>"
+    return Response(body, status=501, headers={"x-amzn-ErrorType": "NotImplemented", "Content-Type": "application/xml"})
+
+
+def _create_app(service: str) -> Any:
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    app = create_backend_app(service)
+    app.register_error_handler(NotImplementedError, _not_implemented)
+    return app
+
+
+@contextmanager
+def emulator(host: str = "127.0.0.1") -> Iterator[str]:
+    """Run moto on loopback for the duration of the block; yields its endpoint URL."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # no request log on the demo's console
+    server = make_server(host, free_port(host), DomainDispatcherApplication(_create_app), threaded=True,
+                         request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="vigil-emulator", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def set_root_mfa(account_id: str) -> None:
+    """Root MFA is set in the console; no API can do it, so the demo sets it in the emulator's state.
+
+    The emulator runs in this process, so its IAM backend is reachable here.
+    """
+    from moto.iam.models import iam_backends
+
+    iam_backends[account_id]["global"]._account_mfa_enabled = 1

@@ -1,0 +1,84 @@
+"""AWS Lambda entry point for Vigil's scheduled job (EventBridge rules invoke it; see lambda_schedule.py).
+
+The event says which job: {"job": "check" | "retain" | "report" | "run"} (default "run").
+Everything else comes from the function's environment, so an event can never turn on deletion:
+  VIGIL_POLICY       the policy file (default: policy.yaml packaged beside this handler)
+  VIGIL_APPLY        "true": the retain and run jobs apply retention (default: plan only)
+  VIGIL_UPLOAD       s3://bucket/prefix of the Object-Lock evidence bucket (the report uploads there)
+  VIGIL_SIGNING_KEY  a key file, or kms:<key id> (vigil report signs with AWS KMS)
+  VIGIL_LOCK_BUCKET  take an S3 lock per job kind, so overlapping invocations never both run
+  VIGIL_REGIONS      comma-separated regions in scope (default: the policy's)
+  VIGIL_WORK_DIR     where run folders are written (default /tmp/vigil; the only writable place)
+Returns the run summary. Exit 2 (bad input) or 3 (environment) raise, so the invocation
+counts as failed and CloudWatch's Errors metric and alarms see it; exit 1 (a failed control)
+is a result and is returned.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from vigil.aws import Aws
+from vigil.cli.common import new_run_id
+from vigil.policy import load_policy
+from vigil.scheduler.lock import S3Lock
+from vigil.scheduler.logs import EventLog
+from vigil.scheduler.pipeline import STAGES, JobOptions, run_pipeline
+
+HERE = Path(__file__).resolve().parent
+
+
+class JobFailed(RuntimeError):
+    """The job could not do its work (exit 2 or 3); raised so Lambda records an error."""
+
+
+def options_from_env(job: str) -> JobOptions:
+    regions = tuple(r.strip() for r in os.environ.get("VIGIL_REGIONS", "").split(",") if r.strip())
+    return JobOptions(
+        policy=os.environ.get("VIGIL_POLICY") or str(HERE / "policy.yaml"),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        regions=regions,
+        apply=os.environ.get("VIGIL_APPLY", "").lower() == "true" and job in ("retain", "run"),
+        signing_key=os.environ.get("VIGIL_SIGNING_KEY") or None,
+        upload=os.environ.get("VIGIL_UPLOAD") or None,
+    )
+
+
+def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
+    job = str((event or {}).get("job", "run"))
+    log = EventLog("json")
+    if job not in STAGES:
+        log.event("job.rejected", level="error", job=job, reason="unknown job")
+        raise JobFailed(f"unknown job {job!r} (one of {', '.join(STAGES)})")
+    options = options_from_env(job)
+    options.validate()
+    work = Path(os.environ.get("VIGIL_WORK_DIR", "/tmp/vigil"))
+    shutil.rmtree(work, ignore_errors=True)  # a warm container keeps /tmp: drop earlier runs (already uploaded)
+    run_id = new_run_id()
+    stamp, _, token = run_id.partition("-")
+    run_id = f"{stamp}-{job}-{token}"
+    lock = _lock(options, job)
+    if lock is not None and not lock.acquire():
+        log.event("job.skipped", level="warning", job=job, reason=f"another run holds s3://{lock.bucket}/{lock.key}")
+        return {"job": job, "skipped": True}
+    try:
+        result = run_pipeline(job, options, work / run_id, log, run_id=run_id)
+    finally:
+        if lock is not None:
+            lock.release()
+    summary = result.summary_fields()
+    if result.exit_code in (2, 3):
+        raise JobFailed(f"vigil {job} exited {result.exit_code}: {[s.message for s in result.stages if s.message]}")
+    return summary
+
+
+def _lock(options: JobOptions, job: str) -> S3Lock | None:
+    bucket = os.environ.get("VIGIL_LOCK_BUCKET")
+    if not bucket:
+        return None
+    region = options.regions[0] if options.regions else load_policy(options.policy).regions.primary
+    s3 = Aws(endpoint_url=options.endpoint_url).client("s3", region)
+    return S3Lock(s3, bucket, f"vigil/locks/{job}.lock", timedelta(minutes=15))  # a Lambda lives 15 minutes at most

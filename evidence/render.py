@@ -19,10 +19,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from vigil import __version__
+from vigil.errors import UsageError
 
 from . import context as ctx
 from . import manifest
-from .keys import Signer, fingerprint, load_signer
+from .keys import ENV_VAR, KMS_PREFIX, Signer, fingerprint, load_signer
 from .results import load_results
 
 REPORT_HTML = "report.html"
@@ -114,6 +115,18 @@ def _asset(name: str) -> str:
     return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
 
 
+def refuse_key_inside(directory: Path, signing_key: object) -> None:
+    """The manifest covers every file in the folder: a private key there would be published with the evidence."""
+    if signing_key is None:
+        spec = os.environ.get(ENV_VAR, "")
+    elif isinstance(signing_key, (str, os.PathLike)):
+        spec = os.fspath(signing_key)
+    else:
+        return  # a signer object: no file to publish
+    if spec and not spec.startswith(KMS_PREFIX) and Path(spec).resolve().is_relative_to(Path(directory).resolve()):
+        raise UsageError(f"signing key {spec} is inside the pack {directory}; keep it elsewhere")
+
+
 def write_report(directory: str | Path, policy_path: str | Path | None = None,
                  signing_key: Signer | str | os.PathLike[str] | None = None) -> list[Path]:
     """Write report.html, report.md, summary.json and manifest.json (+ manifest.sig when signed).
@@ -122,6 +135,7 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
     and without that the pack is written unsigned and says so on its first page.
     """
     directory = Path(directory)
+    refuse_key_inside(directory, signing_key)
     signer = signing_key if hasattr(signing_key, "sign") else load_signer(signing_key)  # type: ignore[arg-type]
     rendered = render(directory, policy_path, signer)  # type: ignore[arg-type]
     written = []

@@ -141,3 +141,10 @@ def test_upload_destination_must_be_s3_and_locked_for_a_day_at_least(results: Pa
     assert main(["report", str(results), "--upload", "https://example.com/x"]) == 2
     assert main(["report", str(results), "--upload", "s3://bucket/x", "--retain-days", "0"]) == 2
     assert not (results / "report.html").exists()  # refused before anything was written
+
+
+def test_a_signing_key_inside_the_pack_is_refused(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys.generate(results / "keys")
+    assert main(["report", str(results), "--signing-key", str(results / "keys" / "signing.key")]) == 2
+    assert "inside the pack" in capsys.readouterr().err
+    assert not (results / "manifest.json").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vigil.aws import Aws
 from vigil.evidence import keys, upload
-from vigil.evidence.render import write_report
+from vigil.evidence.render import refuse_key_inside, write_report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.upload:
         upload.check_options(args.upload, args.retain_days)
+    refuse_key_inside(directory, args.signing_key)
     signer = keys.load_signer(args.signing_key, kms_client=lambda: client("kms"))
     written = write_report(directory, args.policy, signer)
     for path in written:

@@ -15,6 +15,7 @@ from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
 from vigil.checks.model import Finding, Inventory, Status
 from vigil.checks.registry import evaluate
+from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
 from vigil.policy import Policy
 
 SCHEMA = "vigil.findings/v1"
@@ -33,6 +34,12 @@ class CheckRun:
     finished_at: datetime
     inventory: Inventory
     findings: list[Finding] = field(default_factory=list)
+    # (control, resource) -> the waiver in force that accepts that fail/error finding
+    waived: dict[tuple[str, str], Any] = field(default_factory=dict)
+    waiver_states: list[WaiverState] = field(default_factory=list)
+
+    def is_waived(self, finding: Finding) -> bool:
+        return (finding.control, finding.resource) in self.waived
 
     @property
     def summary(self) -> dict[str, int]:
@@ -43,7 +50,15 @@ class CheckRun:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(f.status in (Status.FAIL, Status.ERROR) for f in self.findings) else 0
+        # Waived findings keep their status (and their count in the summary) but do not fail the run.
+        return 1 if any(f.status in (Status.FAIL, Status.ERROR) and not self.is_waived(f) for f in self.findings) else 0
+
+    def finding_json(self, finding: Finding) -> dict[str, Any]:
+        out = finding.to_json()
+        waiver = self.waived.get((finding.control, finding.resource))
+        if waiver is not None:
+            out["waived"] = waiver_json(waiver)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,8 +74,9 @@ class CheckRun:
                 "policy_file": self.policy.source_path,
             },
             "controls": [control.to_json() for control in catalogue().values()],
-            "findings": [f.to_json() for f in sorted(self.findings, key=lambda f: (f.control, f.resource))],
+            "findings": [self.finding_json(f) for f in sorted(self.findings, key=lambda f: (f.control, f.resource))],
             "summary": self.summary,
+            "waivers": [state.to_json() for state in self.waiver_states],
         }
 
     def write(self, directory: Path) -> Path:
@@ -83,4 +99,6 @@ def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run
     inventory = collect_inventory(aws, policy, regions)
     retention_status(aws, policy, inventory, as_of)
     findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)
-    return CheckRun(run_id, policy, regions, started, datetime.now(timezone.utc), inventory, findings)
+    # Waivers expire by the calendar, not by --as-of (which only moves the retention clock).
+    waived, states = apply_waivers(policy.waivers, findings, started.date())
+    return CheckRun(run_id, policy, regions, started, datetime.now(timezone.utc), inventory, findings, waived, states)

@@ -50,12 +50,34 @@ def print_result(result: CheckRun, console: Console) -> None:
         table = Table(title=f"Findings that need action ({len(problems)})", show_lines=False, expand=False)
         for column in ("control", "status", "resource", "reason"):
             table.add_column(column, overflow="fold")
-        for finding in sorted(problems, key=lambda f: (f.status != Status.FAIL, f.control, f.resource)):
-            table.add_row(finding.control, f"[{STYLE[finding.status]}]{finding.status.value}[/]", finding.resource, finding.reason)
+        for finding in sorted(problems, key=lambda f: (result.is_waived(f), f.status != Status.FAIL, f.control, f.resource)):
+            waiver = result.waived.get((finding.control, finding.resource))
+            if waiver is None:
+                table.add_row(finding.control, f"[{STYLE[finding.status]}]{finding.status.value}[/]", finding.resource, finding.reason)
+            else:
+                table.add_row(finding.control, f"[cyan]waived[/] [dim]({finding.status.value})[/]", finding.resource,
+                              f"{finding.reason} [cyan]Waived until {waiver.expires.isoformat()} ({waiver.owner}, "
+                              f"{waiver.approval}): {waiver.reason}[/]")
         console.print(table)
+    print_waivers(result, console)
     summary = result.summary
     console.print(
         f"[bold]account {result.inventory.account_id}[/], regions {', '.join(result.regions)}: "
         f"[green]{summary['pass']} pass[/], [bold red]{summary['fail']} fail[/], "
         f"[yellow]{summary['error']} error[/], [dim]{summary['not_applicable']} not applicable[/]"
     )
+
+
+def print_waivers(result: CheckRun, console: Console) -> None:
+    """Every waiver with its state, so expired and stale ones get noticed and cleaned up."""
+    if not result.waiver_states:
+        return
+    table = Table(title=f"Waivers ({len(result.waiver_states)})")
+    for column in ("state", "control", "resource", "owner", "expires", "approval", "waives"):
+        table.add_column(column, overflow="fold")
+    style = {"active": "cyan", "expired": "bold red", "stale": "yellow"}
+    for state in result.waiver_states:
+        waiver = state.waiver
+        table.add_row(f"[{style[state.state]}]{state.state}[/]", waiver.control, waiver.resource, waiver.owner,
+                      waiver.expires.isoformat(), waiver.approval, str(len(state.matches)))
+    console.print(table)

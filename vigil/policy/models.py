@@ -186,6 +186,17 @@ class Hold(Strict):
     until: date | None = None
 
 
+class Waiver(Strict):
+    """An accepted risk: findings of `control` on `resource` (an ARN or a glob) do not fail the run."""
+
+    control: str = Field(min_length=1)
+    resource: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    approval: str = Field(min_length=1)  # e.g. a ticket or change-request reference
+    expires: date  # required; at most one year ahead (rules.py), inclusive
+
+
 class Policy(Strict):
     version: Literal[1]
     organization: str
@@ -198,6 +209,7 @@ class Policy(Strict):
     subjects: Subjects | None = None
     stores: list[Store] = Field(min_length=1)
     holds: list[Hold] = []
+    waivers: list[Waiver] = []
 
     # Filled by the loader: where the policy came from and its digest (evidence quotes both).
     source_path: str = Field(default="", exclude=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from typing import Iterator
 
 from .models import DynamoDBStore, Policy, RDSStore, S3Store
@@ -10,7 +11,7 @@ Issue = tuple[tuple[str | int, ...], str]
 
 
 def cross_field_errors(policy: Policy) -> list[Issue]:
-    return [*_regions(policy), *_categories(policy), *_stores(policy), *_holds(policy)]
+    return [*_regions(policy), *_categories(policy), *_stores(policy), *_holds(policy), *_waivers(policy)]
 
 
 def _regions(policy: Policy) -> Iterator[Issue]:
@@ -107,3 +108,25 @@ def _holds(policy: Policy) -> Iterator[Issue]:
         for j, store in enumerate(hold.stores):
             if store not in names:
                 yield ("holds", index, "stores", j), f"unknown store '{store}'"
+
+
+def waiver_horizon(today: date) -> date:
+    """The latest expiry a waiver may have: one year after today (29 Feb -> 28 Feb)."""
+    try:
+        return today.replace(year=today.year + 1)
+    except ValueError:
+        return today.replace(year=today.year + 1, day=28)
+
+
+def _waivers(policy: Policy, today: date | None = None) -> Iterator[Issue]:
+    from vigil.checks.catalogue import catalogue  # late: the catalogue is data the policy refers to
+
+    today = today or date.today()
+    known = catalogue()
+    for index, waiver in enumerate(policy.waivers):
+        path: tuple[str | int, ...] = ("waivers", index)
+        if waiver.control not in known:
+            yield path + ("control",), f"unknown control id '{waiver.control}' (see 'vigil controls')"
+        if waiver.expires > waiver_horizon(today):
+            yield path + ("expires",), (f"{waiver.expires.isoformat()} is more than one year ahead "
+                                        f"(latest allowed: {waiver_horizon(today).isoformat()}); re-approve waivers yearly")

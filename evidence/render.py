@@ -12,6 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,14 @@ def _common(env: Environment) -> Environment:
     return env
 
 
+@cache  # one environment per process: templates are compiled once
 def html_environment() -> Environment:
     env = Environment(loader=PackageLoader("vigil.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return _common(env)
 
 
+@cache
 def md_environment() -> Environment:
     env = Environment(loader=PackageLoader("vigil.evidence", "templates"), autoescape=False, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, finalize=md_escape)

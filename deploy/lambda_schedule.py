@@ -38,8 +38,10 @@ class VigilScheduledLambda(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         phrases = phrases_of(policy.schedule)
         env = dict(environment or {})
+        signing = env.get("VIGIL_SIGNING_KEY", "")
         document = iam_policy or job_policy(policy, evidence_bucket=_bucket_of(env.get("VIGIL_UPLOAD")),
-                                            lock_bucket=env.get("VIGIL_LOCK_BUCKET"))
+                                            lock_bucket=env.get("VIGIL_LOCK_BUCKET"),
+                                            signing_key=signing if signing.startswith("kms:") else None)
 
         self.role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(LAMBDA_TRUST), opts=child)
         self.role_policy = aws.iam.RolePolicy(f"{name}-job", role=self.role.id, policy=json.dumps(document), opts=child)

@@ -130,7 +130,8 @@ def declared() -> list[tuple[str, str, dict]]:
     def program() -> pulumi.Output:
         component = module.VigilScheduledLambda(
             "vigil-job", load_policy(ROOT / "policy.yaml"), code=pulumi.AssetArchive({}),
-            environment={"VIGIL_UPLOAD": "s3://example-evidence/packs", "VIGIL_APPLY": "true"})
+            environment={"VIGIL_UPLOAD": "s3://example-evidence/packs", "VIGIL_APPLY": "true",
+                         "VIGIL_SIGNING_KEY": "kms:alias/vigil-signing"})
         return pulumi.Output.all(component.function.arn, *[r.arn for r in component.rules.values()])
 
     program()
@@ -152,7 +153,8 @@ def test_pulumi_declares_one_rule_per_policy_job_targeting_the_function(declared
     permissions = by_type["aws:lambda/permission:Permission"]
     assert len(permissions) == 3 and all(p["principal"] == "events.amazonaws.com" for _, p in permissions)
     (role_policy,) = by_type["aws:iam/rolePolicy:RolePolicy"]
-    statements = {s["Sid"] for s in json.loads(role_policy[1]["policy"])["Statement"]}
-    assert {"CheckReadOnly", "RetainStoreObjects", "UploadEvidence"} <= statements
+    statements = {s["Sid"]: s for s in json.loads(role_policy[1]["policy"])["Statement"]}
+    assert {"CheckReadOnly", "RetainStoreObjects", "UploadEvidence", "SignEvidence"} <= set(statements)
+    assert statements["SignEvidence"]["Condition"] == {"StringEquals": {"kms:RequestAlias": "alias/vigil-signing"}}
     (role,) = by_type["aws:iam/role:Role"]
     assert json.loads(role[1]["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}

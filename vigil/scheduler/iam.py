@@ -38,7 +38,7 @@ READ_TABLE = ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:Query", "dyna
 
 
 def job_policy(policy: Policy, replica_suffix: str = "-replica", evidence_bucket: str | None = None,
-               lock_bucket: str | None = None, signing_key_arn: str | None = None) -> dict[str, Any]:
+               lock_bucket: str | None = None, signing_key: str | None = None) -> dict[str, Any]:
     buckets = sorted({s.bucket for s in policy.s3_stores} | {s.bucket + replica_suffix for s in policy.s3_stores})
     prefixes = {s.bucket: s.prefix for s in policy.s3_stores}
     objects = sorted({f"arn:aws:s3:::{b}/{prefixes.get(b, prefixes.get(b.removesuffix(replica_suffix), ''))}*" for b in buckets})
@@ -67,10 +67,19 @@ def job_policy(policy: Policy, replica_suffix: str = "-replica", evidence_bucket
     if lock_bucket:
         statements.append({"Sid": "JobLocks", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                            "Resource": [f"arn:aws:s3:::{lock_bucket}/vigil/locks/*"]})
-    if signing_key_arn:
+    if signing_key:
         statements.append({"Sid": "SignEvidence", "Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"],
-                           "Resource": [signing_key_arn]})
+                           **_kms_key(signing_key.removeprefix("kms:"))})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _kms_key(key: str) -> dict[str, Any]:
+    """IAM names a KMS key by ARN; an alias only through the kms:RequestAlias condition."""
+    if key.startswith("arn:"):
+        return {"Resource": [key]}
+    if key.startswith("alias/"):
+        return {"Resource": "*", "Condition": {"StringEquals": {"kms:RequestAlias": key}}}
+    return {"Resource": [f"arn:aws:kms:*:*:key/{key}"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica-suffix", default="-replica")
     parser.add_argument("--evidence-bucket")
     parser.add_argument("--lock-bucket")
-    parser.add_argument("--signing-key-arn")
+    parser.add_argument("--signing-key", help="the KMS key that signs evidence: ARN, key id or alias/NAME")
     args = parser.parse_args(argv)
-    document = job_policy(load_policy(args.policy), args.replica_suffix, args.evidence_bucket, args.lock_bucket, args.signing_key_arn)
+    document = job_policy(load_policy(args.policy), args.replica_suffix, args.evidence_bucket, args.lock_bucket, args.signing_key)
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

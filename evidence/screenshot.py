@@ -60,7 +60,7 @@ def screenshot(html: Path, png: Path, browser: str, width: int = 1280, height: i
 
 def sample_pack(root: Path, policy: Path = ROOT / "policy.yaml") -> Path:
     """Four weekly runs beside each other (for the trend), the last one signed with a throwaway key."""
-    policy_sha = hashlib.sha256(policy.read_bytes()).hexdigest()
+    policy_sha = hashlib.sha256(policy.read_bytes()).hexdigest() if policy.is_file() else None  # no policy.yaml once installed
     start = datetime(2026, 10, 12, 2, 0, tzinfo=timezone.utc)
     directory = root
     for week in range(4):
@@ -68,7 +68,7 @@ def sample_pack(root: Path, policy: Path = ROOT / "policy.yaml") -> Path:
         directory = sample.write_sample(root / started.strftime("%Y%m%dT%H%M%SZ"), run_id=started.strftime("%Y%m%dT%H%M%SZ-5eed0") + str(week),
                                         started=started, policy_sha256=policy_sha, failing=5 - week, with_retention=week == 3)
     keys.generate(root / "keys")
-    write_report(directory, policy, root / "keys" / "signing.key")
+    write_report(directory, policy if policy.is_file() else None, root / "keys" / "signing.key")
     return directory
 
 

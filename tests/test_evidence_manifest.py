@@ -201,3 +201,21 @@ def test_a_bad_public_key_file_exits_2(pack: Path, key_dir: Path, capsys: pytest
 
 def test_verify_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     assert verify(tmp_path / "nope") == 2
+
+
+def test_verify_runs_offline_with_only_the_pack_and_the_public_key(pack: Path, key_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import socket
+
+    auditor = tmp_path / "auditor"
+    shutil.copytree(pack, auditor / "pack")
+    shutil.copy(key_dir / "signing.pub", auditor / "signing.pub")
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("verify tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(auditor)
+    assert verify(Path("pack"), Path("signing.pub")) == 0

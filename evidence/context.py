@@ -90,7 +90,8 @@ def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
 def framework_views(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per framework: each reference with the controls mapped to it and their rolled-up status."""
     views = []
-    for label in FRAMEWORKS.values():
+    others = [label for c in controls for label, _ in c["frameworks"] if label not in FRAMEWORKS.values()]
+    for label in [*FRAMEWORKS.values(), *dict.fromkeys(others)]:  # known frameworks first, then any others the file names
         refs: dict[str, list[tuple[str, str]]] = {}
         for control in controls:
             for framework, values in control["frameworks"]:

@@ -226,3 +226,13 @@ def test_without_a_policy_flag_the_file_the_run_names_is_used(tmp_path: Path, po
     monkeypatch.chdir(tmp_path)  # no ./policy.yaml here
     _, page = render(directory)
     assert "ip: generalize_ip" in page.visible
+
+
+def test_a_framework_beyond_the_five_known_is_summarised_too(tmp_path: Path) -> None:
+    directory = sample.write_sample(tmp_path / "run")
+    data = json.loads((directory / "findings.json").read_text())
+    data["controls"][0]["frameworks"]["nist_800_53"] = ["SC-28"]
+    (directory / "findings.json").write_text(json.dumps(data))
+    render(directory)
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["frameworks"]["nist_800_53"] == {"SC-28": summary["controls"][data["controls"][0]["id"]]}

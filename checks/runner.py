@@ -15,6 +15,7 @@ from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
 from vigil.checks.model import Finding, Inventory, Status
 from vigil.checks.registry import evaluate
+from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
 from vigil.policy import Policy
 
@@ -58,6 +59,10 @@ class CheckRun:
         waiver = self.waived.get((finding.control, finding.resource))
         if waiver is not None:
             out["waived"] = waiver_json(waiver)
+        if finding.status in (Status.FAIL, Status.ERROR):
+            fix = for_finding(finding, self.policy, self.inventory.account_id)
+            if fix is not None:
+                out["remediation"] = fix.to_json()
         return out
 
     def to_json(self) -> dict[str, Any]:

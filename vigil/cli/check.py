@@ -8,7 +8,9 @@ from rich.table import Table
 
 from vigil.aws import Aws
 from vigil.checks.catalogue import catalogue
+from vigil.checks.formats import FORMATS, write_formats
 from vigil.checks.model import Status
+from vigil.checks.remediation import for_finding
 from vigil.checks.runner import CheckRun, run_check
 from vigil.cli import common
 from vigil.errors import UsageError
@@ -22,6 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     common.add_common(parser)
     parser.add_argument("--control", action="append", metavar="ID", help="evaluate only this control (repeatable)")
     parser.add_argument("--validate-only", action="store_true", help="only validate the policy file")
+    parser.add_argument("--format", action="append", choices=sorted(FORMATS), default=[], dest="formats",
+                        help="also write findings.sarif (sarif) or findings.junit.xml (junit) beside findings.json (repeatable)")
+    parser.add_argument("--explain", action="store_true",
+                        help="print how to fix each failing finding (explanation, AWS CLI commands, Pulumi snippet)")
     parser.set_defaults(handler=run)
 
 
@@ -38,9 +44,16 @@ def run(args: argparse.Namespace) -> int:
     aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
     run_id = common.new_run_id()
     result = run_check(aws, policy, common.regions(args, policy), as_of, run_id, only)
-    path = result.write(common.output_dir(args, run_id))
-    print_result(result, Console())
+    directory = common.output_dir(args, run_id)
+    path = result.write(directory)
+    extra = write_formats(result.to_json(), directory, args.formats)
+    console = Console()
+    print_result(result, console)
+    if args.explain:
+        print_explanations(result, console)
     print(f"findings: {path}")
+    for written in extra:
+        print(f"{written.name.removeprefix('findings.')}: {written}")
     return result.exit_code
 
 
@@ -81,3 +94,17 @@ def print_waivers(result: CheckRun, console: Console) -> None:
         table.add_row(f"[{style[state.state]}]{state.state}[/]", waiver.control, waiver.resource, waiver.owner,
                       waiver.expires.isoformat(), waiver.approval, str(len(state.matches)))
     console.print(table)
+
+
+def print_explanations(result: CheckRun, console: Console) -> None:
+    """For each fail/error finding not waived: why it matters and how to fix it, resource filled in."""
+    from vigil.cli.controls import print_fix
+
+    problems = [f for f in result.findings if f.status in (Status.FAIL, Status.ERROR) and not result.is_waived(f)]
+    for finding in sorted(problems, key=lambda f: (f.control, f.resource)):
+        fix = for_finding(finding, result.policy, result.inventory.account_id)
+        if fix is None:
+            continue
+        console.rule(f"{finding.control} {finding.status.value}: {finding.resource}", style=STYLE[finding.status])
+        console.print(finding.reason, markup=False)
+        print_fix(console, fix)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.checks.catalogue import catalogue
+from vigil.checks.remediation import for_control, remediations
 from vigil.errors import UsageError
 
 
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"enforces: {clause.cite()}")
         for framework, refs in control.frameworks.items():
             console.print(f"{framework}: {', '.join(refs)}")
+        if control.id in remediations():
+            print_fix(console, for_control(control.id))
         return 0
     table = Table(title=f"Vigil control catalogue ({len(controls)} controls)")
     for column in ("id", "severity", "title", "scope"):
@@ -38,3 +41,15 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(control.id, control.severity, control.title, control.scope)
     console.print(table)
     return 0
+
+
+def print_fix(console: Console, fix) -> None:
+    """How to fix: the paragraph, the AWS CLI commands, the Pulumi snippet (no markup parsing)."""
+    console.print("[bold]how to fix[/]")
+    console.print(fix.summary, markup=False)
+    console.print("[bold]AWS CLI[/]")
+    for command in fix.cli:
+        console.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+    console.print("[bold]Pulumi[/]")
+    for line in fix.pulumi.splitlines():
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,29 @@
+"""CI and GRC formats written beside findings.json: SARIF, JUnit XML, OSCAL assessment results.
+
+Each writer reads the findings.json document (a dict), so `vigil check`, `vigil report` and
+deploy-time checks produce the same files from the same data.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from vigil.checks.formats.junit import to_junit
+from vigil.checks.formats.sarif import sarif_from_findings
+
+# --format NAME -> (file name beside findings.json, renderer of the findings.json dict to text)
+FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "sarif": ("findings.sarif", lambda data: json.dumps(sarif_from_findings(data), indent=2) + "\n"),
+    "junit": ("findings.junit.xml", to_junit),
+}
+
+
+def write_formats(data: dict[str, Any], directory: Path, names: list[str]) -> list[Path]:
+    written = []
+    for name in dict.fromkeys(names):
+        filename, render = FORMATS[name]
+        path = directory / filename
+        path.write_text(render(data), encoding="utf-8")
+        written.append(path)
+    return written

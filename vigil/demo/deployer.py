@@ -8,6 +8,7 @@ emulator refuses is listed in `failed` with its reason, and the deploy goes on.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -59,13 +60,23 @@ class EmulatorMocks(RecordingMocks):
             answer = applier(self, resource)
         except Exception as exc:  # the emulator refused: keep going, report it at the end
             with self._lock:
-                self.outcome.failed.append((resource, f"{type(exc).__name__}: {exc}"))
+                self.outcome.failed.append((resource, refusal(exc)))
             return physical, computed
         with self._lock:
             self.outcome.applied.append(resource)
         if answer is None:
             return physical, computed
         return answer[0], {**computed, **answer[1]}
+
+
+def refusal(exc: Exception) -> str:
+    """One line: the error code and message (the message pulled out of an XML body if need be)."""
+    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
+    if not error:
+        return f"{type(exc).__name__}: {exc}"
+    message = str(error.get("Message", ""))
+    inner = re.search(r"<Message>(.*?)</Message>", message)
+    return f"{error.get('Code', 'Error')}: {inner.group(1) if inner else message}"
 
 
 # --- S3 ------------------------------------------------------------------------------

@@ -33,11 +33,18 @@ def _not_implemented(exc: NotImplementedError) -> Any:
     return Response(body, status=501, headers={"x-amzn-ErrorType": "NotImplemented", "Content-Type": "application/xml"})
 
 
+def _no_route(exc: Exception) -> Any:
+    from flask import request
+
+    return _not_implemented(NotImplementedError(f"no such API in the emulator ({request.method} {request.path})"))
+
+
 def _create_app(service: str) -> Any:
     from moto.moto_server.werkzeug_app import create_backend_app
 
     app = create_backend_app(service)
     app.register_error_handler(NotImplementedError, _not_implemented)
+    app.register_error_handler(404, _no_route)  # a URL no emulated API answers: an unimplemented API
     return app
 
 
@@ -66,4 +73,4 @@ def set_root_mfa(account_id: str) -> None:
     """
     from moto.iam.models import iam_backends
 
-    iam_backends[account_id]["global"]._account_mfa_enabled = 1
+    iam_backends[account_id]["aws"].account_summary._account_mfa_enabled = 1

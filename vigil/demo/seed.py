@@ -12,9 +12,10 @@ import io
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from vigil.aws import Aws
 from vigil.policy import Policy
@@ -69,15 +70,39 @@ class Seeder:
     # --- the stores -------------------------------------------------------------------
 
     def run(self) -> Seeded:
-        subjects = self.subjects()
-        for store in self.policy.stores:
-            kind = getattr(self, f"_{store.kind}_{getattr(store, 'layout', 'items')}", None)
-            if kind is not None:
-                kind(store, subjects)
-        for future in self.pending:
-            future.result()
+        with self.policies_lifted():
+            subjects = self.subjects()
+            for store in self.policy.stores:
+                kind = getattr(self, f"_{store.kind}_{getattr(store, 'layout', 'items')}", None)
+                if kind is not None:
+                    kind(store, subjects)
+            for future in self.pending:
+                future.result()
+            self.place_legal_holds()
         self.pool.shutdown()
         return self.out
+
+    @contextmanager
+    def policies_lifted(self) -> Iterator[None]:
+        """moto judges a bucket policy's conditions without the request's context, so every
+        conditional Deny (TLS, MFA) refuses PutObject there; the policies are lifted while the
+        seed data is written and put back unchanged."""
+        saved: list[tuple[Any, str, str]] = []
+        for store in self.policy.s3_stores:
+            for name, region in ((store.bucket, self.policy.regions.primary), (store.bucket + self.replica_suffix, self.policy.regions.backup)):
+                client = self.aws.client("s3", region)
+                if any(n == name for _c, n, _p in saved):
+                    continue
+                try:
+                    saved.append((client, name, client.get_bucket_policy(Bucket=name)["Policy"]))
+                except client.exceptions.ClientError:
+                    continue  # no policy
+                client.delete_bucket_policy(Bucket=name)
+        try:
+            yield
+        finally:
+            for client, name, document in saved:
+                client.put_bucket_policy(Bucket=name, Policy=document)
 
     def subjects(self) -> list[dict[str, Any]]:
         """Accounts: some closed at times spread across the contact retention, a few under legal hold."""

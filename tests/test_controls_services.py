@@ -1,13 +1,14 @@
 """Non-S3 controls end to end: moto resources -> real collectors -> evaluators -> findings.
 
 Denied calls are simulated the way AWS answers them: a botocore `before-call` handler on
-the test's own Aws session raises AccessDenied for one operation. What moto does not
+the clients raises AccessDenied for one operation. What moto does not
 implement (AWS Backup selections and recovery points) is fed through botocore's Stubber
 with responses shaped like AWS's documentation, and also checked to give `error` on
 plain moto.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -17,10 +18,11 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from builders_services import (ACCOUNT, backup_vaults_and_plan, cmk, ebs_encryption_by_default, encrypted_table,
-                               multi_region_trail, rds_cluster, rds_instance)
-from helpers import finding, policy_variant, repo_policy, run_checks
+                               multi_region_trail, rds_cluster, rds_instance, tls_parameter_group)
+from helpers import collect, finding, policy_variant, repo_policy, run_checks
 from vigil.aws import Aws
-from vigil.checks.collectors import collect_inventory
+from vigil.checks.collectors import backup
+from vigil.checks.collectors.base import CollectSession
 from vigil.checks.context import Context
 from vigil.checks.controls.bak_04 import runs_daily
 from vigil.checks.model import Fact, Inventory, Status
@@ -36,15 +38,36 @@ def moto():
         yield
 
 
-def denying(service: str, operation: str) -> Aws:
-    """An Aws whose clients are refused `operation`, as AWS answers a missing permission."""
-    aws = Aws()
+_SHARED: list[Aws] = []
+REGIONS = ("us-east-1", "us-west-2")
 
-    def deny(**_: object) -> None:
+
+def check(policy, only: list[str], deny: tuple[str, str] | None = None):
+    """run_checks with one Aws reused across tests (a fresh one costs seconds of model loading;
+    moto intercepts its clients all the same and each test's mock_aws starts empty).
+
+    `deny=(service, Operation)`: AWS refuses that call, as it answers a missing permission, via a
+    botocore before-call handler on the clients, removed again afterwards.
+    """
+    if not _SHARED:
+        _SHARED.append(Aws())
+    aws = _SHARED[0]
+    if deny is None:
+        return run_checks(policy, only=only, aws=aws)
+    service, operation = deny
+    event = f"before-call.{service}.{operation}"
+
+    def refuse(**_: object) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied by test"}}, operation)
 
-    aws.session.events.register(f"before-call.{service}.{operation}", deny)
-    return aws
+    clients = [aws.client(service, region) for region in REGIONS]
+    for client in clients:
+        client.meta.events.register(event, refuse, unique_id="vigil-test-deny")
+    try:
+        return run_checks(policy, only=only, aws=aws)
+    finally:
+        for client in clients:
+            client.meta.events.unregister(event, unique_id="vigil-test-deny")
 
 
 def with_rds(tmp_path, **store):
@@ -57,7 +80,7 @@ def with_rds(tmp_path, **store):
 def test_enc03_rotated_key_passes_unrotated_fails_pending_deletion_not_applicable():
     good, bad, doomed = cmk(alias="alias/vigil-data"), cmk(rotate=False), cmk()
     boto3.client("kms", region_name="us-east-1").schedule_key_deletion(KeyId=doomed.rsplit("/", 1)[-1], PendingWindowInDays=7)
-    findings = run_checks(repo_policy(), only=["ENC-03"])
+    findings = check(repo_policy(), ["ENC-03"])
     assert finding(findings, "ENC-03", good).status == PASS
     assert finding(findings, "ENC-03", bad).status == FAIL
     assert "kms:EnableKeyRotation" in finding(findings, "ENC-03", bad).reason
@@ -67,7 +90,7 @@ def test_enc03_rotated_key_passes_unrotated_fails_pending_deletion_not_applicabl
 
 def test_enc03_denied_rotation_status_is_an_error_for_that_key():
     key = cmk()
-    findings = run_checks(repo_policy(), only=["ENC-03"], aws=denying("kms", "GetKeyRotationStatus"))
+    findings = check(repo_policy(), ["ENC-03"], deny=("kms", "GetKeyRotationStatus"))
     result = finding(findings, "ENC-03", key)
     assert result.status == ERROR and "kms:GetKeyRotationStatus was denied" in result.reason
 
@@ -78,7 +101,7 @@ def test_enc03_denied_rotation_status_is_an_error_for_that_key():
 def test_enc04_bak05_tables():
     good = encrypted_table("accounts")
     bad = encrypted_table("referrals", encrypted=False, pitr=False)
-    findings = run_checks(repo_policy(), only=["ENC-04", "BAK-05"])
+    findings = check(repo_policy(), ["ENC-04", "BAK-05"])
     assert finding(findings, "ENC-04", good).status == PASS
     assert finding(findings, "ENC-04", bad).status == FAIL
     assert finding(findings, "BAK-05", good).status == PASS
@@ -87,7 +110,7 @@ def test_enc04_bak05_tables():
 
 def test_declared_table_missing_fails():
     encrypted_table("accounts")
-    findings = run_checks(repo_policy(), only=["BAK-05", "BAK-04"])
+    findings = check(repo_policy(), ["BAK-05", "BAK-04"])
     for control in ("BAK-05", "BAK-04"):
         result = finding(findings, control, "referrals")
         assert result.status == FAIL and result.reason == "declared data store table referrals was not found"
@@ -95,11 +118,11 @@ def test_declared_table_missing_fails():
 
 def test_enc04_bak05_denied_calls_are_errors():
     table = encrypted_table("accounts")
-    findings = run_checks(repo_policy(), only=["ENC-04"], aws=denying("dynamodb", "DescribeTable"))
+    findings = check(repo_policy(), ["ENC-04"], deny=("dynamodb", "DescribeTable"))
     assert finding(findings, "ENC-04", table).status == ERROR
-    findings = run_checks(repo_policy(), only=["BAK-05"], aws=denying("dynamodb", "DescribeContinuousBackups"))
+    findings = check(repo_policy(), ["BAK-05"], deny=("dynamodb", "DescribeContinuousBackups"))
     assert "DescribeContinuousBackups was denied" in finding(findings, "BAK-05", table).reason
-    findings = run_checks(repo_policy(), only=["BAK-05"], aws=denying("dynamodb", "ListTables"))
+    findings = check(repo_policy(), ["BAK-05"], deny=("dynamodb", "ListTables"))
     assert finding(findings, "BAK-05", "referrals").status == ERROR  # not seen is not "missing"
 
 
@@ -110,7 +133,7 @@ def test_enc05_tls03_instances(tmp_path):
     pg = rds_instance("orders")
     my = rds_instance("shop", engine="mysql")
     plain = rds_instance("legacy", encrypted=False, force_ssl=False, retention=1)
-    findings = run_checks(with_rds(tmp_path, instance="orders"), only=["ENC-05", "TLS-03", "BAK-05"])
+    findings = check(with_rds(tmp_path, instance="orders"), ["ENC-05", "TLS-03", "BAK-05"])
     assert finding(findings, "ENC-05", pg).status == PASS
     assert finding(findings, "ENC-05", plain).status == FAIL
     assert finding(findings, "TLS-03", pg).status == PASS
@@ -121,13 +144,12 @@ def test_enc05_tls03_instances(tmp_path):
 
 
 def test_tls03_parameter_off_fails_and_bak05_short_retention_fails(tmp_path):
-    from builders_services import tls_parameter_group
     rds = boto3.client("rds", region_name="us-east-1")
     group = tls_parameter_group("weak", forced=False)
     arn = rds.create_db_instance(DBInstanceIdentifier="orders", DBInstanceClass="db.t3.micro", Engine="postgres",
                                  MasterUsername="u_admin", MasterUserPassword="not-a-real-password", AllocatedStorage=20,
                                  DBParameterGroupName=group, BackupRetentionPeriod=1)["DBInstance"]["DBInstanceArn"]
-    findings = run_checks(with_rds(tmp_path, instance="orders"), only=["TLS-03", "BAK-05"])
+    findings = check(with_rds(tmp_path, instance="orders"), ["TLS-03", "BAK-05"])
     assert finding(findings, "TLS-03", arn).status == FAIL and "rds.force_ssl = 0" in finding(findings, "TLS-03", arn).reason
     assert finding(findings, "BAK-05", arn).status == FAIL
 
@@ -138,7 +160,7 @@ def test_clusters(tmp_path):
     rds = boto3.client("rds", region_name="us-east-1")
     member = rds.create_db_instance(DBInstanceIdentifier="ledger-1", DBInstanceClass="db.r6g.large", Engine="aurora-postgresql",
                                     DBClusterIdentifier="ledger")["DBInstance"]["DBInstanceArn"]
-    findings = run_checks(with_rds(tmp_path, cluster="scratch"), only=["ENC-05", "TLS-03", "BAK-05"])
+    findings = check(with_rds(tmp_path, cluster="scratch"), ["ENC-05", "TLS-03", "BAK-05"])
     assert finding(findings, "ENC-05", good).status == PASS
     assert finding(findings, "ENC-05", bare).status == FAIL
     assert finding(findings, "TLS-03", good).status == PASS
@@ -150,9 +172,9 @@ def test_clusters(tmp_path):
 
 def test_rds_denied(tmp_path):
     arn = rds_instance("orders")
-    findings = run_checks(with_rds(tmp_path, instance="orders"), only=["TLS-03"], aws=denying("rds", "DescribeDBParameters"))
+    findings = check(with_rds(tmp_path, instance="orders"), ["TLS-03"], deny=("rds", "DescribeDBParameters"))
     assert finding(findings, "TLS-03", arn).status == ERROR
-    findings = run_checks(with_rds(tmp_path, instance="orders"), only=["ENC-05", "BAK-05"], aws=denying("rds", "DescribeDBInstances"))
+    findings = check(with_rds(tmp_path, instance="orders"), ["ENC-05", "BAK-05"], deny=("rds", "DescribeDBInstances"))
     assert finding(findings, "ENC-05", f"arn:aws:rds:us-east-1:{ACCOUNT}:db:*").status == ERROR
     assert finding(findings, "BAK-05", arn).status == ERROR
 
@@ -162,10 +184,10 @@ def test_rds_denied(tmp_path):
 
 def test_enc06_per_region():
     ebs_encryption_by_default(["us-east-1"])
-    findings = run_checks(repo_policy(), only=["ENC-06"])
+    findings = check(repo_policy(), ["ENC-06"])
     assert finding(findings, "ENC-06", "region:us-east-1").status == PASS
     assert finding(findings, "ENC-06", "region:us-west-2").status == FAIL
-    findings = run_checks(repo_policy(), only=["ENC-06"], aws=denying("ec2", "GetEbsEncryptionByDefault"))
+    findings = check(repo_policy(), ["ENC-06"], deny=("ec2", "GetEbsEncryptionByDefault"))
     assert {f.status for f in findings} == {ERROR} and len(findings) == 2
 
 
@@ -173,15 +195,15 @@ def test_enc06_per_region():
 
 
 def test_mfa01_moto_root_without_mfa_fails_and_denied_errors():
-    findings = run_checks(repo_policy(), only=["MFA-01"])
+    findings = check(repo_policy(), ["MFA-01"])
     assert finding(findings, "MFA-01", ACCOUNT).status == FAIL  # moto always reports AccountMFAEnabled 0
-    findings = run_checks(repo_policy(), only=["MFA-01"], aws=denying("iam", "GetAccountSummary"))
+    findings = check(repo_policy(), ["MFA-01"], deny=("iam", "GetAccountSummary"))
     assert finding(findings, "MFA-01", ACCOUNT).status == ERROR
 
 
 def test_mfa01_root_with_mfa_passes():
     inventory = Inventory(ACCOUNT, ["us-east-1"], account_summary=Fact("iam:GetAccountSummary", {"AccountMFAEnabled": 1}))
-    findings = evaluate(Context(repo_policy(), inventory), only=["MFA-01"])
+    findings = evaluate(Context(repo_policy(), inventory), ["MFA-01"])
     assert finding(findings, "MFA-01", ACCOUNT).status == PASS
 
 
@@ -193,11 +215,11 @@ def test_mfa02_console_users():
         iam.create_login_profile(UserName=name, Password="Not-a-real-password-1")
     serial = iam.create_virtual_mfa_device(VirtualMFADeviceName="alice")["VirtualMFADevice"]["SerialNumber"]
     iam.enable_mfa_device(UserName="alice", SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321")
-    findings = run_checks(repo_policy(), only=["MFA-02"])
+    findings = check(repo_policy(), ["MFA-02"])
     assert finding(findings, "MFA-02", "alice").status == PASS
     assert finding(findings, "MFA-02", "bob").status == FAIL
     assert finding(findings, "MFA-02", "robot").status == NA
-    findings = run_checks(repo_policy(), only=["MFA-02"], aws=denying("iam", "ListMFADevices"))
+    findings = check(repo_policy(), ["MFA-02"], deny=("iam", "ListMFADevices"))
     assert finding(findings, "MFA-02", "bob").status == ERROR and finding(findings, "MFA-02", "robot").status == NA
 
 
@@ -207,16 +229,16 @@ def test_mfa02_console_users():
 def test_aud01_multi_region_logging_validated_trail_passes():
     multi_region_trail("regional-only", multi_region=False)
     multi_region_trail()
-    assert finding(run_checks(repo_policy(), only=["AUD-01"]), "AUD-01", ACCOUNT).status == PASS
+    assert finding(check(repo_policy(), ["AUD-01"]), "AUD-01", ACCOUNT).status == PASS
 
 
 def test_aud01_fails_without_a_qualifying_trail_and_errors_when_denied():
     multi_region_trail("not-logging", logging=False)
     multi_region_trail("no-validation", validation=False, region="us-west-2")
-    result = finding(run_checks(repo_policy(), only=["AUD-01"]), "AUD-01", ACCOUNT)
+    result = finding(check(repo_policy(), ["AUD-01"]), "AUD-01", ACCOUNT)
     assert result.status == FAIL and "not-logging is not logging" in result.reason and "no-validation has no log file validation" in result.reason
     multi_region_trail("good")
-    result = finding(run_checks(repo_policy(), only=["AUD-01"], aws=denying("cloudtrail", "GetTrailStatus")), "AUD-01", ACCOUNT)
+    result = finding(check(repo_policy(), ["AUD-01"], deny=("cloudtrail", "GetTrailStatus")), "AUD-01", ACCOUNT)
     assert result.status == ERROR and "GetTrailStatus was denied" in result.reason
 
 
@@ -234,7 +256,7 @@ def test_plain_moto_backup_selections_unimplemented_is_error():
     encrypted_table("accounts")
     encrypted_table("referrals")
     made = backup_vaults_and_plan()
-    findings = run_checks(repo_policy(), only=["BAK-04", "RET-03"])
+    findings = check(repo_policy(), ["BAK-04", "RET-03"])
     for table in ("accounts", "referrals"):
         result = finding(findings, "BAK-04", table)
         assert result.status == ERROR and "ListBackupSelections is not implemented by this endpoint" in result.reason
@@ -245,7 +267,7 @@ def test_plain_moto_backup_selections_unimplemented_is_error():
 
 def test_bak04_denied_plan_listing_is_error():
     encrypted_table("accounts")
-    findings = run_checks(repo_policy(), only=["BAK-04"], aws=denying("backup", "ListBackupPlans"))
+    findings = check(repo_policy(), ["BAK-04"], deny=("backup", "ListBackupPlans"))
     assert "backup:ListBackupPlans was denied" in finding(findings, "BAK-04", "accounts").reason
 
 
@@ -309,14 +331,8 @@ def backup_as_aws(tables: dict[str, str], schedule: str = "cron(0 5 ? * * *)", d
 
 def check_with_backup(calls: dict[str, list], only: list[str], policy=None):
     """Collect everything from moto, then AWS Backup from the stubbed answers, and evaluate."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from helpers import collect
-    from vigil.checks.collectors import backup
-    from vigil.checks.collectors.base import CollectSession
-
     policy = policy or repo_policy()
-    inventory = collect(policy)
+    inventory = collect(policy, aws=_SHARED[0] if _SHARED else None)
     inventory.vaults.clear(), inventory.plans.clear(), inventory.listing_errors.clear()
     aws, stubbers = Aws(), []
     for region, expected in calls.items():

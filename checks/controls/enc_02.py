@@ -24,6 +24,9 @@ def key_evidence(key: KmsKey) -> dict[str, Any]:
 def judge_key(ctx: Context, resource: str, region: str, what: str, reference: str,
               apis: list[str], observed: dict[str, Any]) -> Finding:
     """Shared by buckets, tables and vaults: resolve the key and require it to be customer-managed."""
+    if reference.startswith("alias/aws/") or ":alias/aws/" in reference:
+        return failed(ID, resource, region,
+                      f"{what} uses the AWS-managed key {reference}; use a customer-managed key", apis, observed)
     key = ctx.resolve_key(reference, region)
     if key is None:
         return Finding(ID, resource, region, Status.ERROR,

@@ -123,3 +123,15 @@ def backup_vaults_and_plan(primary: str = "us-east-1", backup: str = "us-west-2"
         rule["Lifecycle"] = lifecycle
     plan = boto3.client("backup", region_name=primary).create_backup_plan(BackupPlan={"BackupPlanName": f"{name}-daily", "Rules": [rule]})
     return {"primary_vault": vaults["primary"], "backup_vault": vaults["backup"], "plan_id": plan["BackupPlanId"]}
+
+
+def compliant_services(policy) -> dict[str, str]:
+    """Everything the non-S3 controls want for `policy` (a vigil Policy): its tables (encrypted,
+    PITR, tagged `backup=daily` for a tag-based selection), EBS default encryption in every region
+    in scope, a multi-region trail and the backup vaults and plan. Returns the ARNs made."""
+    primary, backup = policy.regions.primary, policy.regions.backup
+    made = {f"table:{name}": encrypted_table(name, primary, tags={"backup": "daily"}) for name in sorted(policy.data_tables)}
+    ebs_encryption_by_default(policy.regions_in_scope)
+    made["trail"] = multi_region_trail(region=primary)
+    made.update(backup_vaults_and_plan(primary, backup))
+    return made

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from builders_services import (ACCOUNT, backup_vaults_and_plan, cmk, ebs_encryption_by_default, encrypted_table,
+from builders_services import (ACCOUNT, backup_vaults_and_plan, cmk, compliant_services, ebs_encryption_by_default, encrypted_table,
                                multi_region_trail, rds_cluster, rds_instance, tls_parameter_group)
 from helpers import collect, finding, policy_variant, repo_policy, run_checks
 from vigil.aws import Aws
@@ -399,3 +399,9 @@ def test_ret03_forever_category_is_never_too_long(tables, tmp_path):
     policy = policy_variant(tmp_path, lambda d: d["stores"][-1].update(category="aggregates"))  # accounts: kept forever
     result = finding(check_with_backup(backup_as_aws(tables, delete_after=None), ["RET-03"], policy), "RET-03", PRIMARY_VAULT)
     assert result.status == PASS and "forever" in result.reason
+
+
+def test_compliant_builders_pass_what_moto_can_show():
+    compliant_services(repo_policy())
+    findings = check(repo_policy(), ["ENC-03", "ENC-04", "ENC-06", "BAK-05", "AUD-01", "TLS-03", "ENC-05", "MFA-02"])
+    assert findings and {f.status for f in findings} == {PASS}, [(f.control, f.resource, f.reason) for f in findings if f.status != PASS]

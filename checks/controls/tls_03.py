@@ -55,6 +55,12 @@ def _judge_one(kind: str, arn: str, region: str, engine: str, group: str | None,
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
+    account = ctx.inventory.account_id
+    for region in ctx.inventory.regions:
+        for key, pattern in (("rds", "db:*"), ("rds-clusters", "cluster:*")):
+            listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
+            if listing is not None:
+                yield errored(ID, f"arn:aws:rds:{region}:{account}:{pattern}", region, listing)
     for instance in ctx.inventory.db_instances:
         d = instance.description
         if d.get("DBClusterIdentifier"):

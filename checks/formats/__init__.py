@@ -19,11 +19,12 @@ FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
 }
 
 
-def write_formats(data: dict[str, Any], directory: Path, names: list[str]) -> list[Path]:
-    written = []
+def write_formats(data: dict[str, Any], directory: Path, names: list[str]) -> dict[str, Path]:
+    """Write each named format (once, however often it is named); format name -> file written."""
+    written: dict[str, Path] = {}
     for name in dict.fromkeys(names):
         filename, render = FORMATS[name]
         path = directory / filename
         path.write_text(render(data), encoding="utf-8")
-        written.append(path)
+        written[name] = path
     return written

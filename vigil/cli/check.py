@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explanations(result, console)
     print(f"findings: {path}")
-    for written in extra:
-        print(f"{written.name.removeprefix('findings.')}: {written}")
+    for name, written in extra.items():
+        print(f"{name}: {written}")
     return result.exit_code
 
 

@@ -4,6 +4,7 @@ The event says which job: {"job": "check" | "retain" | "report" | "run"} (defaul
 Everything else comes from the function's environment, so an event can never turn on deletion:
   VIGIL_POLICY       the policy file (default: policy.yaml packaged beside this handler)
   VIGIL_APPLY        "true": the retain and run jobs apply retention (default: plan only)
+  VIGIL_MAX_DELETE   retention deletes nothing if a plan would delete more than this
   VIGIL_UPLOAD       s3://bucket/prefix of the Object-Lock evidence bucket (the report uploads there)
   VIGIL_SIGNING_KEY  a key file, or kms:<key id> (vigil report signs with AWS KMS)
   VIGIL_LOCK_BUCKET  take an S3 lock per job kind, so overlapping invocations never both run
@@ -16,6 +17,7 @@ is a result and is returned.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from vigil.scheduler.logs import EventLog
 from vigil.scheduler.pipeline import STAGES, JobOptions, run_pipeline
 
 HERE = Path(__file__).resolve().parent
+RUN_FOLDER = re.compile(r"^\d{8}T\d{6}Z-[a-z]+-[0-9a-f]+$")
 
 
 class JobFailed(RuntimeError):
@@ -44,6 +47,7 @@ def options_from_env(job: str) -> JobOptions:
         apply=os.environ.get("VIGIL_APPLY", "").lower() == "true" and job in ("retain", "run"),
         signing_key=os.environ.get("VIGIL_SIGNING_KEY") or None,
         upload=os.environ.get("VIGIL_UPLOAD") or None,
+        max_delete=int(os.environ["VIGIL_MAX_DELETE"]) if os.environ.get("VIGIL_MAX_DELETE") else None,
     )
 
 
@@ -56,7 +60,7 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
     options = options_from_env(job)
     options.validate()
     work = Path(os.environ.get("VIGIL_WORK_DIR", "/tmp/vigil"))
-    shutil.rmtree(work, ignore_errors=True)  # a warm container keeps /tmp: drop earlier runs (already uploaded)
+    _drop_earlier_runs(work)
     run_id = new_run_id()
     stamp, _, token = run_id.partition("-")
     run_id = f"{stamp}-{job}-{token}"
@@ -73,6 +77,14 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
     if result.exit_code in (2, 3):
         raise JobFailed(f"vigil {job} exited {result.exit_code}: {[s.message for s in result.stages if s.message]}")
     return summary
+
+
+def _drop_earlier_runs(work: Path) -> None:
+    """A warm container keeps /tmp: remove earlier run folders (uploaded already), and nothing else."""
+    if work.is_dir():
+        for folder in work.iterdir():
+            if folder.is_dir() and RUN_FOLDER.match(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _lock(options: JobOptions, job: str) -> S3Lock | None:

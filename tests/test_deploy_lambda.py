@@ -59,7 +59,11 @@ def lambda_env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_handler_runs_the_job_uploads_the_pack_and_releases_its_lock(lambda_env: Any, tmp_path: Path) -> None:
     handler = load_deploy_module("lambda_handler")
+    earlier, unrelated = tmp_path / "work" / "20261101T020000Z-retain-abc123", tmp_path / "work" / "keep-me"
+    earlier.mkdir(parents=True)
+    unrelated.mkdir()
     summary = handler.handler({"job": "check"}, None)
+    assert not earlier.exists() and unrelated.exists()  # a warm /tmp drops old runs, and only those
     assert summary["job"] == "check" and summary["exit_code"] in (0, 1)
     assert summary["stages"]["check"] in (0, 1)
     run_dir = Path(summary["run_dir"])

@@ -126,6 +126,31 @@ def test_sigterm_mid_run_finishes_the_stage_and_abandons_the_rest(tmp_path: Path
     assert "check" in state["last_run"] and state["running"] is None
 
 
+def test_a_replica_holding_the_s3_lock_makes_this_scheduler_skip(tmp_path: Path, endpoint: str) -> None:
+    import boto3
+    from datetime import timedelta
+
+    from vigil.scheduler.lock import S3Lock
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="vigil-locks")
+    other_replica = S3Lock(s3, "vigil-locks", "vigil/locks/check.lock", timedelta(hours=1))
+    assert other_replica.acquire()
+    out = tmp_path / "evidence"
+    child = Scheduler(["--policy", str(policy_with(tmp_path, {"check": "every 1 minutes"})), "--endpoint-url", endpoint,
+                       "--output", str(out), "--run-now", "--lock-bucket", "vigil-locks"], child_env())
+    try:
+        skipped = child.wait_for("job.skipped", job="check")
+        child.proc.send_signal(signal.SIGTERM)
+        assert child.proc.wait(timeout=5) == 0
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+    assert "s3://vigil-locks/vigil/locks/check.lock" in skipped["reason"]
+    assert [p.name for p in out.iterdir()] == [".vigil"]  # no run folder: the job did not run
+
+
 def vigil(*argv: str) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

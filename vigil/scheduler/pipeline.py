@@ -20,12 +20,13 @@ from vigil.errors import UsageError
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
 
-# What each job runs. Every job ends in a report (a failed check still gets one) and a verify
-# of that report; the scheduled "report" job plans retention but never applies it.
+# What each job runs. Every folder is a complete evidence pack: the report needs the check's
+# findings.json, and a failed check still gets its report; verify re-checks the signed pack.
+# Only the retain job may apply retention; the report job plans it.
 STAGES = {
     "run": ("check", "retain", "report", "verify"),
     "check": ("check", "report", "verify"),
-    "retain": ("retain", "report", "verify"),
+    "retain": ("check", "retain", "report", "verify"),
     "report": ("check", "retain", "report", "verify"),
 }
 INTERRUPTED = 130  # what vigil.cli.main returns when a stage is interrupted (second signal)
@@ -43,6 +44,7 @@ class JobOptions:
     apply: bool = False
     signing_key: str | None = None
     upload: str | None = None  # s3://bucket/prefix: `vigil report` uploads the pack there
+    max_delete: int | None = None  # retain stops (exit 1, nothing deleted) above this many deletions
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "JobOptions":
@@ -50,12 +52,15 @@ class JobOptions:
             policy=args.policy, endpoint_url=args.endpoint_url, regions=tuple(args.region or ()),
             profile=args.profile, as_of=getattr(args, "as_of", None), apply=bool(args.apply),
             signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
+            max_delete=args.max_delete,
         )
 
     def validate(self) -> None:
         """Bad input found before anything runs (exit 2)."""
         if self.upload and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", self.upload):
             raise UsageError(f"--upload {self.upload!r}: expected s3://bucket/prefix")
+        if self.max_delete is not None and self.max_delete < 0:
+            raise UsageError("--max-delete must be 0 or more")
         if self.signing_key and not self.signing_key.startswith("kms:") and not Path(self.signing_key).is_file():
             raise UsageError(f"--signing-key {self.signing_key!r}: no such file")
 
@@ -79,6 +84,7 @@ def stage_argv(stage: str, options: JobOptions, run_dir: Path, accepted: set[str
         argv = ["check", *options.common_flags(), "--output", str(run_dir)]
     elif stage == "retain":
         argv = ["retain", *options.common_flags(), "--output", str(run_dir)] + (["--apply"] if options.apply else [])
+        argv += ["--max-delete", str(options.max_delete)] if options.max_delete is not None else []
     elif stage == "report":
         argv = ["report", str(run_dir), "--policy", options.policy]
         argv += ["--signing-key", options.signing_key] if options.signing_key else []
@@ -133,9 +139,11 @@ def call_cli(argv: list[str], capture: bool) -> tuple[int, str]:
         except Exception as exc:  # main() re-raises under VIGIL_DEBUG; a job still goes on
             print(f"vigil: unexpected error: {type(exc).__name__}: {exc}", file=out if capture else None)
             code = 1
-    lines = [line for line in out.getvalue().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("vigil:")]
-    return int(code), (errors[-1][:300] if errors and code else "")
+    lines = [line.strip() for line in out.getvalue().splitlines() if line.strip()]
+    last_error = max((i for i, line in enumerate(lines) if line.startswith("vigil:")), default=None)
+    if not code or last_error is None:
+        return int(code), ""
+    return int(code), " | ".join(lines[last_error:last_error + 4])[:300]  # the error and its first details
 
 
 def run_pipeline(job: str, options: JobOptions, run_dir: Path, log: EventLog,

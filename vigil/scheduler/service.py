@@ -114,6 +114,7 @@ class Service:
 
     def serve(self, run_now: bool = False) -> int:
         """The loop; returns 0 when stopped."""
+        self.state.clear_running()  # left by a scheduler that was killed mid-run; nothing runs yet
         self.log.event("scheduler.started", jobs={kind: p.text for kind, p in self.phrases.items()}, next_runs=self.next_runs())
         try:
             if run_now:

@@ -53,6 +53,11 @@ class State:
         self.data["heartbeat"] = _iso(now)
         self.save()
 
+    def clear_running(self) -> None:
+        if self.data.get("running"):
+            self.data["running"] = None
+            self.save()
+
     def finished(self, kind: str, started: datetime, now: datetime) -> None:
         """A run counts as done (no catch-up) once it finished, whatever its exit code."""
         self.data["last_run"][kind] = _iso(started)

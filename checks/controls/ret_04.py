@@ -17,7 +17,8 @@ ID = "RET-04"
 
 
 def minimum_days(ctx: Context, stores: list) -> int:
-    return max(ctx.policy.category_of(s).keep_at_least.approx_days() for s in stores)
+    lows = [ctx.policy.category_of(s).keep_at_least for s in stores]
+    return max((low.approx_days() for low in lows if low is not None), default=0)
 
 
 def guarded(ctx: Context, store) -> bool:

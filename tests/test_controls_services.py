@@ -8,8 +8,10 @@ plain moto.
 """
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -42,6 +44,12 @@ _SHARED: list[Aws] = []
 REGIONS = ("us-east-1", "us-west-2")
 
 
+def shared_aws() -> Aws:
+    if not _SHARED:
+        _SHARED.append(Aws())
+    return _SHARED[0]
+
+
 def check(policy, only: list[str], deny: tuple[str, str] | None = None):
     """run_checks with one Aws reused across tests (a fresh one costs seconds of model loading;
     moto intercepts its clients all the same and each test's mock_aws starts empty).
@@ -49,9 +57,7 @@ def check(policy, only: list[str], deny: tuple[str, str] | None = None):
     `deny=(service, Operation)`: AWS refuses that call, as it answers a missing permission, via a
     botocore before-call handler on the clients, removed again afterwards.
     """
-    if not _SHARED:
-        _SHARED.append(Aws())
-    aws = _SHARED[0]
+    aws = shared_aws()
     if deny is None:
         return run_checks(policy, only=only, aws=aws)
     service, operation = deny
@@ -332,7 +338,7 @@ def backup_as_aws(tables: dict[str, str], schedule: str = "cron(0 5 ? * * *)", d
 def check_with_backup(calls: dict[str, list], only: list[str], policy=None):
     """Collect everything from moto, then AWS Backup from the stubbed answers, and evaluate."""
     policy = policy or repo_policy()
-    inventory = collect(policy, aws=_SHARED[0] if _SHARED else None)
+    inventory = collect(policy, aws=shared_aws())
     inventory.vaults.clear(), inventory.plans.clear(), inventory.listing_errors.clear()
     aws, stubbers = Aws(), []
     for region, expected in calls.items():
@@ -405,3 +411,37 @@ def test_compliant_builders_pass_what_moto_can_show():
     compliant_services(repo_policy())
     findings = check(repo_policy(), ["ENC-03", "ENC-04", "ENC-06", "BAK-05", "AUD-01", "TLS-03", "ENC-05", "MFA-02"])
     assert findings and {f.status for f in findings} == {PASS}, [(f.control, f.resource, f.reason) for f in findings if f.status != PASS]
+
+
+# --- collectors: what they record ------------------------------------------------------
+
+
+def test_collectors_attach_aliases_and_read_policy_roles():
+    from vigil.checks.collectors.iam import trust_document
+    key = cmk(alias="alias/vigil-data")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                     "Action": "sts:AssumeRole"}]}
+    boto3.client("iam", region_name="us-east-1").create_role(RoleName="data-steward", AssumeRolePolicyDocument=json.dumps(trust))
+    inventory = collect(repo_policy(), aws=shared_aws())
+    assert [k.aliases for k in inventory.kms_keys if k.arn == key] == [["alias/vigil-data"]]
+    assert inventory.roles["data-steward"].trust_policy.value == trust
+    absent = inventory.roles["vigil-backup"].trust_policy
+    assert absent.ok and absent.value is None  # NoSuchEntity: the role does not exist
+    assert trust_document(quote(json.dumps(trust))) == trust  # GetRole's URL-encoded form
+
+
+def test_rds_parameter_group_is_read_once_per_group():
+    group = tls_parameter_group("shared-tls")
+    rds = boto3.client("rds", region_name="us-east-1")
+    for name in ("db-a", "db-b", "db-c"):
+        rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="postgres", MasterUsername="u_admin",
+                               MasterUserPassword="not-a-real-password", AllocatedStorage=20, DBParameterGroupName=group)
+    calls: list[str] = []
+    client = shared_aws().client("rds", "us-east-1")
+    client.meta.events.register("before-call.rds.DescribeDBParameters", lambda **kw: calls.append("call"), unique_id="count")
+    try:
+        inventory = collect(repo_policy(), aws=shared_aws())
+    finally:
+        client.meta.events.unregister("before-call.rds.DescribeDBParameters", unique_id="count")
+    assert len(inventory.db_instances) == 3 and len(calls) == 1
+    assert all(i.parameters.value == {"rds.force_ssl": "1"} for i in inventory.db_instances)

@@ -271,10 +271,12 @@ def test_plain_moto_backup_selections_unimplemented_is_error():
         assert result.status == ERROR and "not implemented by this endpoint" in result.reason
 
 
-def test_bak04_denied_plan_listing_is_error():
+def test_bak04_ret03_denied_plan_listing_is_error():
     encrypted_table("accounts")
-    findings = check(repo_policy(), ["BAK-04"], deny=("backup", "ListBackupPlans"))
+    findings = check(repo_policy(), ["BAK-04", "RET-03"], deny=("backup", "ListBackupPlans"))
     assert "backup:ListBackupPlans was denied" in finding(findings, "BAK-04", "accounts").reason
+    vaults = finding(findings, "RET-03", f"arn:aws:backup:us-east-1:{ACCOUNT}:backup-vault:*")
+    assert vaults.status == ERROR and "ListBackupPlans was denied" in vaults.reason
 
 
 # AWS Backup as AWS answers it (moto lacks selections and recovery points): botocore's

@@ -17,6 +17,8 @@ from vigil.checks.verdicts import errored, failed, passed
 
 ID = "BAK-04"
 DEFAULT_SCHEDULE = "cron(0 5 ? * * *)"  # what AWS Backup uses when a rule names none
+LISTED_BY = {"table": "dynamodb:ListTables", "database instance": "rds:DescribeDBInstances",
+             "database cluster": "rds:DescribeDBClusters"}
 
 
 @dataclass
@@ -32,7 +34,7 @@ class DataStore:
         if self.listing_error is not None:
             return errored(control, self.arn, self.region, self.listing_error)
         return failed(control, self.arn, self.region, f"declared data store {self.kind} {self.name} was not found",
-                      "vigil", {"declared": self.name})
+                      LISTED_BY[self.kind], {"declared": self.name, "regions": "in scope"})
 
 
 def _listing_error(ctx: Context, prefix: str) -> Fact | None:

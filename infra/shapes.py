@@ -41,7 +41,8 @@ def json_document(value: Any) -> dict | None:
 
 
 def s3_encryption_rules(inputs: dict) -> list[dict]:
-    return pascal(inputs.get("rules") or [])
+    # GetBucketEncryption always states BucketKeyEnabled.
+    return [{**rule, "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False))} for rule in pascal(inputs.get("rules") or [])]
 
 
 def s3_versioning(inputs: dict) -> dict:

@@ -205,3 +205,16 @@ def test_bad_policy_exits_2_before_any_folder_is_made(tmp_path: Path) -> None:
 def test_bad_upload_location_is_bad_input(tmp_path: Path) -> None:
     code, err = vigil("run", "--policy", POLICY, "--upload", "ftp://x/y", "--output", str(tmp_path / "o"))
     assert code == 2 and "s3://" in err
+
+
+def test_stage_flags_a_command_does_not_know_are_left_out_but_never_the_deletion_cap(tmp_path: Path) -> None:
+    from vigil.scheduler.pipeline import JobOptions, stage_argv
+
+    options = JobOptions(policy="p.yaml", endpoint_url="http://127.0.0.1:1", apply=True, max_delete=5, upload="s3://b/p")
+    full = stage_argv("retain", options, tmp_path)
+    assert full[-3:] == ["--apply", "--max-delete", "5"]
+    older_retain = {"--policy", "--endpoint-url", "--output", "--apply"}
+    assert stage_argv("retain", options, tmp_path, older_retain) == [
+        "retain", "--policy", "p.yaml", "--endpoint-url", "http://127.0.0.1:1", "--output", str(tmp_path)]
+    report = stage_argv("report", options, tmp_path, {"--policy"})
+    assert report == ["report", str(tmp_path), "--policy", "p.yaml"]

@@ -95,7 +95,11 @@ def stage_argv(stage: str, options: JobOptions, run_dir: Path, accepted: set[str
         argv = ["verify", str(run_dir)]
     else:
         raise ValueError(f"unknown stage {stage!r}")
-    return argv if accepted is None else _only_accepted(argv, accepted)
+    if accepted is None:
+        return argv
+    if options.max_delete is not None and "--max-delete" not in accepted:
+        argv = [a for a in argv if a != "--apply"]  # never apply without the cap that was asked for
+    return _only_accepted(argv, accepted)
 
 
 def _only_accepted(argv: list[str], accepted: set[str]) -> list[str]:

@@ -106,30 +106,29 @@ def _unreadable(ctx: Context, region: str) -> Fact | None:
     return None
 
 
-@evaluator(ID)
-def evaluate(ctx: Context) -> Iterator[Finding]:
+def _judge(ctx: Context, store: DataStore) -> Finding:
     backup_region = ctx.policy.regions.backup
     apis = ["backup:ListBackupPlans", "backup:GetBackupPlan", "backup:GetBackupSelection"]
+    # A plan backs up resources of its own region only.
+    plans = [plan for plan, _selection in ctx.plans_for_store.get(store.arn, []) if plan.region == store.region]
+    bodies = [(plan.plan.value or {}) for plan in plans]
+    observed = [_summary(body.get("BackupPlanName", plan.plan_id), body.get("Rules", [])) for plan, body in zip(plans, bodies)]
+    for plan, body in zip(plans, bodies):
+        rule = qualifying_rule(body.get("Rules", []), backup_region)
+        if rule is not None:
+            schedule = rule.get("ScheduleExpression") or DEFAULT_SCHEDULE
+            return passed(ID, store.arn, store.region, f"plan {body.get('BackupPlanName', plan.plan_id)} rule {rule.get('RuleName')} "
+                          f"runs {schedule} and copies to {backup_region}", apis, observed)
+    problem = _unreadable(ctx, store.region)  # an unreadable plan might be the one that qualifies
+    if problem is not None:
+        return errored(ID, store.arn, store.region, problem)
+    if not plans:
+        return failed(ID, store.arn, store.region, f"no AWS Backup plan in {store.region} selects this {store.kind}", apis, observed)
+    return failed(ID, store.arn, store.region,
+                  f"no rule of the plans that select it both runs at least daily and copies to a vault in {backup_region}", apis, observed)
+
+
+@evaluator(ID)
+def evaluate(ctx: Context) -> Iterator[Finding]:
     for store in data_stores(ctx):
-        if store.record is None:
-            yield store.missing(ID)
-            continue
-        pairs = [(p, s) for p, s in ctx.plans_for_store.get(store.arn, []) if p.region == store.region]
-        observed = [_summary((p.plan.value or {}).get("BackupPlanName", p.plan_id), (p.plan.value or {}).get("Rules", [])) for p, _ in pairs]
-        for plan, _selection in pairs:
-            rule = qualifying_rule((plan.plan.value or {}).get("Rules", []), backup_region)
-            if rule is not None:
-                name = (plan.plan.value or {}).get("BackupPlanName", plan.plan_id)
-                yield passed(ID, store.arn, store.region,
-                             f"plan {name} rule {rule.get('RuleName')} runs {rule.get('ScheduleExpression') or DEFAULT_SCHEDULE} and copies to {backup_region}",
-                             apis, observed)
-                break
-        else:
-            problem = _unreadable(ctx, store.region)
-            if problem is not None:
-                yield errored(ID, store.arn, store.region, problem)
-            elif not pairs:
-                yield failed(ID, store.arn, store.region, f"no AWS Backup plan in {store.region} selects this {store.kind}", apis, observed)
-            else:
-                yield failed(ID, store.arn, store.region,
-                             f"no rule of the plans that select it both runs at least daily and copies to a vault in {backup_region}", apis, observed)
+        yield store.missing(ID) if store.record is None else _judge(ctx, store)

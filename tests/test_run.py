@@ -218,3 +218,13 @@ def test_stage_flags_a_command_does_not_know_are_left_out_but_never_the_deletion
         "retain", "--policy", "p.yaml", "--endpoint-url", "http://127.0.0.1:1", "--output", str(tmp_path)]
     report = stage_argv("report", options, tmp_path, {"--policy"})
     assert report == ["report", str(tmp_path), "--policy", "p.yaml"]
+
+
+def test_an_unwritable_metrics_file_is_logged_not_fatal(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, log = vigil("run", "--policy", POLICY, "--endpoint-url", dead, "--output", str(tmp_path / "o"),
+                      "--metrics-file", str(blocker / "vigil.prom"), "--log-format", "json")
+    assert code == 3  # the run's own result, not the metrics' failure
+    assert [e for e in map(json.loads, log.splitlines()) if e["event"] == "metrics.failed"]

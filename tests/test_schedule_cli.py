@@ -181,3 +181,10 @@ def test_nothing_to_schedule_exits_2(tmp_path: Path, schedule: dict | None) -> N
 def test_bad_flags_exit_2(tmp_path: Path, flags: list[str], message: str) -> None:
     code, err = vigil("schedule", "--policy", str(ROOT / "policy.yaml"), *flags)
     assert code == 2 and message in err
+
+
+def test_an_unwritable_state_folder_is_an_environment_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder should be")
+    code, err = vigil("schedule", "--policy", str(ROOT / "policy.yaml"), "--state-file", str(blocker / "state.json"))
+    assert code == 3 and "state" in err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vigil.cli import common
 from vigil.scheduler.logs import LOG_FORMATS, EventLog
-from vigil.scheduler.metrics import record_run
+from vigil.scheduler.metrics import record_run_logged
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
 
 
@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
     log = EventLog(args.log_format)
     result = run_pipeline("run", options, run_dir, log, run_id=run_id)
     if args.metrics_file:
-        record_run(Path(args.metrics_file), result)
+        record_run_logged(Path(args.metrics_file), result, log)
     return result.exit_code

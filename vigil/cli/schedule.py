@@ -11,10 +11,10 @@ from pathlib import Path
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.cli.run import add_job_flags
-from vigil.errors import UsageError
+from vigil.errors import EnvironmentFailure, UsageError
 from vigil.scheduler.lock import Locks, S3Lock
 from vigil.scheduler.logs import EventLog
-from vigil.scheduler.metrics import record_run
+from vigil.scheduler.metrics import record_run_logged
 from vigil.scheduler.phrases import phrases_of
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
 from vigil.scheduler.service import Job, Service, StopFlag
@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     log = EventLog(args.log_format)
     stop = StopFlag()
     locks = Locks(Path(args.lock_dir) if args.lock_dir else state_path.parent, s3_lock=None)
+    state = State(state_path)
+    try:  # fail now, not at the first run hours later
+        locks.lock_dir.mkdir(parents=True, exist_ok=True)
+        state.save()
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot write the scheduler's state or locks ({state_path}, {locks.lock_dir}): {exc}") from None
     if args.lock_bucket:
         s3 = Aws(profile=args.profile, endpoint_url=args.endpoint_url).client("s3", policy.regions.primary)
         ttl = timedelta(hours=args.lock_ttl_hours)
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     # The policy's times are UTC, and the `schedule` library reads the local clock: make it UTC.
     os.environ["TZ"] = "UTC"
     time.tzset()
-    service = Service(phrases, job, State(state_path), locks, log, stop=stop)
+    service = Service(phrases, job, state, locks, log, stop=stop)
     restore = stop.install()
     try:
         return service.serve(run_now=args.run_now)
@@ -80,7 +86,7 @@ def scheduled_job(options: JobOptions, base: Path, log: EventLog, stop: StopFlag
         result = run_pipeline(kind, run_options, base / f"{stamp}-{kind}-{token}", log,
                               should_stop=lambda: stop.requested, run_id=f"{stamp}-{kind}-{token}")
         if metrics_file is not None:
-            record_run(metrics_file, result)
+            record_run_logged(metrics_file, result, log)
         return result.exit_code
 
     return job

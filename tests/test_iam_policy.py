@@ -1,0 +1,213 @@
+"""`vigil iam-policy`: actions derived from the code's call sites, mapped to IAM, scoped to the stores,
+and proven complete by recording every AWS call a real check and retain make against moto."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import boto3
+import botocore.handlers
+import pytest
+
+from tests.conftest import ROOT
+from tests.helpers import repo_policy
+from vigil.checks.iam_policy import glob_match
+from vigil.cli.main import main
+from vigil.iam_actions import actions_for, call_sites
+
+ACCOUNT = "123456789012"
+
+
+def test_operations_map_to_their_iam_actions() -> None:
+    expected = {
+        "s3:GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
+        "s3:GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock",),
+        "s3:GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration",),
+        "s3:GetBucketReplication": ("s3:GetReplicationConfiguration",),
+        "s3:GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration",),
+        "s3:ListObjectVersions": ("s3:ListBucketVersions",),
+        "s3:HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
+        "s3:DeleteObjects": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+        "s3control:GetPublicAccessBlock": ("s3:GetAccountPublicAccessBlock",),
+        "s3:ListBuckets": ("s3:ListAllMyBuckets",),
+        "sts:GetCallerIdentity": (),
+        "s3:GetBucketPolicy": ("s3:GetBucketPolicy",),
+        "dynamodb:DescribeContinuousBackups": ("dynamodb:DescribeContinuousBackups",),
+    }
+    assert {op: actions_for(op) for op in expected} == expected
+
+
+def test_call_sites_are_read_from_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels, client methods (resolved by receiver or label) and operation names passed as strings."""
+    (tmp_path / "scanned_example.py").write_text(textwrap.dedent('''
+        def fetch(api, call): return call()
+        def _list(client, operation): return client.get_paginator(operation)
+        def collect(aws, client, name):
+            fetch("s3:GetBucketPolicy", lambda: client.get_bucket_policy(Bucket=name))
+            control = aws.client("s3control", "us-east-1")
+            control.get_public_access_block(AccountId="1")
+            _list(aws.client("kms", "us-east-1"), "list_aliases")
+            aws.client("dynamodb", "us-east-1").get_paginator("scan")
+            client.submit(name)          # not an AWS operation
+            "s3:NoSuchOperation"         # not an operation in botocore's model
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = {(site.operation, site.line) for site in call_sites("scanned_example")}
+    assert found == {("s3:GetBucketPolicy", 5), ("s3control:GetPublicAccessBlock", 7), ("kms:ListAliases", 8), ("dynamodb:Scan", 9)}
+
+
+def _record(calls: list[tuple[str, str, dict]]):
+    """botocore handlers: keep each call's parameters, then record (service:Operation, region, params)."""
+    def keep_params(params, context, **_):
+        context["recorded_params"] = dict(params)
+
+    def before_call(model, context, request_signer, **_):
+        calls.append((f"{model.service_model.service_name}:{model.name}", request_signer.region_name, context.get("recorded_params", {})))
+
+    return [("before-parameter-build", keep_params), ("before-call", before_call)]
+
+
+def _resources(operation: str, region: str, params: dict) -> list[str]:
+    """The ARNs one recorded call acts on (what IAM authorizes it against)."""
+    service = operation.split(":")[0]
+    if service == "s3" and "Bucket" in params:
+        if "Key" in params:
+            return [f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"]
+        if "Delete" in params:
+            return [f"arn:aws:s3:::{params['Bucket']}/{o['Key']}" for o in params["Delete"]["Objects"]]
+        return [f"arn:aws:s3:::{params['Bucket']}"]
+    if service == "dynamodb" and "ResourceArn" in params:
+        return [params["ResourceArn"]]
+    if service == "dynamodb" and "TableName" in params:
+        return [f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{params['TableName']}"]
+    if service == "dynamodb" and "RequestItems" in params:
+        return [f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}" for name in params["RequestItems"]]
+    if service == "kms" and "KeyId" in params:
+        key = params["KeyId"]
+        return [key if key.startswith("arn:") else f"arn:aws:kms:{region}:{ACCOUNT}:key/{key}"]
+    return ["*"]
+
+
+def _allowed(policy: dict, action: str, resource: str) -> bool:
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow" or "Condition" in statement:
+            continue
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if any(glob_match(a, action, ignore_case=True) for a in statement["Action"]) and \
+                any(glob_match(r, resource) for r in resources):
+            return True
+    return False
+
+
+def _uncovered(policy: dict, calls: list[tuple[str, str, dict]]) -> set[tuple[str, str, str]]:
+    return {(op, action, resource) for op, region, params in calls for action in actions_for(op)
+            for resource in _resources(op, region, params) if not _allowed(policy, action, resource)}
+
+
+def _iam_policy(command: str, endpoint: str) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["iam-policy", command, "--policy", str(ROOT / "policy.yaml"), "--account", ACCOUNT, "--discover-replicas", "--endpoint-url", endpoint]) == 0
+    return json.loads(out.getvalue())
+
+
+def _seed_records(primary: str) -> None:
+    """Personal data in the stores, so retention reads, rewrites and deletes objects and items.
+
+    moto enforces the TLS and MFA denies, which plain-http loopback calls without MFA cannot
+    satisfy: the two buckets written here lose their Deny statements (this test is about which
+    calls are made, not about compliance).
+    """
+    s3 = boto3.client("s3", region_name=primary)
+    for bucket in ("example-billing", "example-usage-logs"):
+        document = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        document["Statement"] = [st for st in document["Statement"] if st["Effect"] != "Deny"]
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    s3.put_object(Bucket="example-billing", Key="invoices/2019-01.json", Body=b'{"amount": 1}')
+    lines = [{"ts": "2020-01-01T10:00:00Z", "ip": "203.0.113.7", "user_agent": "x", "account_id": "a1", "email": "a@b.c",
+              "path": "/", "status": 200} for _ in range(6)]
+    s3.put_object(Bucket="example-usage-logs", Key="web/2020-01-01.jsonl", Body="\n".join(json.dumps(r) for r in lines).encode())
+    boto3.client("dynamodb", region_name=primary).put_item(
+        TableName="referrals", Item={"id": {"S": "r1"}, "created_at": {"S": "2020-01-01T00:00:00Z"}})
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every AWS call of `vigil check` and `vigil retain --apply` on the seeded estate, and the printed policies."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.test_e2e_check import seed
+
+    tmp = tmp_path_factory.mktemp("iam")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    calls: dict[str, list] = {"check": [], "retain": []}
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
+                                ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+                                ("VIGIL_PSEUDONYM_KEY", base64.b64encode(b"k" * 32).decode()), ("AWS_ENDPOINT_URL", endpoint)):
+                env.setenv(name, value)
+            policy = repo_policy()
+            seed(policy)
+            _seed_records(policy.regions.primary)
+            env.delenv("AWS_ENDPOINT_URL")
+            quiet = io.StringIO()
+            builtin = list(botocore.handlers.BUILTIN_HANDLERS)  # every new botocore session registers these
+            for command, extra in (("check", []), ("retain", ["--apply", "--as-of", "2040-01-01T00:00:00Z"])):
+                env.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls[command])])
+                with contextlib.redirect_stdout(quiet):
+                    code = main([command, "--policy", policy.source_path, "--endpoint-url", endpoint, "--output", str(tmp / command), *extra])
+                env.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)
+                assert code in (0, 1), (command, code, quiet.getvalue()[-2000:])
+            policies = {command: _iam_policy(command, endpoint) for command in calls}
+    finally:
+        server.stop()
+    return {"calls": calls, "policies": policies, "tmp": tmp}
+
+
+def test_check_policy_covers_every_call_check_makes(recorded: dict) -> None:
+    calls = recorded["calls"]["check"]
+    operations = {op for op, _, _ in calls}
+    # the run really went through collectors and retention verify (RET-02 reads the objects)
+    assert {"s3:GetBucketEncryption", "s3control:GetPublicAccessBlock", "kms:GetKeyRotationStatus",
+            "s3:ListObjectVersions", "s3:GetObject", "dynamodb:Scan", "sts:GetCallerIdentity"} <= operations, operations
+    assert not _uncovered(recorded["policies"]["check"], calls)
+
+
+def test_retain_policy_covers_every_call_retain_makes(recorded: dict) -> None:
+    calls = recorded["calls"]["retain"]
+    operations = {op for op, _, _ in calls}
+    assert {"s3:ListObjectVersions", "s3:DeleteObjects", "s3:PutObject", "dynamodb:BatchWriteItem"} <= operations, operations
+    assert not _uncovered(recorded["policies"]["retain"], calls)
+
+
+def test_policies_are_least_privilege(recorded: dict) -> None:
+    for command, policy in recorded["policies"].items():
+        for statement in policy["Statement"]:
+            assert all("*" not in action for action in statement["Action"]), (command, statement)
+            if any(a.startswith(("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "dynamodb:Scan", "dynamodb:BatchWriteItem"))
+                   for a in statement["Action"]) and command == "retain":
+                assert statement["Resource"] != "*" and all("example-" in r or "/accounts" in r or "/referrals" in r
+                                                            for r in statement["Resource"]), statement
+    retain = recorded["policies"]["retain"]
+    assert not _allowed(retain, "s3:DeleteObject", "arn:aws:s3:::some-other-bucket/key")
+    assert not _allowed(retain, "s3:GetBucketPolicy", "arn:aws:s3:::example-billing"), "retain never reads bucket policies"
+    assert not _allowed(recorded["policies"]["check"], "s3:DeleteObject", "arn:aws:s3:::example-billing/x"), "check deletes nothing"
+    assert _allowed(retain, "s3:DeleteObjectVersion", "arn:aws:s3:::example-contacts-replica/contacts/x.json"), "replicas discovered"
+
+
+def test_subject_and_bad_input(capsys: pytest.CaptureFixture) -> None:
+    policy = str(ROOT / "policy.yaml")
+    assert main(["iam-policy", "subject", "--policy", policy, "--account", ACCOUNT]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["Version"] == "2012-10-17"
+    assert main(["iam-policy", "check", "--policy", policy, "--account", "nope"]) == 2
+    assert main(["iam-policy", "check", "--policy", policy, "--sources"]) == 0
+    assert "vigil.checks.collectors.s3:" in capsys.readouterr().err

@@ -237,3 +237,16 @@ def test_health_reads_heartbeat_and_running_job(tmp_path: Path) -> None:
     state.started("check", now)  # a long check does not beat, and is still healthy
     assert health(State(state.path), now + timedelta(hours=2), timedelta(minutes=5), timedelta(hours=6)) == (
         True, "running check since 2026-11-30T00:00:00Z")
+
+
+@mock_aws
+def test_a_broken_lock_store_is_a_failed_run_not_a_dead_scheduler(tmp_path: Path, clock: FakeClock) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")  # no bucket: every lock attempt fails
+    clock.until = MONDAY + timedelta(hours=2, minutes=1)
+    job, log = Recorder(clock), io.StringIO()
+    svc = service(tmp_path, clock, job, {"check": "every 1 hours"}, log=log)
+    svc.locks.s3_lock = lambda kind: S3Lock(s3, "missing-bucket", f"{kind}.lock", timedelta(hours=1))
+    assert svc.serve() == 0
+    assert job.calls == []
+    assert [e["event"] for e in events(log)].count("job.crashed") == 2  # both hourly runs tried, logged, survived
+    assert FileLock(tmp_path / "locks" / "vigil-check.lock").acquire()  # and the file lock was released

@@ -81,23 +81,30 @@ class Service:
         """Run one job now unless stopping or locked; never raises (a failing job is logged)."""
         if self.stop.requested:
             return None
-        with self.locks.hold(kind) as busy:
-            if busy:
-                self.log.event("job.skipped", level="warning", job=kind, reason=busy)
-                return None
-            started = self.clock.now()
-            self.state.started(kind, started)
-            code: int | None = None
-            try:
-                code = self.job(kind)
-            except KeyboardInterrupt:
-                self.log.event("job.abandoned", level="warning", job=kind)
-                self.stop.requested = True
-            except Exception as exc:  # the scheduler outlives any one job
-                self.log.event("job.crashed", level="error", job=kind, error=f"{type(exc).__name__}: {exc}"[:300])
-                code = 1
-            finally:
-                self.state.finished(kind, started, self.clock.now())
+        try:
+            with self.locks.hold(kind) as busy:
+                if busy:
+                    self.log.event("job.skipped", level="warning", job=kind, reason=busy)
+                    return None
+                return self._run_locked(kind)
+        except Exception as exc:  # a lock or the state file failed (disk full, S3 down): try again next time
+            self.log.event("job.crashed", level="error", job=kind, error=f"{type(exc).__name__}: {exc}"[:300])
+            return 1
+
+    def _run_locked(self, kind: str) -> int | None:
+        started = self.clock.now()
+        self.state.started(kind, started)
+        code: int | None = None
+        try:
+            code = self.job(kind)
+        except KeyboardInterrupt:
+            self.log.event("job.abandoned", level="warning", job=kind)
+            self.stop.requested = True
+        except Exception as exc:  # the scheduler outlives any one job
+            self.log.event("job.crashed", level="error", job=kind, error=f"{type(exc).__name__}: {exc}"[:300])
+            code = 1
+        finally:
+            self.state.finished(kind, started, self.clock.now())
         return code
 
     def catch_up(self) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from vigil.aws import Aws
 from vigil.cli.common import new_run_id
+from vigil.errors import UsageError
 from vigil.policy import load_policy
 from vigil.scheduler.lock import S3Lock
 from vigil.scheduler.logs import EventLog
@@ -47,8 +48,17 @@ def options_from_env(job: str) -> JobOptions:
         apply=os.environ.get("VIGIL_APPLY", "").lower() == "true" and job in ("retain", "run"),
         signing_key=os.environ.get("VIGIL_SIGNING_KEY") or None,
         upload=os.environ.get("VIGIL_UPLOAD") or None,
-        max_delete=int(os.environ["VIGIL_MAX_DELETE"]) if os.environ.get("VIGIL_MAX_DELETE") else None,
+        max_delete=_int_env("VIGIL_MAX_DELETE"),
     )
+
+
+def _int_env(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise UsageError(f"{name}={text!r} is not a whole number")
+    return int(text)
 
 
 def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
@@ -93,4 +103,5 @@ def _lock(options: JobOptions, job: str) -> S3Lock | None:
         return None
     region = options.regions[0] if options.regions else load_policy(options.policy).regions.primary
     s3 = Aws(endpoint_url=options.endpoint_url).client("s3", region)
-    return S3Lock(s3, bucket, f"vigil/locks/{job}.lock", timedelta(minutes=15))  # a Lambda lives 15 minutes at most
+    name = "retain" if options.apply else job  # every job that applies retention shares one lock
+    return S3Lock(s3, bucket, f"vigil/locks/{name}.lock", timedelta(minutes=15))  # a Lambda lives 15 minutes at most

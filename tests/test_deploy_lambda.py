@@ -15,6 +15,7 @@ import pulumi
 import pytest
 from moto.server import ThreadedMotoServer
 
+from vigil.errors import UsageError
 from vigil.policy import load_policy
 from vigil.scheduler.lock import S3Lock
 
@@ -76,13 +77,16 @@ def test_handler_runs_the_job_uploads_the_pack_and_releases_its_lock(lambda_env:
     assert "Contents" not in lambda_env.list_objects_v2(Bucket="vigil-locks")
 
 
-def test_handler_skips_while_another_invocation_holds_the_lock(lambda_env: Any, endpoint: str) -> None:
+def test_handler_skips_while_another_invocation_holds_the_lock(lambda_env: Any, endpoint: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     handler = load_deploy_module("lambda_handler")
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     from datetime import timedelta
     held = S3Lock(s3, "vigil-locks", "vigil/locks/retain.lock", timedelta(minutes=15))
     assert held.acquire()
     assert handler.handler({"job": "retain"}, None) == {"job": "retain", "skipped": True}
+    monkeypatch.setenv("VIGIL_APPLY", "true")  # a "run" that applies takes the same lock as "retain"
+    assert handler.handler({"job": "run"}, None) == {"job": "run", "skipped": True}
     held.release()
 
 
@@ -107,6 +111,9 @@ def test_only_the_environment_turns_on_apply(monkeypatch: pytest.MonkeyPatch) ->
     assert handler.options_from_env("report").apply is False  # the report job plans, never applies
     monkeypatch.setenv("VIGIL_APPLY", "false")
     assert handler.options_from_env("retain").apply is False
+    monkeypatch.setenv("VIGIL_MAX_DELETE", "many")
+    with pytest.raises(UsageError, match="VIGIL_MAX_DELETE"):
+        handler.options_from_env("retain")
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

@@ -70,7 +70,7 @@ class Seeder:
     # --- the stores -------------------------------------------------------------------
 
     def run(self) -> Seeded:
-        with self.policies_lifted():
+        with policies_lifted(self.aws, self.policy, self.replica_suffix):
             subjects = self.subjects()
             for store in self.policy.stores:
                 kind = getattr(self, f"_{store.kind}_{getattr(store, 'layout', 'items')}", None)
@@ -81,28 +81,6 @@ class Seeder:
             self.place_legal_holds()
         self.pool.shutdown()
         return self.out
-
-    @contextmanager
-    def policies_lifted(self) -> Iterator[None]:
-        """moto judges a bucket policy's conditions without the request's context, so every
-        conditional Deny (TLS, MFA) refuses PutObject there; the policies are lifted while the
-        seed data is written and put back unchanged."""
-        saved: list[tuple[Any, str, str]] = []
-        for store in self.policy.s3_stores:
-            for name, region in ((store.bucket, self.policy.regions.primary), (store.bucket + self.replica_suffix, self.policy.regions.backup)):
-                client = self.aws.client("s3", region)
-                if any(n == name for _c, n, _p in saved):
-                    continue
-                try:
-                    saved.append((client, name, client.get_bucket_policy(Bucket=name)["Policy"]))
-                except client.exceptions.ClientError:
-                    continue  # no policy
-                client.delete_bucket_policy(Bucket=name)
-        try:
-            yield
-        finally:
-            for client, name, document in saved:
-                client.put_bucket_policy(Bucket=name, Policy=document)
 
     def subjects(self) -> list[dict[str, Any]]:
         """Accounts: some closed at times spread across the contact retention, a few under legal hold."""
@@ -153,17 +131,22 @@ class Seeder:
                 self.out.legal_holds.append(f"{store.bucket}/{store.prefix}consent/{person['account_id']}.json")
 
     def _s3_jsonl(self, store, subjects: list[dict]) -> None:
+        """Web logs, one file every third day. Visitors come through a few ISP networks, so once
+        IPs are generalized to /24 and times to the day each group holds at least k records."""
         field_name = store.timestamp_field or "ts"
+        networks = [f"{a}.{b}.{c}" for a, b, c in ((198, 51, 100), (203, 0, 113), (192, 0, 2), (100, 64, 12), (172, 20, 7), (10, 44, 3))]
+        k = (self.policy.categories[store.category].verify.k if self.policy.categories[store.category].verify else 1)
         total = 0
         for day in range(0, self.policy.categories[store.category].retain.approx_days() - 5, 3):
             date = self.now - timedelta(days=day)
             lines = []
-            for _ in range(self.rng.randint(8, 16)):
-                person = self.rng.choice(subjects)
-                ts = date.replace(hour=self.rng.randint(0, 23), minute=self.rng.randint(0, 59), second=self.rng.randint(0, 59))
-                lines.append(json.dumps({field_name: iso(ts), "ip": self.ip(), "user_agent": self.rng.choice(AGENTS),
-                                         "account_id": person["account_id"], "email": person["email"],
-                                         "path": self.rng.choice(PATHS), "status": self.rng.choice([200, 200, 200, 302, 404])}))
+            for network in self.rng.sample(networks, 2):
+                for _ in range(self.rng.randint(k + 1, k + 6)):
+                    person = self.rng.choice(subjects)
+                    ts = min(self.now, date.replace(hour=self.rng.randint(0, 23), minute=self.rng.randint(0, 59), second=self.rng.randint(0, 59)))
+                    lines.append(json.dumps({field_name: iso(ts), "ip": f"{network}.{self.rng.randint(1, 254)}", "user_agent": self.rng.choice(AGENTS),
+                                             "account_id": person["account_id"], "email": person["email"],
+                                             "path": self.rng.choice(PATHS), "status": self.rng.choice([200, 200, 200, 302, 404])}))
             total += len(lines)
             self.put(store.bucket, f"{store.prefix}{date.strftime('%Y/%m/%d')}.jsonl", ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
         self.out.records[store.name] = total
@@ -207,6 +190,28 @@ class Seeder:
             bucket, key = path.split("/", 1)
             for name, region in ((bucket, self.policy.regions.primary), (bucket + self.replica_suffix, self.policy.regions.backup)):
                 self.aws.client("s3", region).put_object_legal_hold(Bucket=name, Key=key, LegalHold={"Status": "ON"})
+
+
+@contextmanager
+def policies_lifted(aws: Aws, policy: Policy, replica_suffix: str) -> Iterator[None]:
+    """moto judges a bucket policy's conditions without the request's context, so every
+    conditional statement (the TLS and MFA denies) refuses object reads and writes there, even
+    for the exempt service roles over TLS. The data buckets' policies are lifted for the
+    duration of the block and put back unchanged."""
+    saved: list[tuple[Any, str, str]] = []
+    for bucket in sorted(policy.data_buckets):
+        for name, region in ((bucket, policy.regions.primary), (bucket + replica_suffix, policy.regions.backup)):
+            client = aws.client("s3", region)
+            try:
+                saved.append((client, name, client.get_bucket_policy(Bucket=name)["Policy"]))
+            except client.exceptions.ClientError:
+                continue  # no policy to lift
+            client.delete_bucket_policy(Bucket=name)
+    try:
+        yield
+    finally:
+        for client, name, document in saved:
+            client.put_bucket_policy(Bucket=name, Policy=document)
 
 
 def hold_policy_text(policy_text: str, held_subjects: list[str]) -> str:

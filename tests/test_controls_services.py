@@ -27,7 +27,7 @@ from vigil.checks.collectors import backup
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.context import Context
 from vigil.checks.controls.bak_04 import runs_daily
-from vigil.checks.model import Fact, Inventory, Status
+from vigil.checks.model import Fact, Inventory, KmsKey, Status
 from vigil.checks.registry import evaluate
 
 PASS, FAIL, ERROR, NA = Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE
@@ -99,6 +99,18 @@ def test_enc03_denied_rotation_status_is_an_error_for_that_key():
     findings = check(repo_policy(), ["ENC-03"], deny=("kms", "GetKeyRotationStatus"))
     result = finding(findings, "ENC-03", key)
     assert result.status == ERROR and "kms:GetKeyRotationStatus was denied" in result.reason
+
+
+def test_enc03_scope_from_records():
+    def key(name: str, aliases: list[str], **meta: str) -> KmsKey:
+        metadata = {"KeyManager": "CUSTOMER", "KeySpec": "SYMMETRIC_DEFAULT", "KeyState": "Enabled", "Origin": "AWS_KMS", **meta}
+        return KmsKey(name, f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{name}", "us-east-1", metadata,
+                      Fact("kms:GetKeyRotationStatus", False), aliases)
+
+    keys = [key("aws-s3", ["alias/aws/s3"]), key("hmac", [], KeySpec="HMAC_256"), key("off", [], KeyState="Disabled"),
+            key("imported", [], Origin="EXTERNAL"), key("plain", ["alias/app"])]
+    findings = evaluate(Context(repo_policy(), Inventory(ACCOUNT, ["us-east-1"], kms_keys=keys)), only=["ENC-03"])
+    assert {f.resource.rsplit("/", 1)[-1]: f.status for f in findings} == {"hmac": NA, "off": NA, "imported": NA, "plain": FAIL}
 
 
 # --- ENC-04 / BAK-05 (DynamoDB) -------------------------------------------------------

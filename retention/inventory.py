@@ -147,6 +147,11 @@ def _listed(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
         yield ObjectEntry(key, _newest_first(pending.pop(key)))
 
 
+def listed_objects(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
+    """Every key under `prefix` in `loc` with all its versions and delete markers (no reads)."""
+    return _listed(aws, loc, prefix)
+
+
 def _newest_first(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: (not v.is_latest, -v.last_modified.timestamp()))
 

@@ -45,7 +45,12 @@ class Resume:
 
     @classmethod
     def load(cls, path: Path, keys: RetentionKeys) -> "Resume":
-        resume = cls(find_dangling(path))
+        return cls.from_intents(find_dangling(path))
+
+    @classmethod
+    def from_intents(cls, intents: dict[str, dict[str, Any]]) -> "Resume":
+        """Resume exactly these dangling intents (a caller that filters them, e.g. per subject)."""
+        resume = cls(intents)
         for intent in resume.intents.values():
             target = intent.get("target", {})
             resume.watched.update(v.split(":", 1)[0] for v in target.get("versions", []))

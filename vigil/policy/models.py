@@ -137,6 +137,14 @@ class Subjects(Strict):
     closed_at: str
 
 
+class Requests(Strict):
+    """Subject-rights requests (access, erasure): where they are logged and how long answering may take."""
+
+    kind: Literal["dynamodb"] = "dynamodb"
+    table: str = Field(default="vigil-requests", pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
+    deadline: DurationField = Duration.parse("P30D")
+
+
 class S3Store(Strict):
     name: str
     kind: Literal["s3"]
@@ -207,6 +215,7 @@ class Policy(Strict):
     keys: Keys = Keys()
     schedule: Schedule = Schedule()
     subjects: Subjects | None = None
+    requests: Requests | None = None
     stores: list[Store] = Field(min_length=1)
     holds: list[Hold] = []
     waivers: list[Waiver] = []

@@ -11,7 +11,7 @@ Issue = tuple[tuple[str | int, ...], str]
 
 
 def cross_field_errors(policy: Policy) -> list[Issue]:
-    return [*_regions(policy), *_categories(policy), *_stores(policy), *_holds(policy), *_waivers(policy)]
+    return [*_regions(policy), *_categories(policy), *_stores(policy), *_holds(policy), *_waivers(policy), *_requests(policy)]
 
 
 def _regions(policy: Policy) -> Iterator[Issue]:
@@ -108,6 +108,12 @@ def _holds(policy: Policy) -> Iterator[Issue]:
         for j, store in enumerate(hold.stores):
             if store not in names:
                 yield ("holds", index, "stores", j), f"unknown store '{store}'"
+
+
+def _requests(policy: Policy) -> Iterator[Issue]:
+    requests = policy.requests
+    if requests is not None and (requests.deadline.forever or requests.deadline.approx_days() == 0):
+        yield ("requests", "deadline"), f"'{requests.deadline}' is not a deadline; use a positive period such as P30D"
 
 
 def waiver_horizon(today: date) -> date:

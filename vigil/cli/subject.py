@@ -1,0 +1,185 @@
+"""`vigil subject`: find, export and erase one person's data; track their requests.
+
+    vigil subject find ID              every copy: stores, replicas, backups; what erase would do
+    vigil subject export ID --output D a package for the person (JSON per store + README.md)
+    vigil subject erase ID [--apply]   dry run by default; --apply erases and writes the ledger
+    vigil subject request add ID --kind access|erase
+    vigil subject requests [--all]     open requests with the days left
+    vigil subject process [--apply]    (vigil run) erase due requests; write the request counts
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from vigil.aws import Aws
+from vigil.cli import common
+from vigil.errors import UsageError
+from vigil.policy import Policy
+from vigil.retention.keys import RetentionKeys, load_keys
+from vigil.subjects import erase as erasing
+from vigil.subjects.export import export_subject
+from vigil.subjects.locate import find_subject
+from vigil.subjects.requests import KINDS, SUMMARY_FILE, RequestLog, summary
+from vigil.subjects.show import print_found, print_requests
+
+NOT_FOUND = "no data found for subject"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("subject", help="find, export or erase one person's data; track their requests",
+                                   description="Subject rights: access and erasure requests, answered within the policy's deadline.")
+    parser.set_defaults(handler=lambda args: parser.print_help() or 2)
+    sub = parser.add_subparsers(dest="subject_command", metavar="ACTION")
+
+    def command(name: str, help_text: str, handler, subject: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if subject:
+            p.add_argument("subject", metavar="ID", help="the subject's id (as stores hold it, e.g. an account id)")
+        common.add_common(p)
+        p.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
+        p.set_defaults(handler=handler)
+        return p
+
+    find = command("find", "every place the subject's data lives, with counts, bytes, holds and backups", run_find)
+    find.add_argument("--json", action="store_true", help="print JSON (counts and reasons, no keys) instead of a table")
+    command("export", "write a package of the subject's data (JSON per store, README.md) into --output DIR", run_export)
+    erase = command("erase", "plan erasing the subject's data (dry run); --apply erases every copy and writes the ledger", run_erase)
+    erase.add_argument("--apply", action="store_true", help="carry out the erasure (default: dry run, nothing changes)")
+    request = sub.add_parser("request", help="record a request", description="Record a subject-rights request.")
+    request_sub = request.add_subparsers(dest="request_command", metavar="ACTION")
+    request.set_defaults(handler=lambda args: request.print_help() or 2)
+    add = request_sub.add_parser("add", help="record a request received (access or erase) and its deadline")
+    add.add_argument("subject", metavar="ID")
+    add.add_argument("--kind", required=True, choices=KINDS)
+    add.add_argument("--received", metavar="TIMESTAMP", help="when it was received (ISO 8601); default now")
+    common.add_common(add)
+    add.set_defaults(handler=run_request_add)
+    listing = command("requests", "list open requests with the days left before their deadline", run_requests, subject=False)
+    listing.add_argument("--all", action="store_true", help="completed requests too")
+    process = command("process", "erase every open erase request received by --as-of (with --apply); write the request counts",
+                      run_process, subject=False)
+    process.add_argument("--apply", action="store_true", help="carry out the erasures (default: count only)")
+
+
+def _subject(args: argparse.Namespace) -> str:
+    subject = (args.subject or "").strip()
+    if not subject:
+        raise UsageError("the subject id is empty")
+    return subject
+
+
+def _setup(args: argparse.Namespace) -> tuple[Policy, Aws, RetentionKeys]:
+    policy = common.load(args)
+    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
+    keys = load_keys(policy, aws)  # exit 2 before anything is read or changed
+    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    return policy, aws, keys
+
+
+def _not_found(subject: str) -> int:
+    print(f"vigil: {NOT_FOUND} {subject!r} in any store, replica or table the policy names")
+    return 1
+
+
+def run_find(args: argparse.Namespace) -> int:
+    subject, as_of = _subject(args), common.parse_as_of(args.as_of)
+    policy, aws, keys = _setup(args)
+    found = find_subject(aws, policy, keys, subject, as_of, args.workers)
+    if args.json:
+        print(json.dumps({"subject": keys.hash(subject), "erase": found.erasable, "held": found.held, "copies": found.copies,
+                          "stores": [s.to_json() for s in found.stores], "backups": [b.to_json() for b in found.backups]}, indent=2))
+    if found.copies == 0 and not found.errors:
+        return _not_found(subject)
+    if not args.json:
+        print_found(found, Console(), f"Subject {keys.hash(subject)[:16]}… as of {as_of:%Y-%m-%d %H:%M}Z")
+    return 1 if found.errors else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    subject, as_of = _subject(args), common.parse_as_of(args.as_of)
+    if not args.output:
+        raise UsageError("export needs --output DIR (where the package is written)")
+    policy, aws, keys = _setup(args)
+    found = find_subject(aws, policy, keys, subject, as_of, args.workers, export=True)
+    if found.copies == 0 and not found.errors:
+        return _not_found(subject)
+    written = export_subject(policy, found, Path(args.output), datetime.now(timezone.utc))
+    for path in written:
+        print(f"wrote {path}")
+    if policy.requests is not None and not found.errors:
+        RequestLog(aws, policy).complete_open(subject, "access", datetime.now(timezone.utc))
+    return 1 if found.errors else 0
+
+
+def run_erase(args: argparse.Namespace) -> int:
+    subject, as_of = _subject(args), common.parse_as_of(args.as_of)
+    policy, aws, keys = _setup(args)
+    out_dir = Path(args.output) if args.output else erasing.default_output(keys.hash(subject))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers)
+    if run.nothing_found and not run.resumed:
+        return _not_found(subject)
+    console = Console()
+    mode = "apply" if args.apply else "dry run (nothing changed)"
+    print_found(run.found, console, f"Erase subject {run.subject_hash[:16]}…: {mode}")
+    if run.stats is not None:
+        console.print(f"actions: {run.stats.ok} ok, {run.stats.failed} failed, {run.stats.skipped} skipped"
+                      + (f"; {run.resumed} resumed from the ledger" if run.resumed else ""))
+    if args.apply:
+        console.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
+        if run.exit_code == 0 and policy.requests is not None:
+            RequestLog(aws, policy).complete_open(subject, "erase", datetime.now(timezone.utc))
+    print(f"plan: {out_dir / erasing.PLAN_FILE}")
+    if args.apply and run.stats is not None:
+        print(f"ledger: {out_dir / erasing.LEDGER_FILE}")
+    return 0 if run.nothing_found else run.exit_code
+
+
+def run_request_add(args: argparse.Namespace) -> int:
+    subject = _subject(args)
+    received = common.parse_as_of(args.received)
+    policy = common.load(args)
+    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
+    request = RequestLog(aws, policy).add(subject, args.kind, received)
+    print(f"{request.id}: {request.kind} request received {common.iso(request.received_at)}, due by {common.iso(request.deadline)}")
+    return 0
+
+
+def run_requests(args: argparse.Namespace) -> int:
+    now = common.parse_as_of(args.as_of)
+    policy = common.load(args)
+    requests = RequestLog(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy).all()
+    shown = requests if args.all else [r for r in requests if r.open]
+    print_requests(shown, now, Console())
+    return 0
+
+
+def run_process(args: argparse.Namespace) -> int:
+    """The `vigil run` hook: due erase requests erased (--apply), counts for the report."""
+    policy = common.load(args)
+    if policy.requests is None:
+        print("no 'requests:' section in the policy: no subject requests to process")
+        return 0
+    now = common.parse_as_of(args.as_of)
+    policy, aws, keys = _setup(args)
+    log = RequestLog(aws, policy)
+    out_dir = common.output_dir(args, common.new_run_id())
+    code = 0
+    due = [r for r in log.all() if r.open and r.kind == "erase" and r.received_at <= now]
+    for request in due if args.apply else []:
+        run = erasing.erase_subject(aws, policy, keys, request.subject, now, out_dir, common.new_run_id(), True, args.workers)
+        if run.exit_code == 0 or run.nothing_found:
+            log.complete(request, datetime.now(timezone.utc))
+        else:
+            code = 1
+        print(f"{request.id}: erase {'done' if not request.open else 'not complete'}")
+    counts = summary(log.all(), now, policy.requests.deadline.text)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
+    print(f"requests: {counts['received']} received, {counts['completed']} completed ({counts['on_time']} on time), "
+          f"{counts['open']} open, {counts['overdue']} overdue; {len(due)} erase request(s) due" + ("" if args.apply else " (dry run)"))
+    return code

@@ -1,0 +1,240 @@
+"""`find`: every copy of one subject's data, in every store and replica, read concurrently.
+
+S3 stores are searched by key (`subject_from_key`: one ListObjectVersions on that key) or by
+the records inside objects (`subject_field`: every version read on a bounded pool, a quick
+byte search first so only objects that mention the subject are parsed). Tables are queried
+(subject attribute = partition key) or scanned in parallel segments with a filter. Memory
+stays flat: listings stream, at most `window` objects are in memory, only matches are kept.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+import botocore.exceptions
+
+from vigil.aws import Aws
+from vigil.checks.collectors.base import describe_error
+from vigil.policy import Policy
+from vigil.policy.models import Category, DynamoDBStore, RDSStore, S3Store
+from vigil.retention.anonymize import rewrite
+from vigil.retention.inventory import FLAG, Location, ObjectEntry, Version, listed_objects, s3_locations
+from vigil.retention.keys import RetentionKeys
+from vigil.retention.records import is_gz, parse
+from vigil.retention.transforms import parse_time
+
+from .backups import backup_copies
+from .decide import SubjectRules, erase_action, hold, store_rules, subject_anonymizer
+from .model import Copy, Found, StoreFound
+from .tables import find_items, subjects_table_store
+
+# The subjects table's account records have no category of their own: no minimum period, no action.
+ACCOUNT_RECORDS = Category.model_validate({"retain": "forever", "description": "account records (the policy's subjects table)"})
+Observe = Callable[[str, str, Any], None]  # retention.resume.Resume.observe
+
+
+def exact_key(store: S3Store, subject: str) -> str | None:
+    return store.subject_from_key.replace("{subject}", subject) if store.subject_from_key else None
+
+
+def needle(subject: str) -> bytes | None:
+    """Bytes every record of the subject contains, when the id needs no escaping in JSON or CSV."""
+    if json.dumps(subject)[1:-1] != subject or "," in subject:
+        return None
+    return subject.encode("utf-8")
+
+
+def bounded(pool: Executor, fn: Callable, items: Iterable, window: int) -> Iterator[Any]:
+    """fn(item) for every item on `pool`, at most `window` in flight; results as they finish."""
+    running: set[Future] = set()
+    for item in items:
+        running.add(pool.submit(fn, item))
+        if len(running) >= window:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+    for future in running:
+        yield future.result()
+
+
+class Finder:
+    def __init__(self, aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime,
+                 pool: Executor, export: bool = False, observe: Observe | None = None, window: int = 64):
+        self.aws, self.policy, self.keys, self.subject, self.as_of = aws, policy, keys, subject, as_of
+        self.pool, self.export, self.observe, self.window = pool, export, observe, window
+        self.needle = needle(subject)
+
+    def store(self, store) -> StoreFound:
+        category = ACCOUNT_RECORDS if store.name.startswith("subjects:") else self.policy.category_of(store)
+        if isinstance(store, RDSStore):
+            return StoreFound(store.name, "rds", store.category, erase_action(category),
+                              note="RDS stores are not read by vigil; erase the subject's rows with the database's own tools")
+        if isinstance(store, DynamoDBStore):
+            label = "account records" if category is ACCOUNT_RECORDS else store.category
+            found = StoreFound(store.name, "dynamodb", label, erase_action(category))
+            find_items(self, store, store_rules(self.policy, store.name, category, self.as_of), found)
+            return found
+        return self._s3(store, category)
+
+    # --- S3 ----------------------------------------------------------------------------
+
+    def _s3(self, store: S3Store, category) -> StoreFound:
+        found = StoreFound(store.name, "s3", store.category, erase_action(category))
+        exact = exact_key(store, self.subject)
+        if exact is None and (store.layout == "object" or store.subject_field is None):
+            found.note = ("cannot tell whose data an object holds: give the store 'subject_from_key'"
+                          + ("" if store.layout == "object" else " or 'subject_field'"))
+            return found
+        rules = SubjectRules(self.subject, store_rules(self.policy, store.name, category, self.as_of), whole=exact is not None)
+        anonymizer = subject_anonymizer(category, self.keys.pseudonym)
+        read = exact is None or category.action == "anonymize" or self.export
+        locations = s3_locations(self.aws, self.policy, store)
+        found.resource, found.replicas = locations[0].arn, [loc.arn for loc in locations[1:]]
+        for loc in locations:
+            if loc.error:
+                found.errors.append(f"{loc.arn}: {loc.error}")
+                continue
+            try:
+                work = self._versions(loc, exact or store.prefix, exact, found)
+                one = lambda pair: self._version(pair[0], pair[1], store, rules, anonymizer, read)  # noqa: E731
+                for copy in bounded(self.pool, one, work, self.window):
+                    if copy is not None:
+                        found.copies.append(copy)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                found.errors.append(f"{loc.arn}: {describe_error('s3:ListObjectVersions', exc)}")
+        return found
+
+    def _versions(self, loc: Location, prefix: str, exact: str | None, found: StoreFound) -> Iterator[tuple[Location, Version]]:
+        for entry in listed_objects(self.aws, loc, prefix):
+            if exact is not None and entry.key != exact:
+                continue
+            if self.observe is not None:
+                self.observe(loc.bucket, self.keys.hash(entry.key), entry)
+            for version in entry.versions:
+                if version.delete_marker:
+                    if exact is not None:
+                        found.markers.append((loc.bucket, loc.region, entry.key, version.version_id))
+                    continue
+                found.scanned += 1
+                yield loc, version
+
+    def _version(self, loc: Location, version: Version, store: S3Store, rules: SubjectRules, anonymizer, read: bool) -> Copy | None:
+        s3 = self.aws.client("s3", loc.region)
+        copy = Copy("object" if rules.whole else "records", loc.bucket, loc.region, version.key, version.version_id,
+                    version.is_latest, loc.replica, bytes=version.size)
+        try:
+            if read:
+                answer = s3.get_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)
+                body = answer["Body"].read()
+            elif loc.locked:
+                answer, body = s3.head_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id), b""
+            else:
+                answer, body = {}, b""
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            return self._unreadable(copy, describe_error("s3:GetObject" if read else "s3:HeadObject", exc))
+        _lock_state(version, answer)
+        if not read:  # a whole object of the subject, deleted as it is
+            return self._whole(copy, rules, version)
+        try:
+            text = gzip.decompress(body) if is_gz(version.key) else body
+        except (OSError, EOFError) as exc:
+            return self._unreadable(copy, f"object could not be decoded: {type(exc).__name__}") if rules.whole else None
+        if not rules.whole and self.needle is not None and self.needle not in text:
+            return None
+        version.parsed = parse(text, version.key.removesuffix(".gz"), store.layout, store.timestamp_field, store.subject_field)
+        version.parsed.gz = is_gz(version.key)
+        mine = version.parsed.records if rules.whole else [r for r in version.parsed.records if r.subject == self.subject]
+        if not mine:
+            return None
+        if self.export and version.is_latest and not loc.replica:
+            copy.data = [r.fields if r.fields is not None else r.raw for r in mine]
+        if rules.whole and rules.category.action != "anonymize":
+            copy.records = 1
+            return self._whole(copy, rules, version)
+        copy.records, copy.bytes = len(mine), sum(r.size for r in mine)
+        if version.is_latest:
+            return self._rewrite(copy, rules, store, version, anonymizer)
+        return self._old_version(copy, rules, store, version)
+
+    def _whole(self, copy: Copy, rules: SubjectRules, version: Version) -> Copy:
+        copy.kind, copy.records, copy.whole = "object", 1, True
+        held = hold(rules.base, version.last_modified, self.subject, version.key, version.lock_mode, version.lock_until, version.legal_hold)
+        if held is not None:
+            copy.held.append((held[0], held[1], 1, copy.bytes))
+        else:
+            copy.erase = 1
+        return copy
+
+    def _rewrite(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version, anonymizer) -> Copy:
+        """The latest version: the subject's records go (or are anonymized); everyone else's stay."""
+        deleting = anonymizer is None
+        result = rewrite(rules, store, version, anonymizer, version.anonymized, deleting)
+        copy.held = [(reason, until, n, size) for reason, until, n, size in result.holds]
+        copy.counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
+        copy.erase = result.expired
+        others = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
+        copy.whole = deleting and copy.erase > 0 and others == 0  # nothing else in it: delete the version itself
+        return copy
+
+    def _old_version(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version) -> Copy:
+        """An older version cannot be rewritten: it is deleted whole, unless anything in it is held
+        (another subject's legal hold, a minimum period, Object Lock): then all of it stays."""
+        reasons = []
+        for record in version.parsed.records:
+            created = version.last_modified if store.layout == "object" else record.ts
+            subject = self.subject if rules.whole else record.subject
+            held = hold(rules.base, created, subject, version.key, version.lock_mode, version.lock_until, version.legal_hold)
+            if held is not None:
+                reasons.append(held)
+        if reasons:
+            until = None if any(u is None for _, u in reasons) else max(u for _, u in reasons)
+            copy.held.append((reasons[0][0] + " (an older version shared with held data)" if len(set(reasons)) == 1 else
+                              "older version holds held data", until, copy.records, copy.bytes))
+        else:
+            copy.erase, copy.whole = copy.records, True
+        return copy
+
+    def _unreadable(self, copy: Copy, reason: str) -> Copy:
+        copy.held.append((f"could not be read: {reason}", None, 1, copy.bytes))
+        return copy
+
+
+def _lock_state(version: Version, answer: dict[str, Any]) -> None:
+    version.lock_mode = answer.get("ObjectLockMode")
+    until = answer.get("ObjectLockRetainUntilDate")
+    version.lock_until = until.astimezone(timezone.utc) if isinstance(until, datetime) else parse_time(until)
+    version.legal_hold = answer.get("ObjectLockLegalHoldStatus") == "ON"
+    version.anonymized = FLAG in (answer.get("Metadata") or {})
+
+
+def find_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime, workers: int = 16,
+                 export: bool = False, observe: Observe | None = None) -> Found:
+    """Every copy of the subject's data, in policy order; the subjects table last when no store names it."""
+    found = Found(subject, as_of)
+    stores: list = list(policy.stores)
+    extra = subjects_table_store(policy)
+    if extra is not None:
+        stores.append(extra)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-find") as pool, \
+            ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-find-store") as per_store:
+        finder = Finder(aws, policy, keys, subject, as_of, pool, export, observe, window=max(16, workers * 4))
+        found.stores = list(per_store.map(finder.store, stores))
+    _keep_account_record(policy, found)
+    found.backups = backup_copies(aws, policy, found, as_of)
+    return found
+
+
+def _keep_account_record(policy: Policy, found: Found) -> None:
+    """Held data whose retention clock starts at account_closed needs the account's closed_at: keep that item."""
+    if policy.subjects is None:
+        return
+    dated = {s.name for s in policy.stores if policy.category_of(s).after == "account_closed"}
+    if not any(s.held for s in found.stores if s.store in dated):
+        return
+    for store in found.stores:
+        for copy in store.copies:
+            if copy.kind == "item" and copy.location == policy.subjects.table and copy.erase:
+                copy.erase = 0
+                copy.held.append(("the account record dates held data's retention (closed_at)", None, 1, copy.bytes))

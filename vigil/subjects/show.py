@@ -1,0 +1,58 @@
+"""What the subject commands print: one table per answer, held data said plainly."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from .model import Found
+from .requests import Request
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def print_found(found: Found, console: Console, title: str) -> None:
+    table = Table(title=title)
+    for column in ("store", "category", "current", "older", "replica", "records", "bytes", "erase", "kept"):
+        table.add_column(column, justify="left" if column in ("store", "category", "erase") else "right")
+    for s in found.stores:
+        if not s.copies:
+            continue
+        current = sum(1 for c in s.copies if c.latest and not c.replica)
+        older = sum(1 for c in s.copies if not c.latest and not c.replica)
+        replica = sum(1 for c in s.copies if c.replica)
+        erase = f"{s.erasable} ({s.action})" if s.erasable else "0"
+        table.add_row(s.store, s.category, str(current), str(older), str(replica), str(sum(c.records for c in s.copies)),
+                      size(sum(c.bytes for c in s.copies)), erase, str(s.held))
+    console.print(table)
+    for s in found.stores:
+        for h in s.holds():
+            until = f"until {h['until']}" if h["until"] else "until released"
+            console.print(f"  kept [cyan]{s.store}[/]: {h['count']} by {h['reason']} ({until})")
+        if s.note:
+            console.print(f"  [dim]{s.store}: not searched: {s.note}[/]")
+        for error in s.errors:
+            console.print(f"  [yellow]{s.store}[/]: {error}")
+    for b in found.backups:
+        when = f"expires from backups on {b.until}" if b.until else "kept in backups until deleted (no lifecycle)"
+        console.print(f"  backup [cyan]{b.where}[/] ({b.region}): {when}" + (f"; {b.note}" if b.note else ""))
+    console.print(f"{found.erasable} to erase, {found.held} kept, in {found.copies} copies")
+
+
+def print_requests(requests: list[Request], now: datetime, console: Console) -> None:
+    table = Table(title=f"Subject requests as of {now:%Y-%m-%d %H:%M}Z")
+    for column in ("id", "subject", "kind", "received", "deadline", "days left", "status"):
+        table.add_column(column)
+    for r in requests:
+        left = r.days_left(now)
+        status = "done" if not r.open else ("[red]overdue[/]" if left < 0 else "open")
+        table.add_row(r.id, r.subject, r.kind, f"{r.received_at:%Y-%m-%d}", f"{r.deadline:%Y-%m-%d}",
+                      "" if not r.open else str(left), status)
+    console.print(table)

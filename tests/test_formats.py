@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import ROOT, SPEC
 from tests.helpers import repo_policy
 from vigil.checks.catalogue import catalogue
+from vigil.checks.formats.oscal import write_oscal
 from vigil.checks.formats.sarif import LEVEL, to_sarif
 from vigil.checks.model import Evidence, Finding, Status
 from vigil.cli.main import main
@@ -57,14 +58,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             env.delenv("AWS_ENDPOINT_URL")
             with contextlib.redirect_stdout(out):
                 code = main(["check", "--policy", str(policy), "--endpoint-url", endpoint, "--output", str(tmp / "out"),
-                             "--format", "sarif", "--format", "junit", "--format", "sarif", "--explain"])
+                             "--format", "sarif", "--format", "junit", "--format", "sarif", "--format", "oscal", "--explain"])
     finally:
         server.stop()
     folder = tmp / "out"
     return {"code": code, "stdout": out.getvalue(), "dir": folder,
             "findings": json.loads((folder / "findings.json").read_text()),
             "sarif": json.loads((folder / "findings.sarif").read_text()),
-            "junit": ET.parse(folder / "findings.junit.xml").getroot()}
+            "junit": ET.parse(folder / "findings.junit.xml").getroot(),
+            "oscal": json.loads((folder / "findings.oscal.json").read_text())}
 
 
 def problems(data: dict) -> list[dict]:
@@ -72,7 +74,7 @@ def problems(data: dict) -> list[dict]:
 
 
 def test_files_are_written_beside_findings_json(run: dict) -> None:
-    assert sorted(p.name for p in run["dir"].iterdir()) == ["findings.json", "findings.junit.xml", "findings.sarif"]
+    assert sorted(p.name for p in run["dir"].iterdir()) == ["findings.json", "findings.junit.xml", "findings.oscal.json", "findings.sarif"]
     assert run["code"] == 1  # TLS-01 on billing and MFA-02 on alice still fail
     jsonschema.validate(run["findings"], json.loads((SPEC / "findings.schema.json").read_text()))
     assert "sarif:" in run["stdout"] and "junit:" in run["stdout"]
@@ -154,3 +156,65 @@ def test_to_sarif_is_pure_and_valid_for_deploy_time_findings() -> None:
     assert [(r["ruleId"], r["level"], "suppressions" in r) for r in results] == [("ENC-01", "error", False), ("ENC-03", "warning", True)]
     assert results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "Pulumi.yaml"
     assert sarif == to_sarif(findings, waived=waived, tool_version="9.9.9"), "same input, same output"
+
+
+# The required top-level shape of an OSCAL 1.1.x assessment-results document (the full NIST
+# schema is large; this is the part GRC tools read first, written from the OSCAL model docs).
+_UUID = {"type": "string", "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[45][0-9A-Fa-f]{3}-[89ABab][0-9A-Fa-f]{3}-[0-9A-Fa-f]{12}$"}
+_TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"}
+OSCAL_SHAPE = {
+    "type": "object", "required": ["assessment-results"], "additionalProperties": False,
+    "properties": {"assessment-results": {
+        "type": "object", "required": ["uuid", "metadata", "import-ap", "results"],
+        "properties": {
+            "uuid": _UUID,
+            "metadata": {"type": "object", "required": ["title", "last-modified", "version", "oscal-version"],
+                         "properties": {"title": {"type": "string", "minLength": 1}, "last-modified": _TIME,
+                                        "version": {"type": "string", "minLength": 1},
+                                        "oscal-version": {"type": "string", "pattern": r"^1\.\d+\.\d+$"}}},
+            "import-ap": {"type": "object", "required": ["href"], "properties": {"href": {"type": "string", "minLength": 1}}},
+            "results": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["uuid", "title", "description", "start", "reviewed-controls"],
+                "anyOf": [{"required": ["findings"]}, {"required": ["observations"]}],
+                "properties": {
+                    "uuid": _UUID, "title": {"type": "string"}, "description": {"type": "string"}, "start": _TIME, "end": _TIME,
+                    "reviewed-controls": {"type": "object", "required": ["control-selections"]},
+                    "observations": {"type": "array", "items": {"type": "object", "required": ["uuid", "description", "methods", "collected"],
+                                                                "properties": {"uuid": _UUID, "collected": _TIME,
+                                                                               "methods": {"type": "array", "items": {"enum": ["EXAMINE", "INTERVIEW", "TEST", "UNKNOWN"]}}}}},
+                    "findings": {"type": "array", "items": {"type": "object", "required": ["uuid", "title", "description", "target"],
+                                                            "properties": {"uuid": _UUID, "target": {
+                                                                "type": "object", "required": ["type", "target-id", "status"],
+                                                                "properties": {"type": {"enum": ["statement-id", "objective-id"]},
+                                                                               "status": {"type": "object", "required": ["state"],
+                                                                                          "properties": {"state": {"enum": ["satisfied", "not-satisfied"]}}}}}}}},
+                    "risks": {"type": "array", "items": {"type": "object", "required": ["uuid", "title", "description", "statement", "status"]}},
+                }}},
+        }}},
+}
+
+
+def test_oscal_assessment_results_have_the_required_shape(run: dict) -> None:
+    document = run["oscal"]
+    jsonschema.validate(document, OSCAL_SHAPE)
+    result = document["assessment-results"]["results"][0]
+    data = run["findings"]
+    assert len(result["observations"]) == len(data["findings"])
+    judged = [f for f in data["findings"] if f["status"] != "not_applicable"]
+    states = sorted((f["target"]["target-id"], f["target"]["status"]["state"]) for f in result["findings"])
+    assert states == sorted((f"{f['control']}_obj", "satisfied" if f["status"] == "pass" else "not-satisfied") for f in judged)
+    uuids = [o["uuid"] for o in result["observations"]] + [f["uuid"] for f in result["findings"]] + [r["uuid"] for r in result["risks"]]
+    assert len(set(uuids)) == len(uuids)
+    back = document["assessment-results"]["back-matter"]["resources"][0]
+    assert document["assessment-results"]["import-ap"]["href"] == f"#{back['uuid']}"
+
+
+def test_oscal_risks_carry_waivers_and_remediation(run: dict, tmp_path: Path) -> None:
+    risks = run["oscal"]["assessment-results"]["results"][0]["risks"]
+    assert len(risks) == len(problems(run["findings"]))
+    approved = [r for r in risks if r["status"] == "deviation-approved"]
+    assert len(approved) == 1 and "referrals" in approved[0]["title"] and WAIVER["approval"] in approved[0]["remarks"]
+    billing = next(r for r in risks if r["title"] == "TLS-01 not met on arn:aws:s3:::example-billing")
+    assert billing["status"] == "open" and "put-bucket-policy --bucket example-billing" in billing["remediations"][0]["remarks"]
+    path = write_oscal(run["findings"], tmp_path / "results.oscal.json")
+    assert json.loads(path.read_text()) == run["oscal"], "write_oscal writes what --format oscal writes, deterministically"

@@ -1,5 +1,7 @@
 """CI and GRC formats written beside findings.json: SARIF, JUnit XML, OSCAL assessment results.
 
+`write_oscal(findings, path)` (formats/oscal.py) is what `vigil report` calls for its pack.
+
 Each writer reads the findings.json document (a dict), so `vigil check`, `vigil report` and
 deploy-time checks produce the same files from the same data.
 """
@@ -10,12 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vigil.checks.formats.junit import to_junit
+from vigil.checks.formats.oscal import to_oscal
 from vigil.checks.formats.sarif import sarif_from_findings
 
 # --format NAME -> (file name beside findings.json, renderer of the findings.json dict to text)
 FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "sarif": ("findings.sarif", lambda data: json.dumps(sarif_from_findings(data), indent=2) + "\n"),
     "junit": ("findings.junit.xml", to_junit),
+    "oscal": ("findings.oscal.json", lambda data: json.dumps(to_oscal(data), indent=2) + "\n"),
 }
 
 

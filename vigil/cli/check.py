@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--control", action="append", metavar="ID", help="evaluate only this control (repeatable)")
     parser.add_argument("--validate-only", action="store_true", help="only validate the policy file")
     parser.add_argument("--format", action="append", choices=sorted(FORMATS), default=[], dest="formats",
-                        help="also write findings.sarif (sarif) or findings.junit.xml (junit) beside findings.json (repeatable)")
+                        help="also write findings.sarif, findings.junit.xml or findings.oscal.json beside findings.json (repeatable)")
     parser.add_argument("--explain", action="store_true",
                         help="print how to fix each failing finding (explanation, AWS CLI commands, Pulumi snippet)")
     parser.set_defaults(handler=run)

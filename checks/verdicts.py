@@ -29,8 +29,3 @@ def not_applicable(control: str, resource: str, region: str, reason: str, api: s
 def first_error(*facts: Fact) -> Fact | None:
     return next((fact for fact in facts if not fact.ok), None)
 
-
-def missing_store(control: str, arn: str, region: str, kind: str, name: str) -> Finding:
-    """A store the policy declares but the account does not have: the promise has nothing behind it."""
-    return failed(control, arn, region, f"declared data store {kind} '{name}' was not found in the account/regions in scope",
-                  "vigil", {"declared": name})

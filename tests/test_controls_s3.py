@@ -24,7 +24,7 @@ from vigil.aws import Aws
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.context import Context
 from vigil.checks.controls import bak_02
-from vigil.checks.controls.s3_scope import filter_prefix
+from vigil.checks.scope import filter_prefix
 from vigil.checks.model import BackupPlan, Bucket, Fact, Finding, Inventory, Status
 from vigil.checks.registry import evaluate
 from vigil.policy import Policy

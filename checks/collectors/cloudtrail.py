@@ -1,7 +1,8 @@
 """CloudTrail: every trail visible from the regions in scope (deduplicated), with status and selectors.
 
-DescribeTrails(includeShadowTrails=False) lists a trail only in its home region; status and
-event selectors are read there, once per trail.
+DescribeTrails includes shadow trails, so a multi-region trail whose home region is outside
+the regions in scope is still seen; trails are deduplicated by ARN and their status and event
+selectors are read once per trail, in its home region.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from vigil.checks.model import Fact, Inventory, Trail
 
 def _listing(session: CollectSession, region: str) -> Fact[list[dict]]:
     client = session.aws.client("cloudtrail", region)
-    return fetch("cloudtrail:DescribeTrails", lambda: client.describe_trails(includeShadowTrails=False)["trailList"])
+    return fetch("cloudtrail:DescribeTrails", lambda: client.describe_trails(includeShadowTrails=True)["trailList"])
 
 
 def _trail(session: CollectSession, region: str, entry: dict) -> Trail:

@@ -12,6 +12,7 @@ from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import errored, verdict
 
 ID = "ACC-02"
@@ -65,3 +66,4 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for bucket in ctx.inventory.buckets.values():
         yield check_bucket(ctx, bucket)
+    yield from all_buckets_unlisted(ctx, ID)

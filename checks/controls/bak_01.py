@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.controls.s3_scope import data_store_buckets, missing_bucket
+from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import errored, failed, passed

@@ -11,7 +11,7 @@ import importlib
 from typing import Callable, Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.controls.s3_scope import bucket_arn
+from vigil.checks.scope import bucket_arn
 from vigil.checks.model import Bucket, BackupVault, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
 

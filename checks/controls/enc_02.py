@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.controls.s3_scope import data_store_buckets, missing_bucket, missing_table
+from vigil.checks.scope import data_store_buckets, missing_bucket, missing_table
 from vigil.checks.model import Bucket, Evidence, Finding, KmsKey, Status, Table
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import errored, failed, passed

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.controls.s3_scope import bucket_arn, data_store_buckets, missing_bucket, missing_table
+from vigil.checks.scope import bucket_arn, data_store_buckets, missing_bucket, missing_table
 from vigil.checks.model import Evidence, Fact, Finding, Status
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import errored, verdict

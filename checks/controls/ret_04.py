@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.controls.s3_scope import missing_bucket, missing_table
+from vigil.checks.scope import missing_bucket, missing_table
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import errored, failed, verdict

@@ -7,7 +7,8 @@ from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
-from vigil.checks.verdicts import errored, missing_store, verdict
+from vigil.checks.scope import data_store_buckets, missing_bucket
+from vigil.checks.verdicts import errored, verdict
 
 ID = "TLS-02"
 KEY = "s3:tlsversion"
@@ -52,9 +53,5 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    for name in ctx.stores_by_bucket:
-        bucket = ctx.bucket(name)
-        if bucket is None:
-            yield missing_store(ID, f"arn:aws:s3:::{name}", ctx.policy.regions.primary, "bucket", name)
-        else:
-            yield check_bucket(ctx, bucket)
+    for name, bucket in data_store_buckets(ctx):
+        yield missing_bucket(ctx, ID, name) if bucket is None else check_bucket(ctx, bucket)

@@ -1,4 +1,4 @@
-"""Scope helpers the S3 controls share: which buckets, missing ones, and what a rule's filter covers.
+"""Scope helpers controls share: which buckets, missing stores, and what a rule's filter covers.
 
 No evaluator lives here; the controls are in their own files (enc_01.py, bak_02.py, ...).
 """

@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Start moto on loopback, deploy infra/ into it, seed fake personal data, break three resources "
                     "on purpose, then run check, retain (dry run) and report into one folder. No cloud account needed.")
     parser.add_argument("--policy", default=None, metavar="FILE", help="the policy to deploy (default ./policy.yaml, else the repository's)")
-    parser.add_argument("--output", metavar="DIR", help="the run folder (default ./evidence/demo-<run-id>/)")
+    parser.add_argument("--output", metavar="DIR", help="the run folder (default ./evidence-out/demo-<run-id>/)")
     parser.add_argument("--seed", type=int, default=7, help="seed for the fake data (same seed, same data)")
     parser.set_defaults(handler=run)
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from vigil.demo.run import findings, run_demo
 
     console = Console()
-    out = Path(args.output) if args.output else Path("evidence") / f"demo-{common.new_run_id()}"
+    out = Path(args.output) if args.output else Path("evidence-out") / f"demo-{common.new_run_id()}"
     result = run_demo(_policy_path(args.policy), out, cli, seed_value=args.seed, say=console.print)
 
     console.rule("[bold]Vigil demo: results")

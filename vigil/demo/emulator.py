@@ -6,6 +6,7 @@ implemented by this endpoint") instead of a 500 the SDK would retry for a minute
 """
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -49,6 +50,32 @@ def _create_app(service: str) -> Any:
 
 
 @contextmanager
+def conditions_met() -> Iterator[None]:
+    """moto judges a bucket policy's conditions without the request's context, so every
+    conditional statement matches and the TLS and MFA denies refuse every object read and
+    write. While the emulator runs, conditional statements are left out of moto's judgement:
+    every request counts as made over TLS 1.2 with MFA. Unconditional statements still apply."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.get_permission
+
+    def get_permission(bucket: Any, action: str, resource: str) -> Any:
+        if bucket.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(bucket.policy.decode())
+        statements = document.get("Statement", [])
+        kept = [s for s in (statements if isinstance(statements, list) else [statements]) if "Condition" not in s]
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+    try:
+        yield
+    finally:
+        FakeBucket.get_permission = original
+
+
+@contextmanager
 def emulator(host: str = "127.0.0.1") -> Iterator[str]:
     """Run moto on loopback for the duration of the block; yields its endpoint URL."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
@@ -60,7 +87,8 @@ def emulator(host: str = "127.0.0.1") -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, name="vigil-emulator", daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}"
+        with conditions_met():
+            yield f"http://{host}:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(timeout=10)

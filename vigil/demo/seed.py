@@ -12,10 +12,9 @@ import io
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from vigil.aws import Aws
 from vigil.policy import Policy
@@ -70,15 +69,14 @@ class Seeder:
     # --- the stores -------------------------------------------------------------------
 
     def run(self) -> Seeded:
-        with policies_lifted(self.aws, self.policy, self.replica_suffix):
-            subjects = self.subjects()
-            for store in self.policy.stores:
-                kind = getattr(self, f"_{store.kind}_{getattr(store, 'layout', 'items')}", None)
-                if kind is not None:
-                    kind(store, subjects)
-            for future in self.pending:
-                future.result()
-            self.place_legal_holds()
+        subjects = self.subjects()
+        for store in self.policy.stores:
+            kind = getattr(self, f"_{store.kind}_{getattr(store, 'layout', 'items')}", None)
+            if kind is not None:
+                kind(store, subjects)
+        for future in self.pending:
+            future.result()
+        self.place_legal_holds()
         self.pool.shutdown()
         return self.out
 
@@ -190,28 +188,6 @@ class Seeder:
             bucket, key = path.split("/", 1)
             for name, region in ((bucket, self.policy.regions.primary), (bucket + self.replica_suffix, self.policy.regions.backup)):
                 self.aws.client("s3", region).put_object_legal_hold(Bucket=name, Key=key, LegalHold={"Status": "ON"})
-
-
-@contextmanager
-def policies_lifted(aws: Aws, policy: Policy, replica_suffix: str) -> Iterator[None]:
-    """moto judges a bucket policy's conditions without the request's context, so every
-    conditional statement (the TLS and MFA denies) refuses object reads and writes there, even
-    for the exempt service roles over TLS. The data buckets' policies are lifted for the
-    duration of the block and put back unchanged."""
-    saved: list[tuple[Any, str, str]] = []
-    for bucket in sorted(policy.data_buckets):
-        for name, region in ((bucket, policy.regions.primary), (bucket + replica_suffix, policy.regions.backup)):
-            client = aws.client("s3", region)
-            try:
-                saved.append((client, name, client.get_bucket_policy(Bucket=name)["Policy"]))
-            except client.exceptions.ClientError:
-                continue  # no policy to lift
-            client.delete_bucket_policy(Bucket=name)
-    try:
-        yield
-    finally:
-        for client, name, document in saved:
-            client.put_bucket_policy(Bucket=name, Policy=document)
 
 
 def hold_policy_text(policy_text: str, held_subjects: list[str]) -> str:

@@ -81,6 +81,15 @@ def _setup(args: argparse.Namespace) -> tuple[Policy, Aws, RetentionKeys]:
     return policy, aws, keys
 
 
+def _request_log(aws: Aws, policy: Policy) -> RequestLog | None:
+    """The policy's request log, read once so a missing table is exit 3 before anything changes."""
+    if policy.requests is None:
+        return None
+    log = RequestLog(aws, policy)
+    log.all()
+    return log
+
+
 def _not_found(subject: str) -> int:
     print(f"vigil: {NOT_FOUND} {subject!r} in any store, replica or table the policy names")
     return 1
@@ -105,20 +114,22 @@ def run_export(args: argparse.Namespace) -> int:
     if not args.output:
         raise UsageError("export needs --output DIR (where the package is written)")
     policy, aws, keys = _setup(args)
+    requests = _request_log(aws, policy)
     found = find_subject(aws, policy, keys, subject, as_of, args.workers, export=True)
     if found.copies == 0 and not found.errors:
         return _not_found(subject)
     written = export_subject(policy, found, Path(args.output), datetime.now(timezone.utc))
     for path in written:
         print(f"wrote {path}")
-    if policy.requests is not None and not found.errors:
-        RequestLog(aws, policy).complete_open(subject, "access", datetime.now(timezone.utc))
+    if requests is not None and not found.errors:
+        requests.complete_open(subject, "access", datetime.now(timezone.utc))
     return 1 if found.errors else 0
 
 
 def run_erase(args: argparse.Namespace) -> int:
     subject, as_of = _subject(args), common.parse_as_of(args.as_of)
     policy, aws, keys = _setup(args)
+    requests = _request_log(aws, policy)  # an unreachable request log fails here, before anything changes
     out_dir = Path(args.output) if args.output else erasing.default_output(keys.hash(subject))
     out_dir.mkdir(parents=True, exist_ok=True)
     run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers)
@@ -132,8 +143,8 @@ def run_erase(args: argparse.Namespace) -> int:
                       + (f"; {run.resumed} resumed from the ledger" if run.resumed else ""))
     if args.apply:
         console.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
-        if run.exit_code == 0 and policy.requests is not None:
-            RequestLog(aws, policy).complete_open(subject, "erase", datetime.now(timezone.utc))
+        if run.exit_code == 0 and requests is not None:
+            requests.complete_open(subject, "erase", datetime.now(timezone.utc))
     print(f"plan: {out_dir / erasing.PLAN_FILE}")
     if args.apply and run.stats is not None:
         print(f"ledger: {out_dir / erasing.LEDGER_FILE}")

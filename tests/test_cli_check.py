@@ -78,3 +78,13 @@ def test_empty_account_writes_schema_valid_findings(moto_server: str, tmp_path: 
     missing = [f for f in data["findings"] if f["control"] == "TLS-02"]
     assert missing and all(f["status"] == "fail" and "not found" in f["reason"] for f in missing)
     assert sum(data["summary"].values()) == len(data["findings"])
+
+
+def test_account_public_access_block_is_read_through_a_loopback_endpoint(moto_server: str) -> None:
+    """botocore puts the account id in front of s3control hosts; Aws strips it for a custom endpoint."""
+    from vigil.aws import Aws
+
+    client = Aws(endpoint_url=moto_server).client("s3control", "us-east-1")
+    flags = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    client.put_public_access_block(AccountId="123456789012", PublicAccessBlockConfiguration=flags)
+    assert client.get_public_access_block(AccountId="123456789012")["PublicAccessBlockConfiguration"] == flags

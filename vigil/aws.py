@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import boto3
 import botocore.exceptions
@@ -37,6 +37,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _strip_account_host(request: Any, **_: Any) -> None:
+    """s3control endpoint rules put the account id in front of the host even for a custom
+    endpoint (`123456789012.127.0.0.1`), which no emulator answers; drop it before signing."""
+    parts = urlsplit(request.url)
+    first, _, rest = parts.netloc.partition(".")
+    if rest and len(first) == 12 and first.isdigit():
+        request.url = urlunsplit(parts._replace(netloc=rest))
+
+
 class Aws:
     """Thread-safe cache of clients per (service, region), all sharing one session and config."""
 
@@ -64,9 +73,10 @@ class Aws:
                 if service == "s3control":
                     # botocore prefixes s3control hosts with the account id, which breaks a loopback endpoint.
                     config = config.merge(Config(inject_host_prefix=self.endpoint_url is None))
-                self._clients[key] = self.session.client(
-                    service, region_name=region, endpoint_url=self.endpoint_url, config=config
-                )
+                client = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
+                if service == "s3control" and self.endpoint_url:
+                    client.meta.events.register("before-sign.s3-control", _strip_account_host)
+                self._clients[key] = client
             return self._clients[key]
 
     def account_id(self, region: str) -> str:

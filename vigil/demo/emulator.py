@@ -86,12 +86,21 @@ def emulator(host: str = "127.0.0.1") -> Iterator[str]:
                          request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="vigil-emulator", daemon=True)
     thread.start()
+    url = f"http://{host}:{server.server_port}"
+    _reset(url)  # moto keeps its state per process: start empty, leave nothing behind
     try:
         with conditions_met():
-            yield f"http://{host}:{server.server_port}"
+            yield url
     finally:
+        _reset(url)
         server.shutdown()
         thread.join(timeout=10)
+
+
+def _reset(url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).read()
 
 
 def set_root_mfa(account_id: str) -> None:

@@ -24,11 +24,12 @@ from vigil.scheduler.results import RunResult, StageResult, findings_summary, re
 # findings.json, and a failed check still gets its report; verify re-checks the signed pack.
 # Only the retain job may apply retention; the report job plans it.
 STAGES = {
-    "run": ("check", "retain", "report", "verify"),
+    "run": ("check", "retain", "requests", "report", "verify"),  # requests: due erase requests (with --apply), request counts
     "check": ("check", "report", "verify"),
     "retain": ("check", "retain", "report", "verify"),
     "report": ("check", "retain", "report", "verify"),
 }
+STAGE_COMMAND = {"requests": "subject"}  # a stage run by a command of another name
 INTERRUPTED = 130  # what vigil.cli.main returns when a stage is interrupted (second signal)
 
 
@@ -93,6 +94,9 @@ def stage_argv(stage: str, options: JobOptions, run_dir: Path, accepted: set[str
         argv += ["--profile", options.profile] if options.profile else []
     elif stage == "verify":
         argv = ["verify", str(run_dir)]
+    elif stage == "requests":  # a nested command (`vigil subject process`): its flags are known to be accepted
+        argv = ["subject", "process", *options.common_flags(), "--output", str(run_dir)] + (["--apply"] if options.apply else [])
+        return argv
     else:
         raise ValueError(f"unknown stage {stage!r}")
     if accepted is None:
@@ -181,7 +185,7 @@ def _run_stage(stage: str, result: RunResult, available: dict[str, set[str]], op
         return
     log.event("stage.started", **ids)
     started = time.monotonic()
-    code, message = call_cli(stage_argv(stage, options, run_dir, available[stage]), capture=log.fmt == "json")
+    code, message = call_cli(stage_argv(stage, options, run_dir, available.get(stage)), capture=log.fmt == "json")
     status = "ok" if code == 0 else ("abandoned" if code == INTERRUPTED else "failed")
     done = StageResult(stage, status, code, round(time.monotonic() - started, 3), message)
     result.stages.append(done)
@@ -205,7 +209,7 @@ def _skip_reason(stage: str, result: RunResult, available: dict[str, set[str]], 
         return "skipped: an earlier stage could not start the run"
     if should_stop() or result.interrupted:
         return "abandoned: stop requested"
-    if stage not in available:
+    if STAGE_COMMAND.get(stage, stage) not in available:
         return "skipped: not available"
     if stage == "verify":
         if not options.signing_key:

@@ -65,7 +65,7 @@ def export_subject(policy: Policy, found: Found, out_dir: Path, generated: datet
     context = {
         "organization": policy.organization, "generated": generated.strftime("%Y-%m-%d %H:%M UTC"), "stores": rows,
         "backups": [b.to_json() for b in found.backups],
-        "deadline": policy.requests.deadline.text if policy.requests else "P30D",
+        "deadline": f"{policy.requests.deadline.approx_days()} days" if policy.requests else "30 days",
     }
     readme = out_dir / README
     readme.write_text(environment().get_template("README.md.j2").render(context), encoding="utf-8")

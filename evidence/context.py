@@ -166,6 +166,16 @@ def ledger_view(results: Results) -> dict[str, Any] | None:
             "unfinished": intents - sum(outcomes.values())}
 
 
+def requests_view(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Subject-rights requests: counts only (the file holds no ids or subjects, and none are shown)."""
+    if not isinstance(data, dict):
+        return None
+    number = {k: int(data.get(k, 0) or 0) for k in ("received", "completed", "on_time", "completed_late", "open", "overdue")}
+    kinds = data.get("by_kind") if isinstance(data.get("by_kind"), dict) else {}
+    return {**number, "by_kind": {str(k): int(v or 0) for k, v in kinds.items()},
+            "deadline": str(data.get("deadline", "")), "as_of": str(data.get("as_of", ""))}
+
+
 def policy_view(results: Results) -> dict[str, Any]:
     in_force = results.policy
     assert in_force is not None
@@ -211,6 +221,7 @@ def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
         "promises": promise_views(controls),
         "retention": retention_view(results.plan, str(findings["run"].get("policy_sha256", ""))),
         "ledger": ledger_view(results),
+        "requests": requests_view(results.requests),
         "policy": policy_view(results),
         "trend": trend_view(results),
         "summary_svg": charts.bar_chart(bars, "summary-chart", "Findings per control by status"),
@@ -235,4 +246,5 @@ def summary_json(context: dict[str, Any]) -> dict[str, Any]:
                                                       "totals": retention["totals"]},
         "ledger": None if ledger is None else {"lines": ledger["lines"], "chain_ok": ledger["ok"], "head": ledger["head"]},
         "policy_sha256": context["policy"]["sha256"],
+        "requests": context.get("requests"),
     }

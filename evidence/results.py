@@ -14,6 +14,7 @@ from . import chain
 FINDINGS = "findings.json"
 PLAN = "retention-plan.json"
 LEDGER = "ledger.jsonl"
+REQUESTS = "subject-requests.json"  # subject-rights request counts (`vigil subject process`), no personal data
 FINDINGS_KEYS = ("schema", "run", "controls", "findings", "summary")
 
 
@@ -33,6 +34,7 @@ class Results:
     ledger: chain.ChainResult | None = None
     policy: PolicyInForce | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # findings.json of this and earlier runs, oldest first
+    requests: dict[str, Any] | None = None
 
     @property
     def run(self) -> dict[str, Any]:
@@ -107,6 +109,8 @@ def load_results(directory: Path, policy_path: str | Path | None = None) -> Resu
         results.plan = _read_json(directory / PLAN)
     if (directory / LEDGER).is_file():
         results.ledger = chain.check_file(directory / LEDGER, keep_entries=True)
+    if (directory / REQUESTS).is_file():
+        results.requests = _read_json(directory / REQUESTS)
     sha = str(findings["run"].get("policy_sha256", ""))
     if policy_path is not None:
         results.policy = load_policy_in_force(policy_path, sha)

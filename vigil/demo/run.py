@@ -110,7 +110,10 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
             run.stages["retain"] = cli(["retain", *common, "--as-of", as_of])
             lap("retain")
         if _has_command(cli, "report"):
-            report = ["report", str(out), "--policy", demo_policy]
+            # The signed pack also goes to the stack's Object Lock evidence bucket, as in production.
+            evidence_bucket = f"{StackSettings.defaults(policy).name_prefix}-evidence"
+            report = ["report", str(out), "--policy", demo_policy, "--endpoint-url", endpoint, "--region", policy.regions.primary,
+                      "--upload", f"s3://{evidence_bucket}/packs/{out.name}"]
             if signing_key.exists():
                 report += ["--signing-key", str(signing_key)]
             run.stages["report"] = cli(report)

@@ -50,14 +50,7 @@ class SubjectWorld(World):
 
     def build(self, others: int = 1000) -> None:
         """alice (the subject), bob and carol (held) in every store; `others` more people in one shared gz object."""
-        self.bucket("example-contacts", replica=REPLICAS["example-contacts"])
-        self.bucket("example-usage-logs", replica=REPLICAS["example-usage-logs"])
-        for name in ("example-billing", "example-call-records", "example-sms-consent"):
-            self.bucket(name)
-        self.table("accounts", "account_id")
-        self.table("referrals", "referral_id")
-        self.ddb.create_table(TableName="vigil-requests", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        self.create_all()
         for who in ("alice", "bob", "carol"):
             self.account(who, email=f"{who}@example.com")
             self.ddb.put_item(TableName="referrals", Item={"referral_id": {"S": f"ref-{who}"}, "referrer": {"S": who},
@@ -79,6 +72,20 @@ class SubjectWorld(World):
             self.put(bucket, "web/small.jsonl", small, region=region)
             self.put(bucket, "web/others.jsonl", jsonl([log("bob", 4)]), region=region)
         self.put("example-call-records", "cdr/2026.csv", csv_text([cdr("alice", 1), cdr("bob", 2), cdr("alice", 3)]))
+
+    def create_all(self) -> None:
+        """Every store of the policy, empty (buckets versioned, replicas configured), and the request log."""
+        self.bucket("example-contacts", replica=REPLICAS["example-contacts"])
+        self.bucket("example-usage-logs", replica=REPLICAS["example-usage-logs"])
+        for name in ("example-billing", "example-call-records", "example-sms-consent"):
+            self.bucket(name)
+        self.table("accounts", "account_id")
+        self.table("referrals", "referral_id")
+        self.request_table()
+
+    def request_table(self) -> None:
+        self.ddb.create_table(TableName="vigil-requests", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
 
     def subject(self, *args: str, out: Path | None = None) -> int:
         endpoint = ["--endpoint-url", self.endpoint] if self.endpoint else []

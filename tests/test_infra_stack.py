@@ -154,3 +154,20 @@ def test_settings_refuse_service_roles_the_policy_does_not_allow_list() -> None:
 def test_unknown_resource_types_are_listed_not_dropped(declared: RecordingMocks) -> None:
     declared_inv = inventory_from([*declared.resources, DeclaredResource("aws:sqs/queue:Queue", "q", "us-east-1", {})], repo_policy())
     assert "aws:sqs/queue:Queue" in {r.type for r in declared_inv.ignored}
+
+
+def test_main_reads_policy_file_and_settings_from_pulumi_config() -> None:
+    import pulumi
+    from vigil.infra.program import main
+    from tests.conftest import ROOT
+
+    pulumi.runtime.set_all_config({"vigil:policyFile": str(ROOT / "policy.yaml"), "vigil:namePrefix": "acme", "vigil:backupKeepDays": "20"})
+    try:
+        mocks = RecordingMocks("us-east-1")
+        run_program(mocks, main)
+    finally:
+        pulumi.runtime.set_all_config({})
+    buckets = {r.id for r in mocks.resources if r.type == "aws:s3/bucket:Bucket"}
+    assert {"acme-evidence", "acme-cloudtrail", "acme-access-logs-us-east-1", "acme-access-logs-us-west-2"} <= buckets
+    [plan] = [r for r in mocks.resources if r.type == "aws:backup/plan:Plan"]
+    assert plan.inputs["rules"][0]["lifecycle"]["deleteAfter"] == 20

@@ -97,7 +97,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts())
         provider=providers[primary], account_id=account_id, replication_role=settings.replication_role,
         backup_role=settings.backup_role, retention_role=settings.retention_role, human_roles=policy.access.human_roles,
         source_buckets=source_buckets, replica_buckets=replica_names, table_arns=table_arns,
-        key_arns=[keys[primary].arn, keys[backup].arn], tags=tags,
+        key_arns=[keys[primary].arn, keys[backup].arn], retention_runs_on=settings.retention_runs_on, tags=tags,
     ))
 
     # Data store buckets and their replicas in the backup region.

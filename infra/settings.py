@@ -26,6 +26,7 @@ class StackSettings:
     evidence_lock_days: int = 2555  # evidence packs are kept 7 years, undeletable
     access_log_days: int = 365
     trail_name: str = "vigil-audit"
+    retention_runs_on: str = "ecs-tasks.amazonaws.com"  # the service that runs the scheduled job (ECS, Lambda, ...)
 
     @classmethod
     def defaults(cls, policy: Policy) -> "StackSettings":
@@ -46,6 +47,7 @@ class StackSettings:
             evidence_lock_days=config.get_int("evidenceLockDays") or base.evidence_lock_days,
             access_log_days=config.get_int("accessLogDays") or base.access_log_days,
             trail_name=config.get("trailName") or base.trail_name,
+            retention_runs_on=config.get("retentionRunsOn") or base.retention_runs_on,
         )
 
     def check(self, policy: Policy) -> None:

@@ -72,8 +72,8 @@ class AccessRoles(pulumi.ComponentResource):
         for role_name in args.human_roles:
             trust = pulumi.Output.from_input(args.account_id).apply(self.human_trust)
             role = self._role(role_name, trust)
-            self._inline(role_name, role, pulumi.Output.all(list(args.table_arns)).apply(
-                lambda values: self.steward_permissions(values[0])))
+            self._inline(role_name, role, pulumi.Output.all(list(args.table_arns), list(args.key_arns)).apply(
+                lambda values: self.steward_permissions(values[0], values[1])))
             self.humans[role_name] = role
         self.service_role_arns = [self.replication.arn, self.backup.arn, self.retention.arn]
         self.register_outputs({"replication": self.replication.arn, "backup": self.backup.arn, "retention": self.retention.arn,
@@ -115,9 +115,11 @@ class AccessRoles(pulumi.ComponentResource):
             {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arns},
         ]}
 
-    def steward_permissions(self, table_arns: list[str]) -> dict:
+    def steward_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:
+        """Read-only access to the stores (reviews, subject requests); the bucket policies add the MFA demand."""
         return {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": _buckets(self.args.source_buckets)},
             {"Effect": "Allow", "Action": STEWARD_OBJECT_ACTIONS, "Resource": _objects(self.args.source_buckets)},
             {"Effect": "Allow", "Action": STEWARD_TABLE_ACTIONS, "Resource": table_arns},
+            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arns},
         ]}

@@ -12,7 +12,8 @@ from vigil.aws import Aws
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.model import Inventory
 from vigil.demo.deployer import EmulatorMocks
-from vigil.demo.emulator import emulator
+from vigil.demo.emulator import emulator, load_aws_managed_policies
+from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.deploytime import inventory_from
 from vigil.infra.mocks import declare_stack
 from tests.helpers import repo_policy
@@ -27,6 +28,7 @@ def both() -> tuple[Inventory, Inventory, EmulatorMocks]:
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         with emulator() as endpoint:
+            load_aws_managed_policies("123456789012", set(BACKUP_MANAGED_POLICIES))
             mocks = EmulatorMocks(endpoint, policy.regions.primary, "123456789012")
             declare_stack(policy, mocks=mocks)
             live = collect_inventory(Aws(endpoint_url=endpoint), policy, policy.regions_in_scope)
@@ -39,8 +41,8 @@ def test_every_declared_resource_type_was_applied_or_reported(both) -> None:
     outcome = mocks.outcome
     assert len(outcome.applied) + len(outcome.failed) + len(outcome.skipped) == len(mocks.resources)
     refused = {r.type for r, _reason in outcome.failed}
-    # only what moto cannot do: AWS managed policies are not loaded, backup selections are not implemented
-    assert refused <= {"aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:backup/selection:Selection"}, outcome.failed
+    # only what moto cannot do: backup selections are not implemented
+    assert refused <= {"aws:backup/selection:Selection"}, outcome.failed
 
 
 def test_bucket_records_match(both) -> None:

@@ -111,3 +111,15 @@ def set_root_mfa(account_id: str) -> None:
     from moto.iam.models import iam_backends
 
     iam_backends[account_id]["aws"].account_summary._account_mfa_enabled = 1
+
+
+def load_aws_managed_policies(account_id: str, arns: set[str]) -> None:
+    """moto ships AWS's managed policies but loads none unless told to (slow): load just these."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    for name, data in json.loads(aws_managed_policies_data).items():
+        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", data)
+        if policy.arn in arns:
+            backend.managed_policies[policy.arn] = policy

@@ -14,7 +14,8 @@ from typing import Callable
 from vigil.aws import Aws
 from vigil.demo import breakage, seed
 from vigil.demo.deployer import EmulatorMocks, Outcome
-from vigil.demo.emulator import DEMO_CREDENTIALS, emulator, set_root_mfa
+from vigil.demo.emulator import DEMO_CREDENTIALS, emulator, load_aws_managed_policies, set_root_mfa
+from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.mocks import declare_stack
 from vigil.infra.settings import StackSettings
 from vigil.policy import Policy, load_policy
@@ -69,6 +70,7 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
         aws = Aws(endpoint_url=endpoint)
         account = aws.account_id(policy.regions.primary)
         set_root_mfa(account)
+        load_aws_managed_policies(account, set(BACKUP_MANAGED_POLICIES))
         lap("emulator")
 
         say("deploying the Pulumi program (infra/) into the emulator ...")

@@ -33,6 +33,17 @@ WAIVER = {"control": "BAK-05", "resource": "arn:aws:dynamodb:*:table/referrals",
           "owner": "dba@example.com", "approval": "CHG-42", "expires": (date.today() + timedelta(days=60)).isoformat()}
 
 
+def reset_moto(endpoint: str) -> None:
+    """In-process moto servers share one state: start from (and leave) an empty account; the
+    builders' cached boto3 clients may point at an earlier server, so they are made anew."""
+    import urllib.request
+
+    from tests.builders_s3 import client
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    client.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The e2e estate (three deliberate failures), checked with --format sarif --format junit --explain."""
@@ -48,6 +59,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     out = io.StringIO()
+    reset_moto(endpoint)
     try:
         with pytest.MonkeyPatch.context() as env:
             for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
@@ -60,6 +72,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 code = main(["check", "--policy", str(policy), "--endpoint-url", endpoint, "--output", str(tmp / "out"),
                              "--format", "sarif", "--format", "junit", "--format", "sarif", "--format", "oscal", "--explain"])
     finally:
+        reset_moto(endpoint)
         server.stop()
     folder = tmp / "out"
     return {"code": code, "stdout": out.getvalue(), "dir": folder,

@@ -135,6 +135,17 @@ def _seed_records(primary: str) -> None:
         TableName="referrals", Item={"id": {"S": "r1"}, "created_at": {"S": "2020-01-01T00:00:00Z"}})
 
 
+def reset_moto(endpoint: str) -> None:
+    """In-process moto servers share one state: start from (and leave) an empty account; the
+    builders' cached boto3 clients may point at an earlier server, so they are made anew."""
+    import urllib.request
+
+    from tests.builders_s3 import client
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    client.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every AWS call of `vigil check` and `vigil retain --apply` on the seeded estate, and the printed policies."""
@@ -148,6 +159,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     calls: dict[str, list] = {"check": [], "retain": []}
+    reset_moto(endpoint)
     try:
         with pytest.MonkeyPatch.context() as env:
             for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
@@ -168,6 +180,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 assert code in (0, 1), (command, code, quiet.getvalue()[-2000:])
             policies = {command: _iam_policy(command, endpoint) for command in calls}
     finally:
+        reset_moto(endpoint)
         server.stop()
     return {"calls": calls, "policies": policies, "tmp": tmp}
 

@@ -114,6 +114,17 @@ def test_apply_waivers_states_and_globs() -> None:
     assert states[2].matches == ("arn:aws:dynamodb:us-east-1:123456789012:table/referrals",)
 
 
+def reset_moto(endpoint: str) -> None:
+    """In-process moto servers share one state: start from (and leave) an empty account; the
+    builders' cached boto3 clients may point at an earlier server, so they are made anew."""
+    import urllib.request
+
+    from tests.builders_s3 import client
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    client.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def empty_account_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """`vigil check` on an empty moto account (every declared store missing: TLS-02 fails on each)."""
@@ -127,14 +138,16 @@ def empty_account_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     ])
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    host, port = server.get_host_and_port()
+    reset_moto(f"http://{host}:{port}")
     try:
-        host, port = server.get_host_and_port()
         with pytest.MonkeyPatch.context() as env:
             for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                                 ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")):
                 env.setenv(name, value)
             code = main(["check", "--policy", str(policy), "--endpoint-url", f"http://{host}:{port}", "--output", str(tmp / "out")])
     finally:
+        reset_moto(f"http://{host}:{port}")
         server.stop()
     assert code == 1  # other controls still fail
     return tmp, json.loads((tmp / "out" / "findings.json").read_text())
@@ -166,6 +179,7 @@ def test_waivers_are_reported_with_their_state(empty_account_run: tuple[Path, di
 
 def test_waiving_every_failure_exits_0(tmp_path: Path, moto_server: str, capsys: pytest.CaptureFixture) -> None:
     policy = write_policy(tmp_path, [waiver(control=cid, resource="*") for cid in catalogue()])
+    reset_moto(moto_server)
     code = main(["check", "--policy", str(policy), "--endpoint-url", moto_server, "--output", str(tmp_path / "out")])
     data = json.loads((tmp_path / "out" / "findings.json").read_text())
     problems = [f for f in data["findings"] if f["status"] in ("fail", "error")]

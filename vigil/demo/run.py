@@ -41,7 +41,7 @@ def demo_environment() -> None:
     os.environ.update(DEMO_CREDENTIALS)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    os.environ.setdefault("VIGIL_PSEUDONYM_KEY", DEMO_PSEUDONYM_KEY)
+    os.environ["VIGIL_PSEUDONYM_KEY"] = DEMO_PSEUDONYM_KEY  # fake data, demo key: never a real key here
 
 
 def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path:

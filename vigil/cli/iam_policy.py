@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     note = parts(args.for_command)[1]
     if note:
         print(f"vigil: {note}", file=sys.stderr)
+    if not args.discover_replicas and not args.bucket:
+        print("vigil: the stores' replica buckets are not included; add --discover-replicas or --bucket NAME", file=sys.stderr)
     print(json.dumps(build(args.for_command, targets(args, policy)), indent=2))
     if args.sources:
         for site, scope in sorted(sites(args.for_command)):

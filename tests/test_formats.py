@@ -11,7 +11,7 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
@@ -30,7 +30,7 @@ SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").re
 ACCOUNT = "123456789012"
 REFERRALS = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/referrals"
 WAIVER = {"control": "BAK-05", "resource": "arn:aws:dynamodb:*:table/referrals", "reason": "PITR returns with the table migration",
-          "owner": "dba@example.com", "approval": "CHG-42", "expires": (date.today() + timedelta(days=60)).isoformat()}
+          "owner": "dba@example.com", "approval": "CHG-42", "expires": (datetime.now(timezone.utc).date() + timedelta(days=60)).isoformat()}
 
 
 def reset_moto(endpoint: str) -> None:

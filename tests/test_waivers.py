@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +18,7 @@ from vigil.policy import PolicyError, load_policy
 from vigil.policy.models import Waiver
 from vigil.policy.rules import waiver_horizon
 
-TODAY = date.today()
+TODAY = datetime.now(timezone.utc).date()
 
 
 def write_policy(tmp_path: Path, waivers: list[dict]) -> Path:

@@ -120,8 +120,8 @@ class Planner:
         self.summary.scanned += len(data)
         doomed: list[tuple[str, int]] = []  # (version id, bytes) to delete permanently
         subject = self._subject(entry.key)
+        target = self.keys.hash(entry.key)
         for version in data:
-            target = self.keys.hash(entry.key)
             if version.error is not None:
                 self.summary.error(target, version.error, 1, version.size)
                 continue
@@ -158,8 +158,8 @@ class Planner:
         if doomed and len(doomed) == len(data):
             # Every data version goes, so the delete markers go too: nothing of the key is left.
             doomed += [(v.version_id, 0) for v in entry.versions if v.delete_marker]
-        pending = self._pending.setdefault((loc.bucket, loc.region), [])
         for version_id, size in doomed:
+            pending = self._pending.setdefault((loc.bucket, loc.region), [])  # a fresh list after each batch
             pending.append((entry.key, version_id, size))
             if len(pending) >= S3_BATCH:
                 out.append(self._delete_batch(loc.bucket, loc.region))

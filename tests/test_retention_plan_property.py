@@ -106,3 +106,22 @@ def test_records_outside_retention_only_are_transformed(rows, as_of) -> None:
     else:
         assert result.lines == [] or not any(touchable) or result.refused is not None
     assert result.expired <= sum(touchable)
+
+
+@settings(max_examples=30, deadline=None)
+@given(per_key=st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=6))
+def test_delete_batches_hold_at_most_1000_and_lose_nothing(per_key) -> None:
+    store = next(s for s in POLICY.stores if s.name == "billing")
+    as_of = BASE + timedelta(days=9 * 366)
+    planner = Planner(Rules.for_store(POLICY, store.name, POLICY.category_of(store), as_of, {}), store, KEYS,
+                      Summary(store.name, "s3", store.category, "delete", "arn", "us-east-1"), None)
+    loc = Location(store.name, store.bucket, "us-east-1")
+    actions = []
+    for n, count in enumerate(per_key):
+        versions = [Version(f"k{n}", f"v{n}-{i}", i == 0, False, BASE) for i in range(count)]
+        actions += planner.object(loc, ObjectEntry(f"k{n}", versions))
+    actions += planner.flush()
+    sizes = [len(a["objects"]) for a in actions]
+    assert all(size <= 1000 for size in sizes)
+    assert sum(sizes) == sum(per_key) == planner.summary.counts["delete"]
+    assert len({a["action_id"] for a in actions}) == len(actions)

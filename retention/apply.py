@@ -51,10 +51,6 @@ def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]
     return {"recovery_point": action.get("recovery_point"), "count": 1}
 
 
-def _code(exc: Exception) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, botocore.exceptions.ClientError) else ""
-
-
 def _backoff(attempt: int) -> None:
     time.sleep(min(0.05 * 2 ** attempt, 2.0))
 

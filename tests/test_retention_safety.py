@@ -11,7 +11,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from vigil.policy import Duration
-from tests.test_retention_world import NOW, World, days_ago, iso, jsonl, store_plan
+from tests.test_retention_world import NOW, World, days_ago, jsonl, store_plan
 
 SIX_YEARS = (NOW + timedelta(days=6 * 366)).date().isoformat()
 

@@ -47,6 +47,8 @@ def env() -> dict[str, str]:
     out.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                VIGIL_EVIDENCE_KEY=base64.b64encode(os.urandom(32)).decode(), PYTHONPATH=str(ROOT))
+    if os.environ.get("BENCH_MALLOC_ARENA_MAX"):  # glibc: fewer per-thread arenas, less fragmentation
+        out["MALLOC_ARENA_MAX"] = os.environ["BENCH_MALLOC_ARENA_MAX"]
     return out
 
 
@@ -182,10 +184,10 @@ def main() -> None:
                   f"  vigil subject find end to end (CLI start-up included) {e2e[0]:.2f}s, peak RSS {e2e[1] / 1024:.0f} MiB; "
                   f"raw end to end {raw[3]:.2f}s\n"
                   f"  throughput vigil/raw: work {raw[0] / find[0]:.2f}, end to end {raw[3] / e2e[0]:.2f}")
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
-                objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
-                if objs:
-                    client.delete_objects(Bucket=BUCKET, Delete={"Objects": objs, "Quiet": True})
+            pages = client.get_paginator("list_object_versions").paginate(Bucket=BUCKET)
+            listed = [{"Key": v["Key"], "VersionId": v["VersionId"]} for page in pages for v in page.get("Versions", [])]
+            for start in range(0, len(listed), 1000):  # listed first: deleting while paginating makes moto skip pages
+                client.delete_objects(Bucket=BUCKET, Delete={"Objects": listed[start:start + 1000], "Quiet": True})
             client.delete_bucket(Bucket=BUCKET)
     finally:
         server.stop()

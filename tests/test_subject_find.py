@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from datetime import date, timedelta
+
+import boto3
 from moto import mock_aws
 
 from tests.test_subject_world import SubjectWorld
@@ -13,6 +16,9 @@ def test_find_every_copy_and_unknown_subject(tmp_path: Path, monkeypatch, capsys
     with mock_aws():
         world = SubjectWorld(tmp_path, monkeypatch)
         world.build(others=50)
+        boto3.client("backup", region_name="us-west-2").create_backup_plan(BackupPlan={"BackupPlanName": "offsite", "Rules": [
+            {"RuleName": "daily", "TargetBackupVaultName": "vault", "ScheduleExpression": "cron(0 5 * * ? *)",
+             "Lifecycle": {"DeleteAfterDays": 35}}]})
         capsys.readouterr()
         assert world.subject("find", "alice", "--json") == 0
         found = json.loads(capsys.readouterr().out)
@@ -29,6 +35,9 @@ def test_find_every_copy_and_unknown_subject(tmp_path: Path, monkeypatch, capsys
         assert stores["referrals"]["erase"] == 1 and stores["subscribers"]["erase"] == 1
         assert stores["billing"]["erase"] == 1
         assert found["subject"] != "alice" and "alice" not in json.dumps(found)  # counts and reasons, no keys
+        backups = [b for b in found["backups"] if b["where"] == "plan offsite rule daily"]
+        assert backups == [{"where": "plan offsite rule daily", "region": "us-west-2",
+                            "until": (date.today() + timedelta(days=35)).isoformat(), "note": backups[0]["note"]}]
 
         assert world.subject("find", "carol", "--json") == 0
         carol = {s["store"]: s for s in json.loads(capsys.readouterr().out)["stores"]}

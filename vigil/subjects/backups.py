@@ -21,9 +21,9 @@ from .model import BackupCopy, Found
 def _call(fn, *args, **kwargs) -> tuple[Any, str]:
     try:
         return fn(*args, **kwargs), ""
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        return None, str(code)
+    except Exception as exc:  # noqa: BLE001 - denied, not implemented (moto), unreachable: said, never a crash
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, botocore.exceptions.ClientError) else None
+        return None, str(code or type(exc).__name__)
 
 
 def _covers(client, plan_id: str, arns: set[str]) -> str:

@@ -123,7 +123,7 @@ def _seed_records(primary: str) -> None:
     calls are made, not about compliance).
     """
     s3 = boto3.client("s3", region_name=primary)
-    for bucket in ("example-billing", "example-usage-logs"):
+    for bucket in ("example-billing", "example-usage-logs", "example-contacts"):
         document = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
         document["Statement"] = [st for st in document["Statement"] if st["Effect"] != "Deny"]
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
@@ -131,8 +131,11 @@ def _seed_records(primary: str) -> None:
     lines = [{"ts": "2020-01-01T10:00:00Z", "ip": "203.0.113.7", "user_agent": "x", "account_id": "a1", "email": "a@b.c",
               "path": "/", "status": 200} for _ in range(6)]
     s3.put_object(Bucket="example-usage-logs", Key="web/2020-01-01.jsonl", Body="\n".join(json.dumps(r) for r in lines).encode())
-    boto3.client("dynamodb", region_name=primary).put_item(
-        TableName="referrals", Item={"id": {"S": "r1"}, "created_at": {"S": "2020-01-01T00:00:00Z"}})
+    s3.put_object(Bucket="example-contacts", Key="contacts/acct-1.json", Body=b'{"name": "Ada", "email": "ada@example.com"}')
+    dynamodb = boto3.client("dynamodb", region_name=primary)
+    dynamodb.put_item(TableName="referrals", Item={"id": {"S": "r1"}, "created_at": {"S": "2020-01-01T00:00:00Z"}})
+    dynamodb.put_item(TableName="accounts", Item={"id": {"S": "acct-1"}, "account_id": {"S": "acct-1"},
+                                                  "closed_at": {"S": "2020-02-01T00:00:00Z"}})
 
 
 def reset_moto(endpoint: str) -> None:
@@ -158,7 +161,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    calls: dict[str, list] = {"check": [], "retain": []}
+    calls: dict[str, list] = {"check": [], "subject": [], "retain": []}
     reset_moto(endpoint)
     try:
         with pytest.MonkeyPatch.context() as env:
@@ -172,12 +175,15 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
             env.delenv("AWS_ENDPOINT_URL")
             quiet = io.StringIO()
             builtin = list(botocore.handlers.BUILTIN_HANDLERS)  # every new botocore session registers these
-            for command, extra in (("check", []), ("retain", ["--apply", "--as-of", "2040-01-01T00:00:00Z"])):
+            runs = (("check", ["check"]), ("subject", ["subject", "find", "acct-1"]),
+                    ("subject", ["subject", "erase", "acct-1", "--apply"]),
+                    ("retain", ["retain", "--apply", "--as-of", "2040-01-01T00:00:00Z"]))
+            for index, (command, argv) in enumerate(runs):
                 env.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls[command])])
                 with contextlib.redirect_stdout(quiet):
-                    code = main([command, "--policy", policy.source_path, "--endpoint-url", endpoint, "--output", str(tmp / command), *extra])
+                    code = main([*argv, "--policy", policy.source_path, "--endpoint-url", endpoint, "--output", str(tmp / str(index))])
                 env.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)
-                assert code in (0, 1), (command, code, quiet.getvalue()[-2000:])
+                assert code in (0, 1), (argv, code, quiet.getvalue()[-2000:])
             policies = {command: _iam_policy(command, endpoint) for command in calls}
     finally:
         reset_moto(endpoint)
@@ -199,6 +205,13 @@ def test_retain_policy_covers_every_call_retain_makes(recorded: dict) -> None:
     operations = {op for op, _, _ in calls}
     assert {"s3:ListObjectVersions", "s3:DeleteObjects", "s3:PutObject", "dynamodb:BatchWriteItem"} <= operations, operations
     assert not _uncovered(recorded["policies"]["retain"], calls)
+
+
+def test_subject_policy_covers_every_call_find_and_erase_make(recorded: dict) -> None:
+    calls = recorded["calls"]["subject"]
+    operations = {op for op, _, _ in calls}
+    assert {"s3:ListObjectVersions", "s3:DeleteObjects", "dynamodb:BatchWriteItem"} <= operations, operations
+    assert not _uncovered(recorded["policies"]["subject"], calls)
 
 
 def test_policies_are_least_privilege(recorded: dict) -> None:

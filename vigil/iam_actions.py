@@ -6,9 +6,10 @@ or names in an API label (`fetch("s3:GetBucketPolicy", ...)`), collects:
 
 * API labels, `"service:Operation"` strings naming a real operation (every collector call
   goes through `fetch("svc:Op", ...)`, whose label is also the evidence's `api`);
-* client method calls, `s3.delete_objects(...)`, whose name is an operation of one of those
-  services (resolved by the receiver when it was made by `.client("svc", ...)` in the same
-  function, else by the only module service that has that operation);
+* client methods called or handed on (`s3.delete_objects(...)`, `retry(client.put_item, ...)`)
+  whose name is an operation of one of those services (resolved by the receiver when it was
+  made by `.client("svc", ...)` in the same function, or by the enclosing `fetch` label, else
+  by the only module service that has that operation);
 * operation names passed as strings, `get_paginator("list_object_versions")` or a helper's
   `_list(client, "list_keys", ...)`.
 
@@ -175,9 +176,10 @@ def call_sites(module: str) -> list[CallSite]:
                 found.add(CallSite(node.value, module, node.lineno))
             elif node.value in by_method:  # an operation named as a string: get_paginator("list_keys")
                 found.update(CallSite(op, module, node.lineno) for op in by_method[node.value])
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in by_method:
-            candidates = by_method[node.func.attr]
-            receiver = node.func.value
+        elif isinstance(node, ast.Attribute) and node.attr in by_method:
+            # a call `s3.get_object(...)` or a method handed on, `_call("PutItem", client.put_item, ...)`
+            candidates = by_method[node.attr]
+            receiver = node.value
             service = _client_service(receiver)
             if service is None and isinstance(receiver, ast.Name):
                 service = receivers.get(id(node), {}).get(receiver.id)

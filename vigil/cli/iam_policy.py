@@ -45,9 +45,9 @@ def parts(command: str) -> tuple[list[Part], str | None]:
                 Part(("vigil.retention.verify",), ("vigil.retention",), STORES)], None
     if command == "retain":
         return [base, retention], None
-    subject = [m for m in ("vigil.cli.subject", "vigil.retention.subject") if module_path(m)]
-    if subject:
-        return [base, Part(tuple(subject), ("vigil.cli.subject", "vigil.retention", "vigil.subject"), STORES)], None
+    if module_path("vigil.cli.subject"):
+        # find/export/erase and the request log: vigil.subjects, which acts through the retention executors
+        return [base, Part(("vigil.cli.subject",), ("vigil.cli.subject", "vigil.subjects", "vigil.retention"), STORES)], None
     return [base, retention], "vigil subject is not built yet: this is the retention executors' policy, which it will use"
 
 
@@ -139,7 +139,11 @@ def targets(args: argparse.Namespace, policy: Policy) -> Targets:
     objects = {(s.bucket, s.prefix) for s in policy.s3_stores}
     objects |= {(replica, s.prefix) for s in policy.s3_stores for replica in copies.get(s.bucket, [])}
     objects |= {(bucket, "") for bucket in args.bucket or []}
-    return Targets(common.regions(args, policy), args.account, sorted(objects), sorted(policy.data_tables))
+    tables = set(policy.data_tables)
+    requests = getattr(policy, "requests", None)  # vigil subject's request log
+    if requests is not None:
+        tables.add(requests.table)
+    return Targets(common.regions(args, policy), args.account, sorted(objects), sorted(tables))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -88,13 +88,29 @@ def vigil(endpoint: str, workers: int, out: Path, policy: Path) -> tuple[float, 
                "--endpoint-url", endpoint, "--as-of", "2100-01-01", "--workers", str(workers)]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    # VmHWM of the exec'd process. (wait4's ru_maxrss would count the pages of this big process
+    # that the child shared between fork and exec, which grow with the seeded bucket.)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _hwm(process.pid))
+        time.sleep(0.05)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise SystemExit(f"retain failed: {process.stderr.read().decode()[-2000:]}")
     lines = (out / "ledger.jsonl").read_text().splitlines()
     stamps = [datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")) for line in (lines[0], lines[-1])]
-    return wall, (stamps[1] - stamps[0]).total_seconds(), usage.ru_maxrss
+    return wall, (stamps[1] - stamps[0]).total_seconds(), peak
+
+
+def _hwm(pid: int) -> int:
+    """Peak resident set (KiB) of a running process, from /proc; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:

@@ -47,8 +47,9 @@ def env() -> dict[str, str]:
     out.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                VIGIL_EVIDENCE_KEY=base64.b64encode(os.urandom(32)).decode(), PYTHONPATH=str(ROOT))
-    if os.environ.get("BENCH_MALLOC_ARENA_MAX"):  # glibc: fewer per-thread arenas, less fragmentation
-        out["MALLOC_ARENA_MAX"] = os.environ["BENCH_MALLOC_ARENA_MAX"]
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "TRACEMALLOC"):  # glibc allocator settings for the measured processes
+        if os.environ.get("BENCH_" + name):
+            out[name if name != "TRACEMALLOC" else "BENCH_TRACEMALLOC"] = os.environ["BENCH_" + name]
     return out
 
 
@@ -113,10 +114,15 @@ def child(kind: str, endpoint: str, workers: int, policy: str) -> None:
         from vigil.subjects.locate import find_subject
 
         loaded = load_policy(policy)
+        if os.environ.get("BENCH_TRACEMALLOC"):  # Python-level peak (slows the run: not for timing)
+            import tracemalloc
+            tracemalloc.start()
         start = time.perf_counter()
         aws = Aws(endpoint_url=endpoint)
         found = find_subject(aws, loaded, load_keys(loaded, aws), SUBJECT, parse_as_of(None), workers)
         records = sum(c.records for c in found.stores[0].copies)
+        if os.environ.get("BENCH_TRACEMALLOC"):
+            print(f"python heap peak {tracemalloc.get_traced_memory()[1] / 2**20:.0f} MiB", file=sys.stderr)
     else:
         import boto3  # noqa: F401 - imported before the clock starts, as vigil's modules are
 
@@ -131,6 +137,8 @@ def timed(command: list[str]) -> tuple[float, int, str]:
     process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        sys.stdout.write(process.stderr.read().decode())
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[:4]} failed: {process.stderr.read().decode()[-2000:]}")

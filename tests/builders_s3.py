@@ -5,6 +5,7 @@ to test a control failing.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -26,10 +27,18 @@ class Estate:
     log_buckets: dict[str, str] = field(default_factory=dict)  # region -> access log bucket
 
 
-@cache
 def client(service: str, region: str):
-    """One client per (service, region) for all tests: making botocore clients is the slow part."""
-    return boto3.client(service, region_name=region)
+    """One client per (service, region, endpoint) for all tests: making botocore clients is the slow
+    part. The endpoint is part of the key so a client made for mock_aws never talks to a server."""
+    return _client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@cache
+def _client(service: str, region: str, endpoint: str | None):
+    return boto3.client(service, region_name=region, endpoint_url=endpoint)
+
+
+client.cache_clear = _client.cache_clear  # type: ignore[attr-defined]
 
 
 def s3(region: str):

@@ -1,7 +1,10 @@
 """Shared test setup: fake credentials for moto, and no real AWS configuration leaking in."""
 from __future__ import annotations
 
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -26,15 +29,36 @@ def policy_path() -> Path:
     return ROOT / "policy.yaml"
 
 
-@pytest.fixture
-def moto_server():
-    """A real moto server on 127.0.0.1 (free port), reset and stopped by this fixture."""
+@contextmanager
+def loopback_moto() -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (free port), stopped on exit; yields its URL."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    _reset(url)  # moto keeps state per process (shared with mock_aws): start empty, leave nothing
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
+        _reset(url)
         server.stop()
+
+
+def _reset(url: str) -> None:
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    with loopback_moto() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def moto_server_module() -> Iterator[str]:
+    """One server for a whole test module (tests that only add state and read their own)."""
+    with loopback_moto() as url:
+        yield url

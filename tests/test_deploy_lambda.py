@@ -8,12 +8,11 @@ import socket
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pulumi
 import pytest
-from moto.server import ThreadedMotoServer
 
 from vigil.errors import UsageError
 from vigil.policy import load_policy
@@ -33,14 +32,8 @@ def load_deploy_module(name: str) -> ModuleType:
 
 
 @pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(moto_server: str) -> str:
+    return moto_server
 
 
 @pytest.fixture

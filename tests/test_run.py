@@ -7,11 +7,9 @@ import io
 import json
 import socket
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from vigil.cli.main import main
 from vigil.scheduler.metrics import read_samples
@@ -26,14 +24,8 @@ BILLING = "example-billing"  # a store of the repository policy: P7Y, delete
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(moto_server_module: str) -> str:
+    return moto_server_module
 
 
 def free_port() -> int:

@@ -11,11 +11,9 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from vigil.cli.main import main
 
@@ -94,14 +92,8 @@ def test_signal_stops_an_idle_scheduler_with_exit_0(tmp_path: Path, sig: signal.
 
 
 @pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(moto_server: str) -> str:
+    return moto_server
 
 
 def test_sigterm_mid_run_finishes_the_stage_and_abandons_the_rest(tmp_path: Path, endpoint: str) -> None:

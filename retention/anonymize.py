@@ -26,6 +26,7 @@ class Rewrite:
     holds: list[tuple[str, date | None, int, int]] = field(default_factory=list)  # reason, until, n, bytes
     errors: list[str] = field(default_factory=list)
     refused: str | None = None
+    refused_count: int = 0  # expired records left untouched because the batch was refused
     oldest: datetime | None = None  # clock start of the oldest expired record
 
     def add(self, kind: str, n: int, size: int) -> None:
@@ -114,6 +115,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
             out.refused = (f"k-anonymity: {len(suppressed)} of {len(transformed)} records ({share:.0%}) fall in classes "
                            f"smaller than k={anonymizer.k}, above max_suppression {anonymizer.max_suppression:.0%}")
             out.errors.append(out.refused)
+            out.refused_count = len(expired)
             for _, record, _ in expired:
                 out.add("error", 1, record.size)
             return out

@@ -55,6 +55,7 @@ class Summary:
     oldest_expired: datetime | None = None
     samples: list[str] = field(default_factory=list)
     scanned: int = 0
+    stuck: int = 0  # past retention but not handled (anonymization refused or unsupported): still counts as left
     verify: dict[str, Any] = field(default_factory=lambda: {"status": "not_run", "remaining": 0})
 
     def add(self, kind: str, n: int, size: int) -> None:
@@ -84,7 +85,7 @@ class Summary:
 
     @property
     def outstanding(self) -> int:
-        return self.counts["delete"] + self.counts["anonymize"] + self.counts["suppress"]
+        return self.counts["delete"] + self.counts["anonymize"] + self.counts["suppress"] + self.stuck
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,14 +138,20 @@ class Planner:
             self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
             for reason, until, n, size in result.holds:
                 self.summary.hold(reason, until, n, size)
-            if result.expired and result.refused is None:
+            self.summary.stuck += result.refused_count
+            if result.expired or result.refused_count:
                 self.summary.expired(result.oldest, target)
             if not version.is_latest:
                 if result.expired and not result.holds and not result.errors:
                     self.summary.add("delete", len(version.parsed.records), version.size)
                     doomed.append((version.version_id, version.size))
-                else:
-                    self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
+                    continue
+                self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
+                if result.expired and result.holds:  # kept whole for the held records it also holds
+                    reason, until, _, _ = result.holds[0]
+                    self.summary.hold(f"{reason} (shares an old version)", until, result.expired, 0)
+                elif result.expired:  # kept whole because some of its records cannot be read
+                    self.summary.stuck += result.expired
                 continue
             for kind in ("keep", "anonymize", "suppress", "delete"):
                 self.summary.add(kind, *result.counts.get(kind, [0, 0]))
@@ -210,6 +217,11 @@ class Planner:
             self.summary.error(target, item.error, 1, item.size)
             return []
         d = self.rules.decide(item.ts, item.subject)
+        if d.verdict == EXPIRED and not self.deleting:
+            self.summary.error(target, "due for anonymization, which is not supported for DynamoDB items; left in place", 1, item.size)
+            self.summary.stuck += 1
+            self.summary.expired(d.start, target)
+            return []
         doomed: list = []
         self._tally_whole(d, item.size, target, doomed, "")
         if not doomed:

@@ -55,6 +55,7 @@ def load_closed(aws: Aws, policy: Policy, stores: list) -> tuple[dict[str, datet
 def scan_store(aws: Aws, policy: Policy, keys: RetentionKeys, store, as_of: datetime, closed: dict[str, datetime],
                pool: Executor, emit: Emit | None = None, observe: Observe | None = None, grace: Duration | None = None,
                split: bool = False, subjects_error: str | None = None) -> list[Summary]:
+    emit = emit or _discard
     category = policy.category_of(store)
     rules = store_rules(policy, store, as_of, closed, grace)
     anonymizer = anonymizer_for(policy, store, keys)
@@ -65,11 +66,15 @@ def scan_store(aws: Aws, policy: Policy, keys: RetentionKeys, store, as_of: date
     return []
 
 
+def _discard(action: dict[str, Any]) -> None:
+    """Verify plans to count what is left; its actions go nowhere."""
+
+
 def _summary(store, category, resource: str, region: str, replicas: list[str] | None = None) -> Summary:
     return Summary(store.name, store.kind, store.category, action_of(category), resource, region, list(replicas or []))
 
 
-def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit, observe, split, subjects_error) -> list[Summary]:
+def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit: Emit, observe, split, subjects_error) -> list[Summary]:
     locations = s3_locations(aws, policy, store)
     main = _summary(store, category, locations[0].arn, locations[0].region, [l.arn for l in locations[1:]])
     summaries = [main]
@@ -88,15 +93,15 @@ def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, poo
                 if observe is not None:
                     observe(loc.bucket, keys.hash(entry.key), entry)
                 for action in planner.object(loc, entry):
-                    emit and emit(action)
+                    emit(action)
             for action in planner.flush():
-                emit and emit(action)
+                emit(action)
         except Exception as exc:  # noqa: BLE001 - an unreadable bucket fails its store only
                 summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
     return summaries
 
 
-def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, emit, observe, subjects_error) -> Summary:
+def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, emit: Emit, observe, subjects_error) -> Summary:
     info = table_info(aws, policy, store)
     arn = info.arn or f"arn:aws:dynamodb:{info.region}::table/{store.table}"
     summary = _summary(store, category, arn, info.region)
@@ -110,9 +115,9 @@ def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, 
             if observe is not None:
                 observe(store.table, keys.hash(_key_text(item.key)), None)
             for action in planner.item(info, item):
-                emit and emit(action)
+                emit(action)
         for action in planner.flush():
-            emit and emit(action)
+            emit(action)
     except Exception as exc:  # noqa: BLE001
         summary.error(arn, describe_error("dynamodb:Scan", exc))
     return summary

@@ -153,3 +153,27 @@ def test_billing_objects_expire_by_as_of_and_max_delete_stops_the_run(tmp_path: 
         code, plan, _ = world.retain("--apply", "--store", "billing", "--as-of", in_eight_years, "--max-delete", "10")
         assert code == 0 and world.versions("example-billing") == []
         assert store_plan(plan, "billing")["bytes"]["delete"] == 5 * (2 + 8)
+
+
+def test_batch_over_max_suppression_is_refused_and_written_untouched(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-usage-logs")
+        outlier = {**old_logs(1)[0], "ip": "192.0.2.1"}  # alone in its class: 1 of 6 (17%) > max_suppression 5%
+        body = jsonl(old_logs(5) + [outlier])
+        world.put("example-usage-logs", "web/small.jsonl", body)
+        code, plan, out = world.retain("--apply", "--store", "web-logs")
+        logs = store_plan(plan, "web-logs")
+        assert code == 1
+        assert logs["counts"]["anonymize"] == 0 and logs["counts"]["error"] == 6
+        assert any("k-anonymity" in e["reason"] and "max_suppression" in e["reason"] for e in logs["errors"])
+        assert logs["verify"] == {"status": "fail", "remaining": 6}
+        assert world.current("example-usage-logs", "web/small.jsonl").decode() == body
+        assert len(world.versions("example-usage-logs")) == 1
+
+        world.put("example-usage-logs", "web/small.jsonl", jsonl(old_logs(20) + [outlier]))  # 1 of 21 (5%): suppressed
+        code, plan, _ = world.retain("--apply", "--store", "web-logs")
+        logs = store_plan(plan, "web-logs")
+        assert code == 0 and logs["counts"]["suppress"] == 1 and logs["counts"]["anonymize"] == 20
+        lines = world.current("example-usage-logs", "web/small.jsonl").decode().splitlines()
+        assert len(lines) == 20 and "192.0.2" not in "".join(lines)

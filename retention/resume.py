@@ -36,7 +36,7 @@ class Resume:
     intents: dict[str, dict[str, Any]]
     watched: set[str] = field(default_factory=set)  # keyed hashes of keys / items the intents name
     present: set[str] = field(default_factory=set)  # "hash:version" or item hashes seen now
-    latest: dict[str, str] = field(default_factory=dict)  # object hash -> current version id
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (bucket, object hash) -> current version id
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -68,8 +68,8 @@ class Resume:
                 return
             for version in entry.versions:
                 self.present.add(f"{hashed}:{version.version_id}")
-                if version.is_latest:
-                    self.latest[hashed] = version.version_id
+                if version.is_latest:  # per bucket: a replica has the same key, with its own versions
+                    self.latest[(location, hashed)] = version.version_id
 
     def resolve(self, ledger: ledgers.Ledger) -> int:
         """Write one outcome for every dangling intent; returns how many there were."""
@@ -84,7 +84,8 @@ class Resume:
             raw = f"{target['object']}:{target['version']}"
             if raw not in self.present:
                 return "ok", target, {"note": "completed before the interruption; the raw version is gone"}
-            if self.latest.get(target["object"]) != target["version"]:
+            bucket = str(target.get("location", "")).removeprefix("arn:aws:s3:::")
+            if self.latest.get((bucket, target["object"])) != target["version"]:
                 return "ok", target, {"note": "rewritten before the interruption; deleting the raw version is planned again"}
             return "skipped", target, {"note": "not done before the interruption; planned again"}
         names = target.get("versions") or target.get("items")

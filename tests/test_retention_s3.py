@@ -177,3 +177,20 @@ def test_batch_over_max_suppression_is_refused_and_written_untouched(tmp_path: P
         assert code == 0 and logs["counts"]["suppress"] == 1 and logs["counts"]["anonymize"] == 20
         lines = world.current("example-usage-logs", "web/small.jsonl").decode().splitlines()
         assert len(lines) == 20 and "192.0.2" not in "".join(lines)
+
+
+def test_bad_json_line_is_reported_and_kept_byte_for_byte(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-usage-logs")
+        bad = '{"ip": "203.0.113.5", "ts": '  # truncated line
+        world.put("example-usage-logs", "web/bad.jsonl", jsonl(old_logs(6)) + bad + "\n")
+        world.put("example-usage-logs", "web/notgz.jsonl.gz", b"this is not gzip")
+        code, plan, _ = world.retain("--apply", "--store", "web-logs")
+        logs = store_plan(plan, "web-logs")
+        assert code == 1 and logs["counts"]["anonymize"] == 6 and logs["counts"]["error"] == 2
+        reasons = " ".join(e["reason"] for e in logs["errors"])
+        assert "not JSON" in reasons and "could not be decoded" in reasons
+        lines = world.current("example-usage-logs", "web/bad.jsonl").decode().splitlines()
+        assert lines[-1] == bad and all(json.loads(line)["ip"] == "203.0.113.0/24" for line in lines[:-1])
+        assert world.current("example-usage-logs", "web/notgz.jsonl.gz") == b"this is not gzip"

@@ -1,8 +1,8 @@
 """`find`: every copy of one subject's data, in every store and replica, read concurrently.
 
 S3 stores are searched by key (`subject_from_key`: one ListObjectVersions on that key) or by
-the records inside objects (`subject_field`: every version read on a bounded pool, a quick
-byte search first so only objects that mention the subject are parsed). Tables are queried
+the records inside objects (`subject_field`: every version streamed on a bounded pool and
+searched for the id as it decompresses, so only objects that mention the subject are parsed). Tables are queried
 (subject attribute = partition key) or scanned in parallel segments with a filter. Memory
 stays flat: listings stream, at most `window` objects are in memory, only matches are kept.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
@@ -29,6 +30,7 @@ from vigil.retention.transforms import parse_time
 from .backups import backup_copies
 from .decide import SubjectRules, erase_action, hold, store_rules, subject_anonymizer
 from .model import Copy, Found, StoreFound
+from .stream import CHUNK, limit_malloc_arenas, mentions
 from .tables import find_items, subjects_table_store
 
 # The subjects table's account records have no category of their own: no minimum period, no action.
@@ -127,13 +129,17 @@ class Finder:
         try:
             if read:
                 answer = s3.get_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)
-                body = answer["Body"].read()
+                body = self._body(s3, loc, version, answer, rules.whole)
+                if body is None:
+                    return None  # does not mention the subject
             elif loc.locked:
                 answer, body = s3.head_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id), b""
             else:
                 answer, body = {}, b""
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             return self._unreadable(copy, describe_error("s3:GetObject" if read else "s3:HeadObject", exc))
+        except zlib.error as exc:
+            return self._unreadable(copy, f"object could not be decoded: {exc}") if rules.whole else None
         _lock_state(version, answer)
         if not read:  # a whole object of the subject, deleted as it is
             return self._whole(copy, rules, version)
@@ -157,6 +163,18 @@ class Finder:
         if version.is_latest:
             return self._rewrite(copy, rules, store, version, anonymizer)
         return self._old_version(copy, rules, store, version)
+
+    def _body(self, s3, loc: Location, version: Version, answer: dict[str, Any], whole: bool) -> bytes | None:
+        """The object's bytes when it may hold the subject's records; None when streaming it shows it does not."""
+        if whole or self.needle is None:
+            return answer["Body"].read()
+        gz, kept = is_gz(version.key), []
+        if not mentions(answer["Body"].iter_chunks(CHUNK), gz, self.needle, kept):
+            return None
+        if gz:
+            return b"".join(kept)
+        again = s3.get_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)  # rare: a plain match
+        return again["Body"].read()
 
     def _whole(self, copy: Copy, rules: SubjectRules, version: Version) -> Copy:
         copy.kind, copy.records, copy.whole = "object", 1, True
@@ -212,6 +230,7 @@ def _lock_state(version: Version, answer: dict[str, Any]) -> None:
 def find_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime, workers: int = 16,
                  export: bool = False, observe: Observe | None = None) -> Found:
     """Every copy of the subject's data, in policy order; the subjects table last when no store names it."""
+    limit_malloc_arenas()
     found = Found(subject, as_of)
     stores: list = list(policy.stores)
     extra = subjects_table_store(policy)

@@ -37,7 +37,7 @@ def test_jsonl_and_gz_with_replica_anonymized_everywhere(tmp_path: Path, monkeyp
         for region, bucket in ((None, "example-usage-logs"), (BACKUP, "example-usage-logs-replica")):
             kw = {"region": region} if region else {}
             world.put(bucket, "web/a.jsonl", jsonl(old_logs(6)), **kw)  # an older raw version
-            world.put(bucket, "web/a.jsonl", mixed, **kw)
+            world.put(bucket, "web/a.jsonl", mixed, Tagging="team=web", ContentType="application/x-ndjson", **kw)
             world.put(bucket, "web/b.jsonl.gz", gz_body, **kw)
         world.put("example-usage-logs", "other/untouched.jsonl", jsonl(old_logs(6)))  # outside the store's prefix
 
@@ -58,6 +58,9 @@ def test_jsonl_and_gz_with_replica_anonymized_everywhere(tmp_path: Path, monkeyp
             b = gzip.decompress(world.current(bucket, "web/b.jsonl.gz", region)).decode().splitlines()
             assert len(b) == 5 and all(json.loads(line)["ip"] == "203.0.113.0/24" for line in b)
             assert all(v["metadata"].get("vigil-anonymized") for v in versions)
+            s3 = world.s3[region]
+            assert s3.get_object_tagging(Bucket=bucket, Key="web/a.jsonl")["TagSet"] == [{"Key": "team", "Value": "web"}]
+            assert s3.head_object(Bucket=bucket, Key="web/a.jsonl")["ContentType"] == "application/x-ndjson"
         assert world.s3["us-east-1"].list_object_versions(Bucket="example-usage-logs", Prefix="other/")["Versions"]
 
         ledger = out / "ledger.jsonl"

@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import boto3
 from moto import mock_aws
 
 from tests.test_retention_world import BACKUP, NOW, World, days_ago, iso, jsonl, store_plan
@@ -92,6 +93,9 @@ def test_csv_mixed_object_rewritten_and_malformed_rows_kept(tmp_path: Path, monk
     with mock_aws():
         world = World(tmp_path, monkeypatch)
         world.bucket("example-call-records")
+        kms = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+        world.s3["us-east-1"].put_bucket_encryption(Bucket="example-call-records", ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms}}]})
         world.put("example-call-records", "cdr/2025.csv", _csv([header, old, live, broken]))
         world.put("example-call-records", "cdr/notime.csv", _csv([header, old[:3] + ["", *old[4:]]]))
         code, plan, _ = world.retain("--apply", "--store", "call-records")
@@ -106,6 +110,8 @@ def test_csv_mixed_object_rewritten_and_malformed_rows_kept(tmp_path: Path, monk
         assert rows[1][0] != old[0] and len(rows[1][0]) == 64 and rows[1][2] == "192.0.2.0/24"
         assert rows[1][3].endswith(":00:00Z") and rows[1][4] == "************1111" and rows[1][5] == "61" and rows[1][6] == ""
         assert rows[2] == live and rows[3] == broken
+        head = world.s3["us-east-1"].head_object(Bucket="example-call-records", Key="cdr/2025.csv")
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == kms
         assert len(world.versions("example-call-records")) == 2  # rewritten object + untouched notime.csv
         assert world.current("example-call-records", "cdr/notime.csv").decode().splitlines()[1].startswith("+15550001")
 

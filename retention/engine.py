@@ -151,7 +151,9 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
             return run
         ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id)
         try:
-            run.resumed = resume.resolve(ledger)
+            readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
+                                                                 for e in s.errors)}
+            run.resumed = resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(spool.actions())
         finally:

@@ -71,12 +71,17 @@ class Resume:
                 if version.is_latest:  # per bucket: a replica has the same key, with its own versions
                     self.latest[(location, hashed)] = version.version_id
 
-    def resolve(self, ledger: ledgers.Ledger) -> int:
-        """Write one outcome for every dangling intent; returns how many there were."""
+    def resolve(self, ledger: ledgers.Ledger, seen_stores: set[str] | None = None) -> int:
+        """Write one outcome for every dangling intent of a store this run read in full (an intent
+        of a store not read, or not readable, stays open: absence there proves nothing)."""
+        done = 0
         for intent in self.intents.values():
+            if seen_stores is not None and intent.get("store") not in seen_stores:
+                continue
             outcome, target, detail = self._judge(intent)
             ledger.write("outcome", intent, target, outcome, {"resumed": True, **detail})
-        return len(self.intents)
+            done += 1
+        return done
 
     def _judge(self, intent: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         target = dict(intent.get("target", {}))

@@ -67,3 +67,11 @@ def test_resume_judges_each_open_intent_once(tmp_path: Path) -> None:
     assert out["anon"]["outcome"] == "skipped", "not rewritten in the source: planned again"
     assert all(line["detail"]["resumed"] for line in out.values())
     assert "unrelated" not in resume.present and "unrelated:v9" not in resume.present
+
+
+def test_intents_of_stores_not_read_this_run_stay_open(tmp_path: Path) -> None:
+    resume = Resume.from_intents({"x": {**_action("x"), "target": {"versions": ["h:v"], "count": 1}}})
+    ledger = Ledger(tmp_path / "ledger.jsonl", "run2")
+    assert resume.resolve(ledger, seen_stores={"web-logs"}) == 0
+    ledger.close()
+    assert list(dangling(tmp_path / "ledger.jsonl")) == [] and not list(read_lines(tmp_path / "ledger.jsonl"))

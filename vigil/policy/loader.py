@@ -42,6 +42,17 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: the models parse them and report a bad one by key
+    (PyYAML would raise a bare ValueError for `2026-13-45`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class _Lines:
     """Line numbers of every key in the YAML document (1-based), from the node tree."""
 
@@ -121,8 +132,8 @@ def load_policy(path: str | Path) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError(name, [PolicyIssue(1, (), f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 1

@@ -164,16 +164,18 @@ def conditions(statement: dict) -> list[Condition]:
     return out
 
 
-def is_bool(condition: Condition, key: str, value: str, allow_if_exists: bool = True) -> bool:
-    """Is this `Bool`/`BoolIfExists` on `key` with exactly `value` ("true"/"false", any case)?"""
-    return (
-        condition.base == "Bool"
-        and ":" not in condition.operator
-        and (allow_if_exists or not condition.if_exists)
-        and condition.key == key.lower()
-        and len(condition.values) == 1
-        and condition.values[0].lower() == value
-    )
+def is_bool(condition: Condition, key: str, value: str, allow_if_exists: bool = True, among: bool = False) -> bool:
+    """Is this `Bool`/`BoolIfExists` on `key` testing for `value` ("true"/"false", any case)?
+
+    Several values are OR-ed by AWS: for a Deny, `among=True` accepts a list that contains
+    `value` (the deny then matches at least those requests); an Allow needs exactly `value`.
+    """
+    if condition.base != "Bool" or ":" in condition.operator or condition.key != key.lower():
+        return False
+    if condition.if_exists and not allow_if_exists:
+        return False
+    values = [v.lower() for v in condition.values]
+    return value in values if among else values == [value]
 
 
 def number(text: str) -> float | None:

@@ -73,6 +73,7 @@ def variant(base: dict, **changes) -> dict:
     variant(TLS_DENY, Condition={"BoolIfExists": {"aws:securetransport": ["false"]}}),
     variant(TLS_DENY, Resource=["arn:aws:s3:::example-*"]),
     variant(TLS_DENY, Resource="*"),
+    variant(TLS_DENY, Condition={"Bool": {"aws:SecureTransport": ["false", "true"]}}),  # OR: denies even more
 ])
 def test_tls01_accepts_equivalent_spellings(statement: dict) -> None:
     assert judge(tls_01, doc(statement)) == Status.PASS
@@ -193,6 +194,7 @@ TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal":
     ({"Bool": {"aws:multifactorauthpresent": True}}, True),
     ({"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}, False),
     ({"Bool": {"aws:MultiFactorAuthPresent": "false"}}, False),
+    ({"Bool": {"aws:MultiFactorAuthPresent": ["true", "false"]}}, False),  # OR: lets requests without MFA in
     (None, False),
 ])
 def test_mfa04_trust_policies(condition: dict | None, expected: bool) -> None:

@@ -34,9 +34,9 @@ def _mfa_cases(condition: Condition) -> set[str]:
     """Which requests an MFA condition catches: "false" (key says no MFA), "absent" (no key)."""
     if condition.key != KEY:
         return set()
-    if iam.is_bool(condition, KEY, "false", allow_if_exists=False):
+    if iam.is_bool(condition, KEY, "false", allow_if_exists=False, among=True):
         return {"false"}
-    if iam.is_bool(condition, KEY, "false"):
+    if iam.is_bool(condition, KEY, "false", among=True):
         return {"false", "absent"}
     if condition.base == "Null" and [v.lower() for v in condition.values] == ["true"]:
         return {"absent"}

@@ -22,7 +22,7 @@ KEY = "aws:SecureTransport"
 
 def _denies_http(statement: dict) -> bool:
     conds = iam.conditions(statement)
-    return len(conds) == 1 and iam.is_bool(conds[0], KEY, "false")
+    return len(conds) == 1 and iam.is_bool(conds[0], KEY, "false", among=True)
 
 
 def _defect(statement: dict, bucket: str) -> str | None:

@@ -96,23 +96,23 @@ class Applier:
     # --- S3 ----------------------------------------------------------------------------
 
     def _delete(self, bucket: str, region: str, objects: list[dict[str, str]]) -> tuple[int, dict[str, int]]:
-        """DeleteObjects in batches of 1,000; per-key errors retried. Returns (deleted, error codes)."""
+        """DeleteObjects, 1,000 keys a call; keys that fail with a retryable code are tried again.
+        Returns (versions deleted, error code -> count of versions that could not be deleted)."""
         s3 = self.aws.client("s3", region)
         deleted, codes = 0, {}
         for start in range(0, len(objects), 1000):
             todo = objects[start:start + 1000]
             for attempt in range(ATTEMPTS):
-                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": todo, "Quiet": True})
-                errors = answer.get("Errors", [])
-                failed = {(e["Key"], e.get("VersionId")) for e in errors}
+                errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": todo, "Quiet": True}).get("Errors", [])
                 deleted += len(todo) - len(errors)
-                retry = [o for o in todo if (o["Key"], o["VersionId"]) in failed
-                         and any(e["Code"] in RETRYABLE for e in errors if e["Key"] == o["Key"])]
-                codes = {}
-                for error in errors:
-                    codes[error["Code"]] = codes.get(error["Code"], 0) + 1
-                if not retry:
+                failed = {(e["Key"], e.get("VersionId")): e["Code"] for e in errors}
+                retry = [o for o in todo if failed.get((o["Key"], o["VersionId"])) in RETRYABLE]
+                if not retry or attempt == ATTEMPTS - 1:
+                    for code in failed.values():
+                        codes[code] = codes.get(code, 0) + 1
                     break
+                for code in (c for c in failed.values() if c not in RETRYABLE):  # final: not worth retrying
+                    codes[code] = codes.get(code, 0) + 1
                 todo = retry
                 _backoff(attempt)
         return deleted, codes
@@ -132,9 +132,8 @@ class Applier:
         if current.get("VersionId", "null") != version_id:
             return "skipped", "the object changed since the plan was made; it will be planned again", 0
         answer = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
-        version = Version(key, version_id, True, False, rules.as_of, int(answer.get("ContentLength", 0)))
+        version = Version(key, version_id, True, False, answer["LastModified"], int(answer.get("ContentLength", 0)))
         version.parsed = parse(answer["Body"].read(), key, store.layout, store.timestamp_field, store.subject_field)
-        version.last_modified = answer["LastModified"]
         metadata = dict(answer.get("Metadata") or {})
         remove = action["action"] == "rewrite_object"
         result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove)

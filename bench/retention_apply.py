@@ -95,8 +95,8 @@ def vigil(endpoint: str, workers: int, out: Path, policy: Path) -> tuple[float, 
         peak = max(peak, _hwm(process.pid))
         time.sleep(0.05)
     wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise SystemExit(f"retain failed: {process.stderr.read().decode()[-2000:]}")
+    if process.returncode != 0:  # reported, not fatal: the figures say what happened
+        print(f"  retain exit {process.returncode}: {process.stderr.read().decode()[-600:]}", flush=True)
     lines = (out / "ledger.jsonl").read_text().splitlines()
     stamps = [datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")) for line in (lines[0], lines[-1])]
     return wall, (stamps[1] - stamps[0]).total_seconds(), peak
@@ -143,7 +143,7 @@ def main() -> None:
                   f"({size / apply_s:,.0f}/s), peak RSS {rss / 1024:.0f} MiB, left {left}; "
                   f"raw loop {raw:.1f}s ({size / raw:,.0f}/s; its DeleteObjects phase {raw_delete:.1f}s), left {raw_left}; "
                   f"throughput vigil/raw: apply phase vs delete phase {raw_delete / apply_s:.2f}, "
-                  f"end to end (plan+apply+verify vs list+delete) {raw / wall:.2f}")
+                  f"end to end (plan+apply+verify vs list+delete) {raw / wall:.2f}", flush=True)
     finally:
         server.stop()
 

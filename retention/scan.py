@@ -94,10 +94,10 @@ def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, poo
                     observe(loc.bucket, keys.hash(entry.key), entry)
                 for action in planner.object(loc, entry):
                     emit(action)
-            for action in planner.flush():
-                emit(action)
         except Exception as exc:  # noqa: BLE001 - an unreadable bucket fails its store only
-                summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
+            summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
+        for action in planner.flush():  # what was planned before a failure is still planned (and counted)
+            emit(action)
     return summaries
 
 
@@ -116,10 +116,10 @@ def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, 
                 observe(store.table, keys.hash(_key_text(item.key)), None)
             for action in planner.item(info, item):
                 emit(action)
-        for action in planner.flush():
-            emit(action)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an unreadable table fails its store only
         summary.error(arn, describe_error("dynamodb:Scan", exc))
+    for action in planner.flush():
+        emit(action)
     return summary
 
 

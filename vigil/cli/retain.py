@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = common.output_dir(args, run_id)
     result = run_retention(aws, policy, keys, as_of, out_dir, run_id, apply=args.apply, max_delete=args.max_delete,
                            store_names=args.store, workers=args.workers)
-    print_result(result, Console())
+    # A pipe or a log file gets the full table, not one squeezed to 80 columns.
+    print_result(result, Console() if sys.stdout.isatty() else Console(width=200))
     print(f"plan: {out_dir / 'retention-plan.json'}")
     if args.apply and not result.max_delete_exceeded:
         print(f"ledger: {out_dir / LEDGER_FILE}")
@@ -60,12 +62,16 @@ def _size(n: int) -> str:
 def print_result(result: RetentionRun, console: Console) -> None:
     mode = "apply" if result.apply else "dry run (nothing changed)"
     table = Table(title=f"Retention as of {result.as_of:%Y-%m-%d %H:%M}Z: {mode}")
-    for column in ("store", "category", "action", "delete", "anonymize", "suppress", "keep", "held", "error", "verify"):
+    for column in ("store", "category", "rule", "oldest due", "delete", "anonymize", "suppress", "keep", "held", "error", "verify"):
         table.add_column(column, justify="right" if column in ("delete", "anonymize", "suppress", "keep", "held", "error") else "left")
     for s in result.summaries:
+        category = result.policy.categories[s.category]
+        rule = "kept forever" if category.retain.forever else (
+            f"{s.action} after {category.retain}" + (" from account closed" if category.after else ""))
+        oldest = f"{(result.as_of - s.oldest_expired).days} days old" if s.oldest_expired else "-"
         cells = [f"{s.counts[k]} ({_size(s.bytes[k])})" if s.counts[k] else "0" for k in ("delete", "anonymize", "suppress", "keep", "held", "error")]
         verify = s.verify["status"] + (f" ({s.verify['remaining']} left)" if s.verify["remaining"] else "")
-        table.add_row(s.store, s.category, s.action, *cells, verify)
+        table.add_row(s.store, s.category, rule, oldest, *cells, verify)
     console.print(table)
     for s in result.summaries:
         for hold in s.to_json()["holds"]:

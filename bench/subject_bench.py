@@ -122,7 +122,9 @@ def child(kind: str, endpoint: str, workers: int, policy: str) -> None:
         found = find_subject(aws, loaded, load_keys(loaded, aws), SUBJECT, parse_as_of(None), workers)
         records = sum(c.records for c in found.stores[0].copies)
         if os.environ.get("BENCH_TRACEMALLOC"):
-            print(f"python heap peak {tracemalloc.get_traced_memory()[1] / 2**20:.0f} MiB", file=sys.stderr)
+            import resource
+            print(f"python heap peak {tracemalloc.get_traced_memory()[1] / 2**20:.0f} MiB, "
+                  f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", file=sys.stderr)
     else:
         import boto3  # noqa: F401 - imported before the clock starts, as vigil's modules are
 

@@ -60,3 +60,22 @@ def test_old_shared_version_with_held_records_is_kept_and_anonymize_reaches_k(tm
         assert len(anonymized) == 6 and all(len(r["account_id"]) == 64 and r["email"] == "[REDACTED]" for r in anonymized)
         assert "user_agent" not in anonymized[0]
         assert b[-1] == log("bob", 9) | {"ts": b[-1]["ts"]} and b[-1]["account_id"] == "bob"
+
+
+def test_deleting_category_rewrites_shared_objects_and_never_resurrects_older_versions(tmp_path: Path, monkeypatch) -> None:
+    def deleting(data):
+        next(s for s in data["stores"] if s["name"] == "web-logs")["category"] = "marketing"
+    with mock_aws():
+        world = SubjectWorld(tmp_path, monkeypatch, change=deleting)
+        world.create_all()
+        world.put("example-usage-logs", "web/mixed.jsonl", jsonl([log("alice", 1), log("bob", 2)]))
+        world.put("example-usage-logs", "web/alone.jsonl", jsonl([log("alice", 3)]))
+        world.put("example-usage-logs", "web/over.jsonl", jsonl([log("bob", 4)]))
+        world.put("example-usage-logs", "web/over.jsonl", jsonl([log("alice", 5)]))  # overwrote bob's older object
+        assert world.subject("erase", "alice", "--apply", out=tmp_path / "e") == 0
+        state = {(v["key"], v["latest"]): v["body"] for v in world.estate()["example-usage-logs"]}
+        assert state[("web/mixed.jsonl", True)] == jsonl([log("bob", 2)]).encode()
+        assert ("web/alone.jsonl", True) not in state, "an object that was only alice's is deleted"
+        assert state[("web/over.jsonl", True)] == b"", "rewritten empty: bob's older version does not become current"
+        assert state[("web/over.jsonl", False)] == jsonl([log("bob", 4)]).encode()
+        assert len(state) == 3

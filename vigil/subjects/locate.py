@@ -100,7 +100,7 @@ class Finder:
                 continue
             try:
                 work = self._versions(loc, exact or store.prefix, exact, found)
-                one = lambda pair: self._version(pair[0], pair[1], store, rules, anonymizer, read)  # noqa: E731
+                one = lambda work: self._version(*work, store, rules, anonymizer, read)  # noqa: E731
                 for copy in bounded(self.pool, one, work, self.window):
                     if copy is not None:
                         found.copies.append(copy)
@@ -108,21 +108,24 @@ class Finder:
                 found.errors.append(f"{loc.arn}: {describe_error('s3:ListObjectVersions', exc)}")
         return found
 
-    def _versions(self, loc: Location, prefix: str, exact: str | None, found: StoreFound) -> Iterator[tuple[Location, Version]]:
+    def _versions(self, loc: Location, prefix: str, exact: str | None, found: StoreFound) -> Iterator[tuple[Location, Version, bool]]:
+        """(location, version, whether the key has other data versions) for every data version."""
         for entry in listed_objects(self.aws, loc, prefix):
             if exact is not None and entry.key != exact:
                 continue
             if self.observe is not None:
                 self.observe(loc.bucket, self.keys.hash(entry.key), entry)
+            alone = sum(1 for v in entry.versions if not v.delete_marker) == 1
             for version in entry.versions:
                 if version.delete_marker:
                     if exact is not None:
                         found.markers.append((loc.bucket, loc.region, entry.key, version.version_id))
                     continue
                 found.scanned += 1
-                yield loc, version
+                yield loc, version, not alone
 
-    def _version(self, loc: Location, version: Version, store: S3Store, rules: SubjectRules, anonymizer, read: bool) -> Copy | None:
+    def _version(self, loc: Location, version: Version, others: bool, store: S3Store, rules: SubjectRules, anonymizer,
+                 read: bool) -> Copy | None:
         s3 = self.aws.client("s3", loc.region)
         copy = Copy("object" if rules.whole else "records", loc.bucket, loc.region, version.key, version.version_id,
                     version.is_latest, loc.replica, bytes=version.size)
@@ -161,7 +164,7 @@ class Finder:
             return self._whole(copy, rules, version)
         copy.records, copy.bytes = len(mine), sum(r.size for r in mine)
         if version.is_latest:
-            return self._rewrite(copy, rules, store, version, anonymizer)
+            return self._rewrite(copy, rules, store, version, anonymizer, others)
         return self._old_version(copy, rules, store, version)
 
     def _body(self, s3, loc: Location, version: Version, answer: dict[str, Any], whole: bool) -> bytes | None:
@@ -185,15 +188,16 @@ class Finder:
             copy.erase = 1
         return copy
 
-    def _rewrite(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version, anonymizer) -> Copy:
+    def _rewrite(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version, anonymizer, others: bool) -> Copy:
         """The latest version: the subject's records go (or are anonymized); everyone else's stay."""
         deleting = anonymizer is None
         result = rewrite(rules, store, version, anonymizer, version.anonymized, deleting)
         copy.held = [(reason, until, n, size) for reason, until, n, size in result.holds]
         copy.counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
         copy.erase = result.expired
-        others = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
-        copy.whole = deleting and copy.erase > 0 and others == 0  # nothing else in it: delete the version itself
+        rest = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
+        # Nothing else in it and no older version to become current in its place: delete the version itself.
+        copy.whole = deleting and copy.erase > 0 and rest == 0 and not others
         return copy
 
     def _old_version(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version) -> Copy:

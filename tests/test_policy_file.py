@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SPEC
+from tests.conftest import ROOT, SHARED_SPEC, SPEC
 from vigil.cli.main import main
 from vigil.policy import Duration, PolicyError, load_policy
 
 SPEC_TEXT = (ROOT / "policy.yaml").read_text()
+
+
+@pytest.mark.skipif(not SHARED_SPEC.is_dir(), reason="../shared/spec is not beside this clone")
+def test_vendored_spec_matches_the_shared_contract() -> None:
+    for name in ("policy.yaml", "findings.schema.json", "cli.md", "controls.md"):
+        assert (SPEC / name).read_bytes() == (SHARED_SPEC / name).read_bytes(), name
 
 
 def test_repository_policy_is_the_spec_copy_and_loads() -> None:

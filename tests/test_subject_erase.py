@@ -47,6 +47,11 @@ def test_erase_dry_run_then_apply_everywhere(tmp_path: Path, monkeypatch, capsys
         assert world.estate() == before, "a dry run changes nothing"
         plan = json.loads((tmp_path / "dry" / "subject-erase.json").read_text())
         assert plan["run"]["mode"] == "dry-run" and plan["planned"]["erase"] > 0 and "alice" not in json.dumps(plan)
+        consent = next(s for s in plan["stores"] if s["store"] == "consent")["targets"]
+        assert [(t["action"], len(t["target"]), t["held"][0]["reason"][:17]) for t in consent] == [("keep", 64, "keep_at_least P4Y")]
+        contacts = next(s for s in plan["stores"] if s["store"] == "contacts")["targets"]
+        assert sorted((t["action"], t["replica"], t["latest"]) for t in contacts) == \
+            [("delete", False, False), ("delete", False, True), ("delete", True, False), ("delete", True, True)]
 
         out = tmp_path / "apply"
         assert world.subject("erase", "alice", "--apply", out=out) == 0

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vigil import __version__
 from vigil.aws import Aws
@@ -30,6 +30,7 @@ from .model import Found, StoreFound
 
 SCHEMA = "vigil.subject-erase/v1"
 PLAN_FILE, LEDGER_FILE = "subject-erase.json", "ledger.jsonl"
+HashKey = Callable[[str], str]  # RetentionKeys.hash: the keyed hash that stands in for keys in evidence
 
 
 class SubjectLedger:
@@ -104,7 +105,7 @@ class EraseRun:
         failed = bool(self.stats and self.stats.failed)
         return 1 if (self.nothing_found or failed or self.found.errors or self.verify["status"] == "fail") else 0
 
-    def to_json(self, policy: Policy) -> dict[str, Any]:
+    def to_json(self, policy: Policy, hash_key: HashKey | None = None) -> dict[str, Any]:
         now = self.after or self.found
         return {
             "schema": SCHEMA,
@@ -112,7 +113,7 @@ class EraseRun:
                     "policy_sha256": policy.sha256, "tool_version": __version__},
             "subject": self.subject_hash,
             "planned": {"actions": self.actions, "erase": self.found.erasable, "held": self.found.held},
-            "stores": [s.to_json() for s in self.found.stores],
+            "stores": [{**s.to_json(), "targets": targets(s, hash_key)} for s in self.found.stores],
             "backups": [b.to_json() for b in now.backups],
             "outcome": None if self.stats is None else {"ok": self.stats.ok, "failed": self.stats.failed, "skipped": self.stats.skipped,
                                                         "resumed": self.resumed, "done": self.stats.done},
@@ -148,7 +149,7 @@ def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, a
         run.after = find_subject(aws, policy, keys, subject, as_of, workers)
         left = run.after.erasable
         run.verify = {"status": "fail" if left or run.after.errors else "pass", "remaining": left}
-    write(run, policy, out_dir)
+    write(run, policy, out_dir, keys.hash)
     return run
 
 
@@ -163,10 +164,23 @@ def _contexts(policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime
     return out
 
 
-def write(run: EraseRun, policy: Policy, out_dir: Path) -> Path:
+def targets(store: StoreFound, hash_key: HashKey | None) -> list[dict[str, Any]]:
+    """Each copy as the plan's evidence: object keys and item keys as keyed hashes only."""
+    if hash_key is None:
+        return []
+    out = []
+    for copy in store.copies:
+        what = ("delete" if copy.whole else store.action if store.action == "anonymize" else "rewrite") if copy.erase else "keep"
+        out.append({"location": copy.location, "region": copy.region, "replica": copy.replica, "target": hash_key(copy.key),
+                    "version": copy.version_id or None, "latest": copy.latest, "records": copy.records, "erase": copy.erase,
+                    "action": what, "held": [{"reason": r, "until": u.isoformat() if u else None, "count": n} for r, u, n, _ in copy.held]})
+    return out
+
+
+def write(run: EraseRun, policy: Policy, out_dir: Path, hash_key: HashKey | None = None) -> Path:
     path = out_dir / PLAN_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run.to_json(policy), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(run.to_json(policy, hash_key), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -22,7 +22,10 @@ def test_requests_added_listed_and_processed_by_vigil_run(tmp_path: Path, monkey
         world.build(others=20)
         old = iso(NOW - timedelta(days=40))
         assert world.subject("request", "add", "alice", "--kind", "erase") == 0
+        capsys.readouterr()
         assert world.subject("request", "add", "bob", "--kind", "access", "--received", old) == 0
+        bob = capsys.readouterr().out.split(":")[0]
+        assert bob.startswith("req-")
         assert world.subject("request", "add", "dave", "--kind", "erase", "--received", iso(NOW + timedelta(days=1))) == 0
         with pytest.raises(SystemExit) as usage:
             world.subject("request", "add", "x", "--kind", "rectify")
@@ -54,6 +57,9 @@ def test_requests_added_listed_and_processed_by_vigil_run(tmp_path: Path, monkey
         capsys.readouterr()
         assert world.subject("requests", "--all") == 0
         assert "done" in capsys.readouterr().out
+        assert world.subject("request", "done", bob) == 0
+        assert "(late)" in capsys.readouterr().out
+        assert world.subject("request", "done", "req-nope") == 2
 
 
 def _load_error(tmp_path: Path, requests: dict) -> tuple[str, Path]:

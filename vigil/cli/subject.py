@@ -4,6 +4,7 @@
     vigil subject export ID --output D a package for the person (JSON per store + README.md)
     vigil subject erase ID [--apply]   dry run by default; --apply erases and writes the ledger
     vigil subject request add ID --kind access|erase
+    vigil subject request done REQUEST_ID
     vigil subject requests [--all]     open requests with the days left
     vigil subject process [--apply]    (vigil run) erase due requests; write the request counts
 """
@@ -59,6 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--received", metavar="TIMESTAMP", help="when it was received (ISO 8601); default now")
     common.add_common(add)
     add.set_defaults(handler=run_request_add)
+    done = request_sub.add_parser("done", help="mark a request answered (e.g. when it was answered outside vigil)")
+    done.add_argument("request_id", metavar="REQUEST_ID")
+    common.add_common(done)
+    done.set_defaults(handler=run_request_done)
     listing = command("requests", "list open requests with the days left before their deadline", run_requests, subject=False)
     listing.add_argument("--all", action="store_true", help="completed requests too")
     process = command("process", "erase every open erase request received by --as-of (with --apply); write the request counts",
@@ -158,6 +163,18 @@ def run_request_add(args: argparse.Namespace) -> int:
     aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
     request = RequestLog(aws, policy).add(subject, args.kind, received)
     print(f"{request.id}: {request.kind} request received {common.iso(request.received_at)}, due by {common.iso(request.deadline)}")
+    return 0
+
+
+def run_request_done(args: argparse.Namespace) -> int:
+    policy = common.load(args)
+    log = RequestLog(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy)
+    request = next((r for r in log.all() if r.id == args.request_id), None)
+    if request is None:
+        raise UsageError(f"no request {args.request_id!r} in the request log (see 'vigil subject requests --all')")
+    if request.open:
+        log.complete(request, common.parse_as_of(args.as_of))
+    print(f"{request.id}: done {common.iso(request.completed_at)}" + (" (on time)" if request.completed_at <= request.deadline else " (late)"))
     return 0
 
 

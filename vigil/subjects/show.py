@@ -49,7 +49,7 @@ def print_found(found: Found, console: Console, title: str) -> None:
 def print_requests(requests: list[Request], now: datetime, console: Console) -> None:
     table = Table(title=f"Subject requests as of {now:%Y-%m-%d %H:%M}Z")
     for column in ("id", "subject", "kind", "received", "deadline", "days left", "status"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # ids are needed whole, to act on them
     for r in requests:
         left = r.days_left(now)
         status = "done" if not r.open else ("[red]overdue[/]" if left < 0 else "open")

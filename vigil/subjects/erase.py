@@ -140,7 +140,8 @@ def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, a
     if apply and (actions or resume.intents):
         ledger = ledgers.Ledger(ledger_path, run_id)
         try:
-            run.resumed = resume.resolve(ledger)
+            # Only stores read in full this run can prove an intent done (absence elsewhere proves nothing).
+            run.resumed = resume.resolve(ledger, {s.store for s in found.stores if not s.errors and not s.note})
             run.stats = Applier(aws, keys, SubjectLedger(ledger, subject_hash), _contexts(policy, keys, subject, as_of).__getitem__,
                                 workers).run(actions)
         finally:

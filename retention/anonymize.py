@@ -69,10 +69,11 @@ def _start(record: Record, version: Version, store: S3Store) -> datetime | None:
 
 
 def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
-            remove: bool) -> Rewrite:
+            remove: bool, key_subject: str | None = None) -> Rewrite:
     """Decide every record of one version; `lines` is the new content when `changed`.
 
     remove: expired records are dropped (action delete, or an old version) instead of transformed.
+    key_subject: whose object this is, from `subject_from_key`, for records that do not say.
     """
     out = Rewrite()
     parsed = version.parsed
@@ -88,7 +89,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
         if anonymizer is not None and is_anonymized(anonymizer, record.fields, flagged):
             out.add("keep", 1, record.size)
             continue
-        decision = rules.decide(_start(record, version, store), record.subject, version.key,
+        decision = rules.decide(_start(record, version, store), record.subject or key_subject, version.key,
                                 version.lock_mode, version.lock_until, version.legal_hold)
         if decision.verdict == EXPIRED:
             expired.append((len(slots) - 1, record, decision))

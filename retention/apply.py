@@ -20,7 +20,7 @@ from vigil.aws import Aws
 from vigil.checks.collectors.base import describe_error
 
 from .anonymize import new_body, rewrite
-from .inventory import FLAG, Version
+from .inventory import FLAG, Version, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .records import parse
 
@@ -136,7 +136,8 @@ class Applier:
         version.parsed = parse(answer["Body"].read(), key, store.layout, store.timestamp_field, store.subject_field)
         metadata = dict(answer.get("Metadata") or {})
         remove = action["action"] == "rewrite_object"
-        result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove)
+        result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove,
+                         subject_from_key(subject_matcher(store), key))
         counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
         if counts != action["counts"]:
             return "skipped", {"reason": "the object's records differ from the plan", "planned": action["counts"], "found": counts}, 0

@@ -209,6 +209,11 @@ def subject_matcher(store: S3Store) -> re.Pattern[str] | None:
     return re.compile("^" + re.escape(head) + "(?P<subject>.+?)" + re.escape(tail) + "$")
 
 
+def subject_from_key(pattern: re.Pattern[str] | None, key: str) -> str | None:
+    match = pattern.match(key) if pattern else None
+    return match.group("subject") if match else None
+
+
 def closed_accounts(aws: Aws, policy: Policy) -> dict[str, datetime]:
     """subject id -> closed_at, from one scan of the subjects table (closed accounts only)."""
     subjects = policy.subjects

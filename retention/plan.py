@@ -17,7 +17,7 @@ from vigil.policy.models import S3Store
 
 from .anonymize import rewrite
 from .decide import ERROR, EXPIRED, HELD, Rules
-from .inventory import Item, Location, ObjectEntry, TableInfo, subject_matcher
+from .inventory import Item, Location, ObjectEntry, TableInfo, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .transforms import Anonymizer
 
@@ -132,7 +132,7 @@ class Planner:
                 continue
             # An old version cannot be rewritten: expired raw records in it mean the version goes.
             remove = self.deleting or not version.is_latest
-            result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove)
+            result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove, subject)
             for reason in result.errors[:3]:
                 self.summary.error(target, reason, 0)
             self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
@@ -173,8 +173,7 @@ class Planner:
         return out
 
     def _subject(self, key: str) -> str | None:
-        match = self._pattern.match(key) if self._pattern else None
-        return match.group("subject") if match else None
+        return subject_from_key(self._pattern, key)
 
     def _tally_whole(self, d, size: int, target: str, doomed: list, version_id: str) -> None:
         if d.verdict == EXPIRED:

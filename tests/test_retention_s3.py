@@ -203,3 +203,28 @@ def test_bad_json_line_is_reported_and_kept_byte_for_byte(tmp_path: Path, monkey
         lines = world.current("example-usage-logs", "web/bad.jsonl").decode().splitlines()
         assert lines[-1] == bad and all(json.loads(line)["ip"] == "203.0.113.0/24" for line in lines[:-1])
         assert world.current("example-usage-logs", "web/notgz.jsonl.gz") == b"this is not gzip"
+
+
+def test_whole_objects_anonymized_by_subject_from_key_with_a_held_subject(tmp_path: Path, monkeypatch) -> None:
+    def anonymize_contacts(data):
+        data["categories"]["contact"].update(action="anonymize", anonymize={"name": "redact", "country": "keep"})
+        data["holds"] = [{"reason": "case 9", "subjects": ["carol"]}]
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, anonymize_contacts)
+        world.table("accounts", "account_id")
+        for name in ("alice", "carol"):
+            world.account(name, closed_at="2020-01-01T00:00:00Z")
+        world.account("bob")
+        world.bucket("example-contacts")
+        for name in ("alice", "bob", "carol"):
+            world.put("example-contacts", f"contacts/{name}.json", json.dumps({"name": name, "email": f"{name}@x.example", "country": "NL"}))
+        code, plan, _ = world.retain("--apply", "--store", "contacts")
+        contacts = store_plan(plan, "contacts")
+        assert code == 0, contacts
+        assert (contacts["counts"]["anonymize"], contacts["counts"]["held"], contacts["counts"]["keep"]) == (1, 1, 1)
+        assert json.loads(world.current("example-contacts", "contacts/alice.json")) == {"name": "[REDACTED]", "country": "NL"}
+        for name in ("bob", "carol"):
+            assert json.loads(world.current("example-contacts", f"contacts/{name}.json"))["name"] == name
+        assert len(world.versions("example-contacts")) == 3
+        code, plan, _ = world.retain("--apply", "--store", "contacts")
+        assert code == 0 and store_plan(plan, "contacts")["counts"]["anonymize"] == 0, "a second run changes nothing"

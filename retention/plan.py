@@ -17,7 +17,7 @@ from vigil.policy.models import S3Store
 
 from .anonymize import rewrite
 from .decide import ERROR, EXPIRED, HELD, Rules
-from .inventory import Item, Location, ObjectEntry, TableInfo, subject_from_key, subject_matcher
+from .inventory import Item, Location, ObjectEntry, TableInfo, Version, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .transforms import Anonymizer
 
@@ -130,38 +130,9 @@ class Planner:
                 d = self.rules.decide(version.last_modified, subject, entry.key, version.lock_mode, version.lock_until, version.legal_hold)
                 self._tally_whole(d, version.size, target, doomed, version.version_id)
                 continue
-            # An old version cannot be rewritten: expired raw records in it mean the version goes.
-            remove = self.deleting or not version.is_latest
-            result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove, subject)
-            for reason in result.errors[:3]:
-                self.summary.error(target, reason, 0)
-            self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
-            for reason, until, n, size in result.holds:
-                self.summary.hold(reason, until, n, size)
-            self.summary.stuck += result.refused_count
-            if result.expired or result.refused_count:
-                self.summary.expired(result.oldest, target)
-            if not version.is_latest:
-                if result.expired and not result.holds and not result.errors:
-                    self.summary.add("delete", len(version.parsed.records), version.size)
-                    doomed.append((version.version_id, version.size))
-                    continue
-                self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
-                if result.expired and result.holds:  # kept whole for the held records it also holds
-                    reason, until, _, _ = result.holds[0]
-                    self.summary.hold(f"{reason} (shares an old version)", until, result.expired, 0)
-                elif result.expired:  # kept whole because some of its records cannot be read
-                    self.summary.stuck += result.expired
-                continue
-            for kind in ("keep", "anonymize", "suppress", "delete"):
-                self.summary.add(kind, *result.counts.get(kind, [0, 0]))
-            if not result.changed:
-                continue
-            remaining = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
-            if self.deleting and remaining == 0:
-                doomed.append((version.version_id, version.size))
-                continue
-            out.append(self._rewrite_action(loc, entry.key, version.version_id, result))
+            action = self._records(loc, entry.key, version, subject, target, doomed)
+            if action is not None:
+                out.append(action)
         if doomed and len(doomed) == len(data):
             # Every data version goes, so the delete markers go too: nothing of the key is left.
             doomed += [(v.version_id, 0) for v in entry.versions if v.delete_marker]
@@ -171,6 +142,43 @@ class Planner:
             if len(pending) >= S3_BATCH:
                 out.append(self._delete_batch(loc.bucket, loc.region))
         return out
+
+    def _records(self, loc: Location, key: str, version: Version, subject: str | None, target: str,
+                 doomed: list[tuple[str, int]]) -> dict[str, Any] | None:
+        """One version of a records object: tally its records; a rewrite action, or the version doomed."""
+        store: S3Store = self.store
+        # An old version cannot be rewritten: expired raw records in it mean the version goes.
+        remove = self.deleting or not version.is_latest
+        result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove, subject)
+        for reason in result.errors[:3]:
+            self.summary.error(target, reason, 0)
+        self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
+        for reason, until, n, size in result.holds:
+            self.summary.hold(reason, until, n, size)
+        self.summary.stuck += result.refused_count
+        if result.expired or result.refused_count:
+            self.summary.expired(result.oldest, target)
+        if not version.is_latest:
+            if result.expired and not result.holds and not result.errors:
+                self.summary.add("delete", len(version.parsed.records), version.size)
+                doomed.append((version.version_id, version.size))
+                return None
+            self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
+            if result.expired and result.holds:  # kept whole for the held records it also holds
+                reason, until, _, _ = result.holds[0]
+                self.summary.hold(f"{reason} (shares an old version)", until, result.expired, 0)
+            elif result.expired:  # kept whole because some of its records cannot be read
+                self.summary.stuck += result.expired
+            return None
+        for kind in ("keep", "anonymize", "suppress", "delete"):
+            self.summary.add(kind, *result.counts.get(kind, [0, 0]))
+        if not result.changed:
+            return None
+        remaining = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
+        if self.deleting and remaining == 0:
+            doomed.append((version.version_id, version.size))
+            return None
+        return self._rewrite_action(loc, key, version.version_id, result)
 
     def _subject(self, key: str) -> str | None:
         return subject_from_key(self._pattern, key)

@@ -145,6 +145,7 @@ def main() -> None:
                   f"throughput vigil/raw: apply phase vs delete phase {raw_delete / apply_s:.2f}, "
                   f"end to end (plan+apply+verify vs list+delete) {raw / wall:.2f}", flush=True)
     finally:
+        client.close()  # open keep-alive connections would hold the server's shutdown
         server.stop()
 
 

@@ -1,7 +1,11 @@
 """Benchmark: `vigil retain --apply` on N object versions on a loopback moto server, against a raw
 ListObjectVersions + DeleteObjects(1000) loop with the same concurrency; peak RSS per size.
 
-    .venv/bin/python bench/retention_apply.py --sizes 10000 100000 --workers 16
+    .venv/bin/python bench/retention_apply.py --sizes 10000 100000 --workers 16 [--buckets 10]
+
+`--buckets N` spreads the versions over N stores (one bucket each): moto's ListObjectVersions
+re-sorts the whole bucket for every page, so one bucket of 100,000 versions takes the
+emulator tens of minutes to list, while AWS pages in constant time.
 
 Prints figures; asserts nothing. Seeding goes straight into the in-process moto backend (fast,
 not measured); every measured call goes over HTTP to 127.0.0.1.
@@ -35,8 +39,17 @@ categories:
 keys:
   evidence: {source: env, name: VIGIL_EVIDENCE_KEY}
 stores:
-  - {name: billing, kind: s3, bucket: bench-retention, category: billing, layout: object}
 """
+
+
+def buckets(n: int) -> list[str]:
+    return [BUCKET] if n == 1 else [f"{BUCKET}-{i:02d}" for i in range(n)]
+
+
+def policy_text(n: int) -> str:
+    return POLICY + "".join(
+        f"  - {{name: billing-{i:02d}, kind: s3, bucket: {name}, category: billing, layout: object}}\n"
+        for i, name in enumerate(buckets(n)))
 
 
 def env() -> dict[str, str]:
@@ -47,37 +60,48 @@ def env() -> dict[str, str]:
     return out
 
 
-def seed(client, versions: int) -> None:
-    """versions/2 keys with two versions each, written through the in-process backend."""
+def seed(client, versions: int, n: int) -> None:
+    """versions/2 keys with two versions each, spread over the buckets, written through the in-process backend."""
     from moto.s3.models import s3_backends
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    names = buckets(n)
+    for name in names:
+        client.create_bucket(Bucket=name)
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     backend = s3_backends["123456789012"]["aws"]
     for i in range(versions // 2):
         key = f"p{i % 16:02d}/inv-{i:07d}.json"
-        backend.put_object(BUCKET, key, b'{"v":1}')
-        backend.put_object(BUCKET, key, b'{"v":2}')
+        name = names[i % n]
+        backend.put_object(name, key, b'{"v":1}')
+        backend.put_object(name, key, b'{"v":2}')
 
 
-def count(client) -> int:
+def count(client, n: int) -> int:
     total = 0
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
-        total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    for name in buckets(n):
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+            total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
     return total
 
 
-def raw_loop(client, workers: int) -> tuple[float, float]:
-    """The baseline: list every version (deleting while paginating makes moto skip pages),
-    then delete 1,000 per call on `workers` threads. No ledger, no plan, no verify."""
+def raw_loop(client, workers: int, n: int) -> tuple[float, float]:
+    """The baseline: list every version of every bucket, concurrently across buckets (deleting
+    while paginating makes moto skip pages), then delete 1,000 per call on `workers` threads.
+    No ledger, no plan, no verify."""
     start = time.perf_counter()
-    batches = []
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=BUCKET, PaginationConfig={"PageSize": 1000}):
-        objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        if objects:
-            batches.append(objects)
+
+    def listing(name: str) -> list[tuple[str, list[dict]]]:
+        out = []
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=name, PaginationConfig={"PageSize": 1000}):
+            objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if objects:
+                out.append((name, objects))
+        return out
+
+    with ThreadPoolExecutor(workers) as pool:
+        batches = [batch for found in pool.map(listing, buckets(n)) for batch in found]
     listed = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda objects: client.delete_objects(Bucket=BUCKET, Delete={"Objects": objects, "Quiet": True}), batches))
+        list(pool.map(lambda b: client.delete_objects(Bucket=b[0], Delete={"Objects": b[1], "Quiet": True}), batches))
     end = time.perf_counter()
     return end - start, end - listed
 
@@ -117,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--buckets", type=int, default=1, help="spread the versions over this many stores")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -128,17 +153,18 @@ def main() -> None:
         config=__import__("botocore.config").config.Config(max_pool_connections=args.workers * 2))
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     policy = work / "policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(policy_text(args.buckets))
     try:
-        print(f"workers={args.workers} nproc={os.cpu_count()}")
+        print(f"workers={args.workers} nproc={os.cpu_count()} buckets={args.buckets}")
         for size in args.sizes:
-            seed(client, size)
+            seed(client, size, args.buckets)
             wall, apply_s, rss = vigil(endpoint, args.workers, work / f"run-{size}", policy)
-            left = count(client)
-            seed(client, size)
-            raw, raw_delete = raw_loop(client, args.workers)
-            raw_left = count(client)
-            client.delete_bucket(Bucket=BUCKET)
+            left = count(client, args.buckets)
+            seed(client, size, args.buckets)
+            raw, raw_delete = raw_loop(client, args.workers, args.buckets)
+            raw_left = count(client, args.buckets)
+            for name in buckets(args.buckets):
+                client.delete_bucket(Bucket=name)
             print(f"versions={size}: vigil wall {wall:.1f}s ({size / wall:,.0f}/s), apply phase {apply_s:.1f}s "
                   f"({size / apply_s:,.0f}/s), peak RSS {rss / 1024:.0f} MiB, left {left}; "
                   f"raw loop {raw:.1f}s ({size / raw:,.0f}/s; its DeleteObjects phase {raw_delete:.1f}s), left {raw_left}; "

@@ -3,6 +3,7 @@ plus grace. The same planner decides, so `vigil retain` and RET-02 (`vigil check
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Iterable
@@ -60,14 +61,34 @@ def to_status(summary: Summary, store) -> StoreRetention:
 
 
 def retention_status(aws: Aws, policy: Policy, inventory: Inventory | None, as_of: datetime) -> Iterable[StoreRetention]:
-    """RET-02 facts for `vigil check`: read-only, one record per store bucket/table and per replica."""
+    """RET-02 facts for `vigil check`: read-only, one record per store bucket/table and per replica.
+
+    Without the policy's keys, stores that only delete are still counted (their samples are
+    hashed under a throwaway key); stores that anonymize are not, since telling an anonymized
+    record from a raw one needs the pseudonymize key.
+    """
     stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
+    blocked: list[StoreRetention] = []
     try:
         keys = load_keys(policy, aws)
     except VigilError as exc:
-        return [StoreRetention(s.name, f"arn:aws:s3:::{s.bucket}" if isinstance(s, S3Store) else s.table,
-                               policy.regions.primary, error=f"cannot hash keys for evidence: {exc}") for s in stores]
+        keys = RetentionKeys(evidence=os.urandom(32))
+        anonymizing = [s for s in stores if policy.category_of(s).action == "anonymize"]
+        blocked = [StoreRetention(s.name, _arn(s, policy, inventory), policy.regions.primary,
+                                  error=f"cannot tell anonymized records from raw ones without the keys: {str(exc).removesuffix('; nothing was changed')}",
+                                  api=_api(s)) for s in anonymizing]
+        stores = [s for s in stores if s not in anonymizing]
     closed, subjects_error = load_closed(aws, policy, stores)
     by_name = {s.name: s for s in stores}
-    return [to_status(summary, by_name[summary.store])
-            for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error)]
+    return blocked + [to_status(summary, by_name[summary.store])
+                      for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error)]
+
+
+def _arn(store, policy: Policy, inventory: Inventory | None) -> str:
+    if isinstance(store, S3Store):
+        return f"arn:aws:s3:::{store.bucket}"
+    found = inventory.tables_named(store.table) if inventory is not None else []
+    if found:
+        return found[0].arn
+    account = inventory.account_id if inventory is not None else ""
+    return f"arn:aws:dynamodb:{policy.regions.primary}:{account}:table/{store.table}"

@@ -101,6 +101,7 @@ def test_check_against_a_loopback_moto_server(estate: str, tmp_path: Path) -> No
         ("RET-04", "arn:aws:s3:::example-sms-consent"),
         ("ENC-05", f"arn:aws:rds:us-east-1:{ACCOUNT}:db:vigil-reporting"),
         ("TLS-03", f"arn:aws:rds:us-east-1:{ACCOUNT}:db:vigil-reporting"),
+        ("RET-02", billing), ("RET-02", contacts), ("RET-02", referrals),
     }
     wrong = {key: (status.get(key), by_key.get(key, {}).get("reason")) for key in expected_pass if status.get(key) != "pass"}
     assert not wrong, wrong
@@ -117,3 +118,16 @@ def test_check_against_a_loopback_moto_server(estate: str, tmp_path: Path) -> No
                           ("MFA-01", ACCOUNT), ("BAK-03", "arn:aws:s3:::example-billing-replica")} | {
         (c, r) for (c, r) in fails if c in ("BAK-04", "RET-02", "RET-03")}, fails
     assert "TLS-01" in result.stdout and "findings:" in result.stdout
+    # without the keys, stores that anonymize cannot be judged (delete-only stores still are) ...
+    logs = by_key[("RET-02", "arn:aws:s3:::example-usage-logs")]
+    assert logs["status"] == "error" and "VIGIL_PSEUDONYM_KEY" in logs["reason"]
+
+
+def test_ret02_with_the_pseudonymize_key(estate: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """... and with the key every store is judged (nothing seeded is past retention)."""
+    monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVz")
+    result = run_vigil("check", "--endpoint-url", estate, "--output", str(tmp_path), "--control", "RET-02")
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    assert findings and all(f["status"] == "pass" for f in findings)
+    assert "arn:aws:s3:::example-usage-logs-replica" in {f["resource"] for f in findings}

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
 
 from vigil.policy import Duration, Policy
 from vigil.policy.models import Category, Hold
@@ -50,15 +51,35 @@ class Rules:
             if created is None:
                 return Decision(ERROR, "no timestamp to age it by")
             start = created
-        deadline = category.retain.after(start)
-        if self.grace is not None:
-            deadline = self.grace.after(deadline)
-        if deadline > self.as_of:
+        if not self._past_deadline(start):
             return Decision(KEEP, "within retention", start=start)
         held = self.held(created, subject, key, lock_mode, lock_until, legal_hold)
         if held is not None:
             return Decision(HELD, held[0], held[1], start)
         return Decision(EXPIRED, f"older than {category.retain}" + (" after account closed" if category.after else ""), start=start)
+
+    @cached_property
+    def _cutoff_window(self) -> tuple[datetime, datetime]:
+        """Starts before the first bound are surely past their deadline, after the second surely not.
+
+        Calendar arithmetic (month ends clamp, leap days) moves a deadline by at most a few days,
+        so only starts inside this window need the exact computation; this keeps the per-record
+        cost of a million-record object to one comparison.
+        """
+        end = self.grace.before(self.as_of) if self.grace is not None else self.as_of
+        cut = self.category.retain.before(end)
+        return cut - timedelta(days=4), cut + timedelta(days=4)
+
+    def _past_deadline(self, start: datetime) -> bool:
+        low, high = self._cutoff_window
+        if start < low:
+            return True
+        if start > high:
+            return False
+        deadline = self.category.retain.after(start)
+        if self.grace is not None:
+            deadline = self.grace.after(deadline)
+        return deadline <= self.as_of
 
     def held(self, created: datetime | None, subject: str | None, key: str | None, lock_mode: str | None,
              lock_until: datetime | None, legal_hold: bool) -> tuple[str, date | None] | None:

@@ -1,7 +1,6 @@
 """The anonymization transforms of cli.md, exactly, and a per-category record anonymizer."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -38,7 +37,7 @@ def _generalize(text: str) -> str:
 
 
 def pseudonymize(value: Any, key: bytes) -> str:
-    return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, str(value).encode("utf-8"), "sha256").hex()  # the C fast path of HMAC-SHA256
 
 
 def mask(value: Any, keep: int) -> str:

@@ -25,7 +25,9 @@ class Duration:
     forever: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Duration":
+    def parse(cls, text: "str | Duration") -> "Duration":
+        if isinstance(text, Duration):  # models built in code may pass a parsed value
+            return text
         if not isinstance(text, str):
             raise ValueError(f"{text!r} is not an ISO 8601 duration (write it as a string, e.g. 'P90D')")
         if text == "forever":
@@ -41,7 +43,6 @@ class Duration:
             days=part["weeks"] * 7 + part["days"],
             seconds=part["hours"] * 3600 + part["minutes"] * 60 + part["seconds"],
         )
-        return duration
 
     def approx_days(self) -> int:
         """Whole days as lifecycle rules count them: a year is 365 days, a month 30 (rounded up)."""

@@ -18,12 +18,10 @@ from vigil.checks.registry import evaluate
 from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
 from vigil.policy import Policy
+from vigil.timestamps import iso_z as _iso
 
 SCHEMA = "vigil.findings/v1"
 
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -73,3 +73,13 @@ def missing_table(ctx: Context, control: str, name: str) -> Finding:
     return failed(control, ctx.table_arn(name), region,
                   f"declared data store table {name} was not found; create it or fix the policy file",
                   "dynamodb:ListTables", None)
+
+
+def rds_listing_errors(ctx: Context, control: str) -> Iterator[Finding]:
+    """An error per region whose RDS instances or clusters could not be listed (resource: a wildcard ARN)."""
+    account = ctx.inventory.account_id
+    for region in ctx.inventory.regions:
+        for key, pattern in (("rds", "db:*"), ("rds-clusters", "cluster:*")):
+            listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
+            if listing is not None:
+                yield errored(control, f"arn:aws:rds:{region}:{account}:{pattern}", region, listing)

@@ -29,13 +29,11 @@ from .plan import KINDS, Summary
 from .resume import Resume
 from .scan import anonymizer_for, load_closed, scan_store, store_rules
 from .verify import verify_stores
+from vigil.timestamps import iso_z as iso
 
 SCHEMA = "vigil.retention-plan/v1"
 PLAN_FILE, ACTIONS_FILE, LEDGER_FILE = "retention-plan.json", "retention-plan.actions.jsonl", "ledger.jsonl"
 
-
-def iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -9,7 +9,6 @@ from vigil.checks.registry import evaluators
 from vigil.infra.deploytime import RUN_TIME_ONLY
 from vigil.infra.mocks import DeclaredResource, declare_stack
 from vigil.infra.policy_pack.pack import policies, violations
-from vigil.infra.program import Parts
 from tests.helpers import repo_policy
 from tests.test_infra_controls import BREAKS
 

@@ -6,19 +6,15 @@ from typing import Iterator
 from vigil.checks.context import Context
 from vigil.checks.model import Finding
 from vigil.checks.registry import evaluator
-from vigil.checks.verdicts import errored, verdict
+from vigil.checks.scope import rds_listing_errors
+from vigil.checks.verdicts import verdict
 
 ID = "ENC-05"
 
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    account = ctx.inventory.account_id
-    for region in ctx.inventory.regions:
-        for key, pattern in (("rds", "db:*"), ("rds-clusters", "cluster:*")):
-            listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
-            if listing is not None:
-                yield errored(ID, f"arn:aws:rds:{region}:{account}:{pattern}", region, listing)
+    yield from rds_listing_errors(ctx, ID)
     databases = [("instance", d.arn, d.region, d.description, "rds:DescribeDBInstances") for d in ctx.inventory.db_instances]
     databases += [("cluster", c.arn, c.region, c.description, "rds:DescribeDBClusters") for c in ctx.inventory.db_clusters]
     for kind, arn, region, description, api in databases:

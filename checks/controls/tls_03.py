@@ -12,6 +12,7 @@ from typing import Iterator
 from vigil.checks.context import Context
 from vigil.checks.model import Fact, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import rds_listing_errors
 from vigil.checks.verdicts import errored, not_applicable, verdict
 
 ID = "TLS-03"
@@ -55,12 +56,7 @@ def _judge_one(kind: str, arn: str, region: str, engine: str, group: str | None,
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    account = ctx.inventory.account_id
-    for region in ctx.inventory.regions:
-        for key, pattern in (("rds", "db:*"), ("rds-clusters", "cluster:*")):
-            listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
-            if listing is not None:
-                yield errored(ID, f"arn:aws:rds:{region}:{account}:{pattern}", region, listing)
+    yield from rds_listing_errors(ctx, ID)
     for instance in ctx.inventory.db_instances:
         d = instance.description
         if d.get("DBClusterIdentifier"):

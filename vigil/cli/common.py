@@ -50,6 +50,3 @@ def load(args: argparse.Namespace) -> Policy:
 def regions(args: argparse.Namespace, policy: Policy) -> list[str]:
     return list(dict.fromkeys(args.region)) if args.region else policy.regions_in_scope
 
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,6 +20,7 @@ from rich.console import Console
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
+from vigil.timestamps import iso_z
 from vigil.policy import Policy
 from vigil.retention.keys import RetentionKeys, load_keys
 from vigil.subjects import erase as erasing
@@ -162,7 +163,7 @@ def run_request_add(args: argparse.Namespace) -> int:
     policy = common.load(args)
     aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
     request = RequestLog(aws, policy).add(subject, args.kind, received)
-    print(f"{request.id}: {request.kind} request received {common.iso(request.received_at)}, due by {common.iso(request.deadline)}")
+    print(f"{request.id}: {request.kind} request received {iso_z(request.received_at)}, due by {iso_z(request.deadline)}")
     return 0
 
 
@@ -174,7 +175,7 @@ def run_request_done(args: argparse.Namespace) -> int:
         raise UsageError(f"no request {args.request_id!r} in the request log (see 'vigil subject requests --all')")
     if request.open:
         log.complete(request, common.parse_as_of(args.as_of))
-    print(f"{request.id}: done {common.iso(request.completed_at)}" + (" (on time)" if request.completed_at <= request.deadline else " (late)"))
+    print(f"{request.id}: done {iso_z(request.completed_at)}" + (" (on time)" if request.completed_at <= request.deadline else " (late)"))
     return 0
 
 

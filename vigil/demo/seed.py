@@ -13,11 +13,12 @@ import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from vigil.aws import Aws
 from vigil.policy import Policy
+from vigil.timestamps import iso_z as iso
 
 FIRST = ["Ana", "Ben", "Chloe", "Dmitri", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jun", "Kofi", "Lena", "Mateo", "Nia", "Omar", "Priya"]
 LAST = ["Silva", "Okafor", "Novak", "Haddad", "Kim", "Larsen", "Moreau", "Petrov", "Quinn", "Rossi", "Sato", "Tanaka"]
@@ -36,9 +37,6 @@ class Seeded:
     records: dict[str, int] = field(default_factory=dict)  # store -> records/items
     legal_holds: list[str] = field(default_factory=list)  # "bucket/key" under an S3 Object Lock legal hold
 
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Seeder:

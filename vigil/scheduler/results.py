@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from vigil.timestamps import iso_z as _iso
 
 SCHEMA = "vigil.run/v1"
 INTERRUPTED = 130
@@ -72,9 +73,6 @@ class RunResult:
             "stages": [asdict(s) for s in self.stages],
         }
 
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def findings_summary(run_dir: Path) -> dict[str, int]:

@@ -10,10 +10,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from vigil.timestamps import iso_z as _iso
 
-
-def _iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse(text: Any) -> datetime | None:

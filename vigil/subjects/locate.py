@@ -22,7 +22,7 @@ from vigil.checks.collectors.base import describe_error
 from vigil.policy import Policy
 from vigil.policy.models import Category, DynamoDBStore, RDSStore, S3Store
 from vigil.retention.anonymize import rewrite
-from vigil.retention.inventory import FLAG, Location, ObjectEntry, Version, listed_objects, s3_locations
+from vigil.retention.inventory import FLAG, Location, Version, listed_objects, s3_locations
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.records import is_gz, parse
 from vigil.retention.transforms import parse_time

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import botocore.exceptions
@@ -16,13 +16,11 @@ from vigil.aws import Aws
 from vigil.errors import EnvironmentFailure, UsageError
 from vigil.policy import Policy
 from vigil.retention.transforms import parse_time
+from vigil.timestamps import iso_z as _iso
 
 KINDS = ("access", "erase")
 SUMMARY_FILE = "subject-requests.json"
 
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

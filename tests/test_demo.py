@@ -68,3 +68,15 @@ def test_demo_policy_and_later_stages(demo) -> None:
     if "report" in commands:
         assert (out / "report.html").exists() and (out / "manifest.json").exists()
     assert not list(out.glob("**/signing.key")), "the private key must not be inside the pack"
+
+
+def test_demo_shows_a_waiver_explain_output_and_a_subject_request(demo) -> None:
+    done, out, _seconds = demo
+    data = json.loads((out / "findings.json").read_text())
+    waived = [f for f in data["findings"] if f.get("waived")]
+    assert [(f["control"], f["status"]) for f in waived] == [("MFA-02", "fail")]  # waived, real status kept
+    assert [w["state"] for w in data["waivers"]] == ["active"]
+    assert "how to fix" in done.stdout  # vigil check --explain
+    plan = json.loads((out.parent / f"{out.name}-subject" / "subject-erase.json").read_text())
+    assert "ACC-00005" not in json.dumps(plan)  # the subject appears only as a keyed hash
+    assert "erase request received" in done.stdout

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]{len(fails)} failed[/] (the three deliberate mistakes are expected):")
     for f in fails:
         tag = "[green]deliberate[/]" if (f["control"], f["resource"]) in deliberate else "[red]unexpected[/]"
-        console.print(f"  {tag} {f['control']} {f['resource']}: {f['reason']}")
+        waived = f.get("waived")
+        note = f" [cyan](waived until {waived['expires']} by {waived['owner']}, {waived['approval']})[/]" if waived else ""
+        console.print(f"  {tag} {f['control']} {f['resource']}: {f['reason']}{note}")
     missing = deliberate - {(f["control"], f["resource"]) for f in fails}
     for control, resource in sorted(missing):
         console.print(f"  [yellow]not caught[/] {control} {resource} (is its evaluator or collector in place?)")
@@ -65,5 +67,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"stages: {', '.join(f'{name} exit {code}' for name, code in result.stages.items())}")
     console.print(f"timings (s): {', '.join(f'{k} {v}' for k, v in result.timings.items())}")
     console.print(f"[bold]results:[/] {out.resolve()}  (findings.json, retention-plan.json, report.html, report.md, manifest.json)")
+    subject_plan = out.parent / f"{out.name}-subject" / "subject-erase.json"
+    if subject_plan.exists():
+        console.print(f"[bold]erase plan for the demo's open request:[/] {subject_plan.resolve()}")
     # The check is expected to exit 1 (the deliberate failures); anything else means the demo broke.
     return 0 if result.stages.get("check") in (0, 1) else 1

@@ -19,6 +19,7 @@ from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.mocks import declare_stack
 from vigil.infra.settings import StackSettings
 from vigil.policy import Policy, load_policy
+from vigil.subjects.requests import RequestLog
 
 DEMO_PSEUDONYM_KEY = base64.b64encode(b"vigil-demo-pseudonym-key-32bytes").decode()  # demo only, never for real data
 
@@ -44,10 +45,30 @@ def demo_environment() -> None:
     os.environ["VIGIL_PSEUDONYM_KEY"] = DEMO_PSEUDONYM_KEY  # fake data, demo key: never a real key here
 
 
+DEMO_SUBJECT = "ACC-00005"  # a seeded account whose erase request the demo records and plans
+WAIVED_USER = "demo-intern"  # one deliberate failure is also an accepted, expiring risk
+
+
+def demo_additions(text: str, today: datetime) -> str:
+    """What an organisation adds over time: a waiver with an owner and an expiry, and a request log."""
+    if not re.search(r"^waivers:", text, re.M):
+        expires = (today + timedelta(days=30)).date().isoformat()
+        text += ("\n# Added by `vigil demo`: an accepted risk, shown as waived (its finding keeps its real status).\n"
+                 "waivers:\n"
+                 f"  - control: MFA-02\n    resource: \"arn:aws:iam::*:user/{WAIVED_USER}\"\n"
+                 "    reason: \"Contractor account, MFA device in the mail; console access ends with the contract\"\n"
+                 "    owner: security@example.com\n    approval: CHG-2026-0142\n"
+                 f"    expires: {expires}\n")
+    if not re.search(r"^requests:", text, re.M):
+        text += "\n# Added by `vigil demo`: where subject-rights requests are logged.\nrequests: {table: vigil-requests, deadline: P30D}\n"
+    return text
+
+
 def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path:
     text = source.read_text(encoding="utf-8")
     if not re.search(r"^holds:", text, re.M):
         text = seed.hold_policy_text(text, held_subjects)
+    text = demo_additions(text, datetime.now(timezone.utc))
     path = out / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     load_policy(path)  # the demo's policy must be as valid as the original
@@ -103,8 +124,16 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
         signing_key = keys_dir / "signing.key"
         if _has_command(cli, "keys") and not signing_key.exists():
             run.stages["keys"] = cli(["keys", "generate", "--out", str(keys_dir)])
-        run.stages["check"] = cli(["check", *common])
+        run.stages["check"] = cli(["check", *common, "--explain"])
         lap("check")
+        if _has_command(cli, "subject"):
+            # One open erase request, and the plan that would answer it (a dry run: nothing changes).
+            RequestLog(aws, load_policy(demo_policy)).create_table()
+            say(f"subject rights: an erase request for {DEMO_SUBJECT}, and its plan ...")
+            subject_out = out.parent / f"{out.name}-subject"  # beside the pack: it names a person
+            run.stages["subject request"] = cli(["subject", "request", "add", DEMO_SUBJECT, "--kind", "erase", *common[:4]])
+            run.stages["subject erase"] = cli(["subject", "erase", DEMO_SUBJECT, *common[:4], "--output", str(subject_out)])
+            lap("subject")
         if _has_command(cli, "retain"):
             # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
             as_of = (datetime.now(timezone.utc) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -59,6 +59,10 @@ class Rules:
         return Decision(EXPIRED, f"older than {category.retain}" + (" after account closed" if category.after else ""), start=start)
 
     @cached_property
+    def _today(self) -> date:
+        return self.as_of.astimezone(timezone.utc).date()
+
+    @cached_property
     def _cutoff_window(self) -> tuple[datetime, datetime]:
         """Starts before the first bound are surely past their deadline, after the second surely not.
 
@@ -83,7 +87,7 @@ class Rules:
 
     def held(self, created: datetime | None, subject: str | None, key: str | None, lock_mode: str | None,
              lock_until: datetime | None, legal_hold: bool) -> tuple[str, date | None] | None:
-        today = self.as_of.astimezone(timezone.utc).date()
+        today = self._today
         for hold in self.holds:
             if hold.until is not None and hold.until < today:
                 continue

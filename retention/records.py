@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from .transforms import parse_time
 
 
@@ -58,11 +60,27 @@ def parse(body: bytes, key: str, layout: str, timestamp_field: str | None, subje
     return parsed
 
 
+def _loads(line: str) -> Any:
+    """orjson first (several times faster on the millions of lines a store holds), the standard
+    library for what orjson refuses but Python's json reads (NaN, Infinity, huge integers)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(record).decode("utf-8")
+    except TypeError:  # a value orjson will not write (an integer beyond 64 bits, NaN kept as is)
+        return _dumps(record)
+
+
 def _json_record(index: int, line: str) -> Record:
     try:
-        value = json.loads(line)
+        value = _loads(line)
     except ValueError as exc:
-        return Record(index, line, None, error=f"record {index + 1}: not JSON ({exc.msg})")
+        return Record(index, line, None, error=f"record {index + 1}: not JSON ({getattr(exc, 'msg', exc)})")
     if not isinstance(value, dict):
         return Record(index, line, None, error=f"record {index + 1}: not a JSON object")
     return Record(index, line, value)
@@ -109,7 +127,7 @@ def render(record: Record | dict[str, Any], parsed: Parsed) -> str:
         return record.raw
     if parsed.header is not None:
         return _csv_line(["" if record.get(h) is None else record.get(h) for h in parsed.header])
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return _dumps(record)
 
 
 def encode(lines: list[str], parsed: Parsed, layout: str) -> bytes:

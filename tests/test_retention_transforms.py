@@ -97,3 +97,13 @@ def test_no_key_at_all_is_bad_input(tmp_path) -> None:
     policy = policy_variant(tmp_path, no_keys)
     with pytest.raises(UsageError, match="no evidence key"):
         load_keys(policy)
+
+
+def test_generalize_ip_fast_path_agrees_with_ipaddress() -> None:
+    """Dotted IPv4 takes a regex path; it must give what the ipaddress route gives, including refusals."""
+    from vigil.retention.transforms import _generalize, generalize_ip
+
+    samples = ["0.0.0.0", "203.0.113.7", "255.255.255.255", "10.1.2.3", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+               "1.2.3.-4", "١.٢.٣.٤"]
+    for value in samples:
+        assert generalize_ip(value) == _generalize(value), value

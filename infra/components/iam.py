@@ -1,7 +1,8 @@
 """AccessRoles: the service roles (replication, backup, retention job) and the human roles.
 
-Human roles demand MFA in their trust policy (MFA-04). The retention job's role gets only
-the list/get/put/delete actions it needs, on the declared stores and their replicas: no `*`.
+Human roles demand MFA in their trust policy (MFA-04). The retention job's role gets exactly
+the actions `vigil iam-policy retain` derives from the retention code, on the declared stores
+and their replicas: no wildcard action (listing backup vaults alone needs resource `*`).
 """
 from __future__ import annotations
 
@@ -16,11 +17,23 @@ BACKUP_MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
 )
-RETENTION_BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration"]
-RETENTION_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
-                            "s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:GetObjectTagging", "s3:PutObjectTagging"]
-RETENTION_TABLE_ACTIONS = ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem",
-                           "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+
+
+
+def retention_actions() -> dict[str, list[str]]:
+    """The retention job's actions by resource kind, as `vigil iam-policy retain` derives them from
+    the code that calls AWS (one source for the printed policy and the deployed role)."""
+    from vigil.cli.iam_policy import actions, is_object_action
+
+    out: dict[str, list[str]] = {"bucket": [], "object": [], "table": [], "backup": [], "kms": []}
+    for action in actions("retain"):
+        service = action.split(":", 1)[0]
+        if service == "s3":
+            out["object" if is_object_action(action) else "bucket"].append(action)
+        elif service in ("dynamodb", "backup", "kms"):
+            out[{"dynamodb": "table"}.get(service, service)].append(action)
+    return out
+
 STEWARD_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 STEWARD_TABLE_ACTIONS = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
 
@@ -108,12 +121,18 @@ class AccessRoles(pulumi.ComponentResource):
 
     def retention_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:
         buckets = [*self.args.source_buckets, *self.args.replica_buckets]
-        return {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": RETENTION_BUCKET_ACTIONS, "Resource": _buckets(buckets)},
-            {"Effect": "Allow", "Action": RETENTION_OBJECT_ACTIONS, "Resource": _objects(buckets)},
-            {"Effect": "Allow", "Action": RETENTION_TABLE_ACTIONS, "Resource": table_arns},
-            {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arns},
-        ]}
+        needed = retention_actions()
+        # Rewriting objects under the store keys: S3 calls KMS for the job (Decrypt to read, GenerateDataKey to write).
+        kms = sorted({*needed["kms"], "kms:Decrypt", "kms:GenerateDataKey"})
+        statements = [
+            {"Effect": "Allow", "Action": needed["bucket"], "Resource": _buckets(buckets)},
+            {"Effect": "Allow", "Action": needed["object"], "Resource": _objects(buckets)},
+            {"Effect": "Allow", "Action": needed["table"], "Resource": table_arns},
+            {"Effect": "Allow", "Action": kms, "Resource": key_arns},
+        ]
+        if needed["backup"]:  # expired recovery points: listing vaults has no narrower resource than "*"
+            statements.append({"Effect": "Allow", "Action": needed["backup"], "Resource": "*"})
+        return {"Version": "2012-10-17", "Statement": [st for st in statements if st["Action"]]}
 
     def steward_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:
         """Read-only access to the stores (reviews, subject requests); the bucket policies add the MFA demand."""

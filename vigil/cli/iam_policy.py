@@ -63,6 +63,15 @@ def sites(command: str) -> list[tuple[CallSite, str]]:
     return found
 
 
+def actions(command: str) -> list[str]:
+    """Every IAM action the command's code calls (what `build` scopes); the Pulumi stack reads it too."""
+    return sorted({action for site, _scope in sites(command) for action in actions_for(site.operation)})
+
+
+def is_object_action(action: str) -> bool:
+    return bool(_S3_OBJECT.match(action))
+
+
 @dataclass
 class Targets:
     """What the stores are, for scoping: regions, account, buckets with their object prefixes, tables."""

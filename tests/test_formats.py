@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SPEC
+from tests.conftest import ROOT, SPEC, loopback_moto
 from tests.helpers import repo_policy
 from vigil.checks.catalogue import catalogue
 from vigil.checks.formats.oscal import write_oscal
@@ -33,34 +33,17 @@ WAIVER = {"control": "BAK-05", "resource": "arn:aws:dynamodb:*:table/referrals",
           "owner": "dba@example.com", "approval": "CHG-42", "expires": (datetime.now(timezone.utc).date() + timedelta(days=60)).isoformat()}
 
 
-def reset_moto(endpoint: str) -> None:
-    """In-process moto servers share one state: start from (and leave) an empty account; the
-    builders' cached boto3 clients may point at an earlier server, so they are made anew."""
-    import urllib.request
-
-    from tests.builders_s3 import client
-
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
-    client.cache_clear()
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The e2e estate (three deliberate failures), checked with --format sarif --format junit --explain."""
-    from moto.server import ThreadedMotoServer
-
     from tests.test_e2e_check import seed
 
     tmp = tmp_path_factory.mktemp("formats")
     policy = tmp / "policy.yaml"
     policy.write_text((ROOT / "policy.yaml").read_text() + "\n" + yaml.safe_dump({"waivers": [WAIVER]}, sort_keys=False))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
     out = io.StringIO()
-    reset_moto(endpoint)
-    try:
+    with loopback_moto() as endpoint:
         with pytest.MonkeyPatch.context() as env:
             for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
                                 ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")):
@@ -71,9 +54,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             with contextlib.redirect_stdout(out):
                 code = main(["check", "--policy", str(policy), "--endpoint-url", endpoint, "--output", str(tmp / "out"),
                              "--format", "sarif", "--format", "junit", "--format", "sarif", "--format", "oscal", "--explain"])
-    finally:
-        reset_moto(endpoint)
-        server.stop()
     folder = tmp / "out"
     return {"code": code, "stdout": out.getvalue(), "dir": folder,
             "findings": json.loads((folder / "findings.json").read_text()),

@@ -13,7 +13,7 @@ import boto3
 import botocore.handlers
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, loopback_moto
 from tests.helpers import repo_policy
 from vigil.checks.iam_policy import glob_match
 from vigil.cli.main import main
@@ -138,32 +138,15 @@ def _seed_records(primary: str) -> None:
                                                   "closed_at": {"S": "2020-02-01T00:00:00Z"}})
 
 
-def reset_moto(endpoint: str) -> None:
-    """In-process moto servers share one state: start from (and leave) an empty account; the
-    builders' cached boto3 clients may point at an earlier server, so they are made anew."""
-    import urllib.request
-
-    from tests.builders_s3 import client
-
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
-    client.cache_clear()
-
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every AWS call of `vigil check` and `vigil retain --apply` on the seeded estate, and the printed policies."""
-    from moto.server import ThreadedMotoServer
-
     from tests.test_e2e_check import seed
 
     tmp = tmp_path_factory.mktemp("iam")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
     calls: dict[str, list] = {"check": [], "subject": [], "retain": []}
-    reset_moto(endpoint)
-    try:
+    with loopback_moto() as endpoint:
         with pytest.MonkeyPatch.context() as env:
             for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
                                 ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
@@ -185,9 +168,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 env.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)
                 assert code in (0, 1), (argv, code, quiet.getvalue()[-2000:])
             policies = {command: _iam_policy(command, endpoint) for command in calls}
-    finally:
-        reset_moto(endpoint)
-        server.stop()
     return {"calls": calls, "policies": policies, "tmp": tmp}
 
 

@@ -75,11 +75,20 @@ def missing_table(ctx: Context, control: str, name: str) -> Finding:
                   "dynamodb:ListTables", None)
 
 
-def rds_listing_errors(ctx: Context, control: str) -> Iterator[Finding]:
-    """An error per region whose RDS instances or clusters could not be listed (resource: a wildcard ARN)."""
+def listing_errors(ctx: Context, control: str, listings: tuple[tuple[str, str], ...]) -> Iterator[Finding]:
+    """An error per region whose resources could not be listed, on a wildcard ARN standing for them.
+
+    `listings` pairs an inventory listing key ("kms", "rds-clusters", ...) with the ARN tail its
+    resources share ("key/*", "cluster:*"); the ARN's service is the key's first word.
+    """
     account = ctx.inventory.account_id
     for region in ctx.inventory.regions:
-        for key, pattern in (("rds", "db:*"), ("rds-clusters", "cluster:*")):
+        for key, tail in listings:
             listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
             if listing is not None:
-                yield errored(control, f"arn:aws:rds:{region}:{account}:{pattern}", region, listing)
+                yield errored(control, f"arn:aws:{key.split('-')[0]}:{region}:{account}:{tail}", region, listing)
+
+
+def rds_listing_errors(ctx: Context, control: str) -> Iterator[Finding]:
+    """RDS instances or clusters of a region that could not be listed."""
+    return listing_errors(ctx, control, (("rds", "db:*"), ("rds-clusters", "cluster:*")))

@@ -11,6 +11,7 @@ from typing import Iterator
 from vigil.checks.context import Context
 from vigil.checks.model import Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import listing_errors
 from vigil.checks.verdicts import errored, not_applicable, verdict
 
 ID = "ENC-03"
@@ -18,11 +19,7 @@ ID = "ENC-03"
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    account = ctx.inventory.account_id
-    for region in ctx.inventory.regions:
-        listing = ctx.inventory.listing_errors.get(f"kms:{region}")
-        if listing is not None:
-            yield errored(ID, f"arn:aws:kms:{region}:{account}:key/*", region, listing)
+    yield from listing_errors(ctx, ID, (("kms", "key/*"),))
     for key in ctx.inventory.kms_keys:
         meta = key.metadata
         if not meta:  # DescribeKey failed; its error travels in the rotation fact

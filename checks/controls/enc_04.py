@@ -10,6 +10,7 @@ from typing import Iterator
 from vigil.checks.context import Context
 from vigil.checks.model import Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import listing_errors
 from vigil.checks.verdicts import errored, verdict
 
 ID = "ENC-04"
@@ -17,11 +18,7 @@ ID = "ENC-04"
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    account = ctx.inventory.account_id
-    for region in ctx.inventory.regions:
-        listing = ctx.inventory.listing_errors.get(f"dynamodb:{region}")
-        if listing is not None:
-            yield errored(ID, f"arn:aws:dynamodb:{region}:{account}:table/*", region, listing)
+    yield from listing_errors(ctx, ID, (("dynamodb", "table/*"),))
     for table in ctx.inventory.tables.values():
         if not table.description.ok:
             yield errored(ID, table.arn, table.region, table.description)

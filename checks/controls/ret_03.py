@@ -14,7 +14,8 @@ from typing import Iterator
 from vigil.checks.context import Context
 from vigil.checks.model import BackupPlan, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
-from vigil.checks.verdicts import errored, not_applicable, verdict
+from vigil.checks.scope import listing_errors
+from vigil.checks.verdicts import not_applicable, verdict
 
 ID = "RET-03"
 APIS = ["backup:GetBackupPlan", "backup:ListRecoveryPointsByBackupVault"]
@@ -101,13 +102,8 @@ def _judge(ctx: Context, vault_arn: str, stores: set[str]) -> Finding:
 
 @evaluator(ID)
 def evaluate(ctx: Context) -> Iterator[Finding]:
-    account = ctx.inventory.account_id
-    for region in ctx.inventory.regions:
-        for key in ("backup-vaults", "backup"):  # vaults or plans of a region unknown: its vaults cannot be judged
-            listing = ctx.inventory.listing_errors.get(f"{key}:{region}")
-            if listing is not None:
-                yield errored(ID, f"arn:aws:backup:{region}:{account}:backup-vault:*", region, listing)
-                break
+    # vaults or plans of a region unknown: its vaults cannot be judged (one finding per region: the registry keeps the first)
+    yield from listing_errors(ctx, ID, (("backup-vaults", "backup-vault:*"), ("backup", "backup-vault:*")))
     judged = ctx.data_store_vaults
     for vault_arn, stores in sorted(judged.items()):
         yield _judge(ctx, vault_arn, stores)

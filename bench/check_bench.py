@@ -86,7 +86,7 @@ class CallCounter:
 def run_vigil(url: str, policy, workers: int) -> tuple[float, CallCounter, int]:
     aws = Aws(endpoint_url=url, max_pool=workers)
     counter = CallCounter()
-    aws.session.events.register("before-call", counter)
+    aws.session.events.register("before-parameter-build", counter)  # params: the API's own arguments
     start = time.perf_counter()
     inventory = collect_inventory(aws, policy, [REGION], workers=workers)
     findings = evaluate(Context(policy, inventory))
@@ -97,7 +97,7 @@ def run_raw(url: str, workers: int) -> tuple[float, CallCounter]:
     """Only the calls the bucket, key and table controls need, concurrently, no records or evaluation."""
     session = boto3.Session()
     counter = CallCounter()
-    session.events.register("before-call", counter)
+    session.events.register("before-parameter-build", counter)
     config = Config(max_pool_connections=workers, retries={"mode": "adaptive", "max_attempts": 8})
     s3 = session.client("s3", region_name=REGION, endpoint_url=url, config=config)
     kms = session.client("kms", region_name=REGION, endpoint_url=url, config=config)

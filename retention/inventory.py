@@ -17,6 +17,7 @@ import botocore.exceptions
 
 from vigil.aws import Aws
 from vigil.checks.collectors.base import describe_error
+from vigil.checks.model import Inventory
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
@@ -86,8 +87,14 @@ def _code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if isinstance(exc, botocore.exceptions.ClientError) else ""
 
 
-def s3_locations(aws: Aws, policy: Policy, store: S3Store) -> list[Location]:
-    """The store bucket and the replicas its replication configuration names (each with its region)."""
+def s3_locations(aws: Aws, policy: Policy, store: S3Store, known: Inventory | None = None) -> list[Location]:
+    """The store bucket and the replicas its replication configuration names (each with its region).
+
+    `known`: what `vigil check` already read (location, replication, Object Lock); used instead of
+    asking again, so no API is called twice for one bucket in one run.
+    """
+    if known is not None and store.bucket in known.buckets:
+        return _known_locations(known, policy, store)
     s3 = aws.client("s3", policy.regions.primary)
     source = Location(store.name, store.bucket, policy.regions.primary)
     try:
@@ -114,6 +121,31 @@ def s3_locations(aws: Aws, policy: Policy, store: S3Store) -> list[Location]:
     for loc in out:
         if loc.error is None:
             _read_lock_config(aws, loc)
+    return out
+
+
+def _known_locations(known: Inventory, policy: Policy, store: S3Store) -> list[Location]:
+    source = known.buckets[store.bucket]
+    names = [store.bucket]
+    if source.replication.ok:
+        for rule in (source.replication.value or {}).get("Rules", []):
+            name = rule.get("Destination", {}).get("Bucket", "").removeprefix("arn:aws:s3:::")
+            if name and name not in names:
+                names.append(name)
+    out = []
+    for index, name in enumerate(names):
+        loc = Location(store.name, name, policy.regions.backup if index else policy.regions.primary, replica=index > 0)
+        bucket = known.buckets.get(name)
+        if bucket is None:
+            loc.error = f"replica bucket {name} is not visible to this account"
+        else:
+            failed = next((f for f in (bucket.region, bucket.object_lock) if not f.ok), None)
+            if index == 0 and not bucket.replication.ok:
+                failed = failed or bucket.replication
+            loc.region = bucket.region.value or loc.region
+            loc.locked = ((bucket.object_lock.value or {}) if bucket.object_lock.ok else {}).get("ObjectLockEnabled") == "Enabled"
+            loc.error = failed.error if failed is not None else None
+        out.append(loc)
     return out
 
 
@@ -242,8 +274,14 @@ def _plain(value: dict[str, Any] | None) -> Any:
     return inner if kind == "S" else str(inner)
 
 
-def table_info(aws: Aws, policy: Policy, store: DynamoDBStore) -> TableInfo:
+def table_info(aws: Aws, policy: Policy, store: DynamoDBStore, known: Inventory | None = None) -> TableInfo:
     info = TableInfo(store.name, store.table, policy.regions.primary)
+    found = [t for t in known.tables_named(store.table) if t.region == info.region] if known is not None else []
+    if found and found[0].description.ok:  # already described by `vigil check`
+        table = found[0].description.value or {}
+        info.arn = table.get("TableArn", found[0].arn)
+        info.key_names = [k["AttributeName"] for k in table.get("KeySchema", [])]
+        return info
     try:
         table = aws.client("dynamodb", info.region).describe_table(TableName=store.table)["Table"]
         info.arn = table["TableArn"]

@@ -15,6 +15,7 @@ from vigil.aws import Aws
 from vigil.checks.collectors.base import describe_error
 from vigil.policy import Duration, Policy
 from vigil.policy.models import DynamoDBStore, S3Store
+from vigil.checks.model import Inventory
 
 from .decide import Rules
 from .inventory import closed_accounts, iter_items, iter_objects, s3_locations, table_info
@@ -54,15 +55,16 @@ def load_closed(aws: Aws, policy: Policy, stores: list) -> tuple[dict[str, datet
 
 def scan_store(aws: Aws, policy: Policy, keys: RetentionKeys, store, as_of: datetime, closed: dict[str, datetime],
                pool: Executor, emit: Emit | None = None, observe: Observe | None = None, grace: Duration | None = None,
-               split: bool = False, subjects_error: str | None = None) -> list[Summary]:
+               split: bool = False, subjects_error: str | None = None, known: Inventory | None = None) -> list[Summary]:
+    """`known`: the facts `vigil check` already read, so verify asks nothing twice."""
     emit = emit or _discard
     category = policy.category_of(store)
     rules = store_rules(policy, store, as_of, closed, grace)
     anonymizer = anonymizer_for(policy, store, keys)
     if isinstance(store, S3Store):
-        return _scan_s3(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, split, subjects_error)
+        return _scan_s3(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, split, subjects_error, known)
     if isinstance(store, DynamoDBStore):
-        return [_scan_table(aws, policy, keys, store, category, rules, pool, emit, observe, subjects_error)]
+        return [_scan_table(aws, policy, keys, store, category, rules, pool, emit, observe, subjects_error, known)]
     return []
 
 
@@ -74,8 +76,9 @@ def _summary(store, category, resource: str, region: str, replicas: list[str] | 
     return Summary(store.name, store.kind, store.category, action_of(category), resource, region, list(replicas or []))
 
 
-def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit: Emit, observe, split, subjects_error) -> list[Summary]:
-    locations = s3_locations(aws, policy, store)
+def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit: Emit, observe, split, subjects_error,
+             known: Inventory | None = None) -> list[Summary]:
+    locations = s3_locations(aws, policy, store, known)
     main = _summary(store, category, locations[0].arn, locations[0].region, [l.arn for l in locations[1:]])
     summaries = [main]
     for loc in locations:
@@ -101,8 +104,9 @@ def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, poo
     return summaries
 
 
-def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, emit: Emit, observe, subjects_error) -> Summary:
-    info = table_info(aws, policy, store)
+def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, emit: Emit, observe, subjects_error,
+                known: Inventory | None = None) -> Summary:
+    info = table_info(aws, policy, store, known)
     arn = info.arn or f"arn:aws:dynamodb:{info.region}::table/{store.table}"
     summary = _summary(store, category, arn, info.region)
     error = info.error or (subjects_error if category.after else None)

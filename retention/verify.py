@@ -20,12 +20,13 @@ from .scan import load_closed, scan_store
 
 
 def location_summaries(aws: Aws, policy: Policy, keys: RetentionKeys, stores: list, as_of: datetime,
-                       closed: dict[str, datetime], subjects_error: str | None, workers: int = 16) -> list[Summary]:
+                       closed: dict[str, datetime], subjects_error: str | None, workers: int = 16,
+                       known: Inventory | None = None) -> list[Summary]:
     """One summary per store bucket / table and per replica, judged with the policy's grace."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-verify") as pool, \
             ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8))) as per_store:
         found = per_store.map(lambda s: scan_store(aws, policy, keys, s, as_of, closed, pool, grace=policy.grace,
-                                                   split=True, subjects_error=subjects_error), stores)
+                                                   split=True, subjects_error=subjects_error, known=known), stores)
         return [summary for summaries in found for summary in summaries]
 
 
@@ -81,7 +82,7 @@ def retention_status(aws: Aws, policy: Policy, inventory: Inventory | None, as_o
     closed, subjects_error = load_closed(aws, policy, stores)
     by_name = {s.name: s for s in stores}
     return blocked + [to_status(summary, by_name[summary.store])
-                      for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error)]
+                      for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error, known=inventory)]
 
 
 def _arn(store, policy: Policy, inventory: Inventory | None) -> str:

@@ -131,3 +131,31 @@ def test_ret02_with_the_pseudonymize_key(estate: str, tmp_path: Path, monkeypatc
     findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
     assert findings and all(f["status"] == "pass" for f in findings)
     assert "arn:aws:s3:::example-usage-logs-replica" in {f["resource"] for f in findings}
+
+
+def test_check_with_retention_status_calls_no_api_twice_for_one_resource(estate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RET-02's read-only verify reuses what the collectors read (location, replication, Object Lock,
+    DescribeTable) instead of asking again; only the listings it alone needs are new calls."""
+    from collections import Counter
+    from datetime import datetime, timezone
+
+    from vigil.aws import Aws
+    from vigil.checks.runner import run_check
+
+    monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVz")
+    aws = Aws(endpoint_url=estate)
+    per_resource: Counter = Counter()
+    streamed = {"ListObjectVersions", "GetObject", "HeadObject", "Scan", "Query"}
+
+    def count(model, params, **_) -> None:
+        ident = tuple((k, str(params[k])) for k in ("Bucket", "TableName", "KeyId", "ResourceArn", "UserName", "RoleName") if k in params)
+        if ident and model.name not in streamed:
+            per_resource[(model.service_model.service_name, model.name, ident)] += 1
+
+    aws.session.events.register("before-parameter-build", count)  # `params` are the API's own arguments here
+    policy = repo_policy()
+    run = run_check(aws, policy, policy.regions_in_scope, datetime.now(timezone.utc), "t")
+    assert any(f.control == "RET-02" and f.status.value == "pass" for f in run.findings)
+    assert per_resource[("s3", "GetBucketPolicy", (("Bucket", "example-contacts"),))] == 1  # the hook sees the calls
+    twice = {call: n for call, n in per_resource.items() if n > 1}
+    assert not twice, twice

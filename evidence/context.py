@@ -147,6 +147,8 @@ def retention_view(plan: dict[str, Any] | None, policy_sha256: str = "") -> dict
         "totals": {"counts": {k: int((totals.get("counts") or {}).get(k, 0) or 0) for k in RETENTION_KEYS},
                    "bytes": {k: int((totals.get("bytes") or {}).get(k, 0) or 0) for k in RETENTION_KEYS}},
         "verify": worst_verify([s["verify"]["status"] for s in stores]),
+        "not_covered": [{"store": str(n.get("store", "")), "reason": str(n.get("reason", ""))}
+                        for n in plan.get("not_covered") or [] if isinstance(n, dict)],
         "other_policy": bool(run.get("policy_sha256")) and str(run.get("policy_sha256")) != policy_sha256,
     }
 

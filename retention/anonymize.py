@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from vigil.policy.models import S3Store
 
 from .decide import ERROR, EXPIRED, HELD, Decision, Rules
-from .inventory import Version
 from .records import Record, encode, render
 from .transforms import Anonymizer
+
+if TYPE_CHECKING:  # inventory imports this module's neighbours; the type alone is needed here
+    from .inventory import Version
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -64,6 +67,15 @@ def is_anonymized(anonymizer: Anonymizer, fields: dict, flagged: bool) -> bool:
     return True
 
 
+def refusal(anonymizer: Anonymizer, suppressed: int, total: int) -> str | None:
+    """Why a batch may not be written (too many records in classes below k), or None."""
+    share = suppressed / total
+    if share <= anonymizer.max_suppression:
+        return None
+    return (f"k-anonymity: {suppressed} of {total} records ({share:.0%}) fall in classes "
+            f"smaller than k={anonymizer.k}, above max_suppression {anonymizer.max_suppression:.0%}")
+
+
 def _start(record: Record, version: Version, store: S3Store) -> datetime | None:
     return version.last_modified if store.layout == "object" else record.ts
 
@@ -111,10 +123,8 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
     elif expired:
         transformed = [anonymizer.record(record.fields or {}) for _, record, _ in expired]
         suppressed = anonymizer.suppressed(transformed)
-        share = len(suppressed) / len(transformed)
-        if share > anonymizer.max_suppression:
-            out.refused = (f"k-anonymity: {len(suppressed)} of {len(transformed)} records ({share:.0%}) fall in classes "
-                           f"smaller than k={anonymizer.k}, above max_suppression {anonymizer.max_suppression:.0%}")
+        out.refused = refusal(anonymizer, len(suppressed), len(transformed))
+        if out.refused is not None:
             out.errors.append(out.refused)
             out.refused_count = len(expired)
             for _, record, _ in expired:

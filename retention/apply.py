@@ -21,7 +21,9 @@ from vigil.checks.collectors.base import describe_error
 
 from .anonymize import new_body, rewrite
 from .inventory import FLAG, Version, subject_from_key, subject_matcher
+from . import items
 from .keys import RetentionKeys
+from .plan_items import key_text
 from .records import parse
 
 RETRYABLE = {"SlowDown", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "RequestTimeout",
@@ -48,6 +50,9 @@ def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]
                 "version": action["version_id"], "counts": action["counts"]}
     if kind == "delete_items":
         return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"]}
+    if kind == "anonymize_items":
+        return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"],
+                "counts": action["counts"]}
     return {"recovery_point": action.get("recovery_point"), "count": 1}
 
 
@@ -178,6 +183,58 @@ class Applier:
             left += len(todo)
         done = len(requests) - left
         return ("failed", {"unprocessed": left, "deleted": done}, done) if left else ("ok", {"deleted": done}, done)
+
+    def anonymize_items(self, action: dict[str, Any]):
+        """One batch as one transaction: every item unchanged since the plan, or nothing is written."""
+        store, _, anonymizer = self.context(action["store"])
+        table, client = action["location"], self.aws.client("dynamodb", action["region"])
+        keys = [json.loads(k) for k in action["items"]]
+        found = self._get_items(client, table, keys)
+        raws = [found.get(k) for k in action["items"]]
+        changed = sum(1 for raw, d in zip(raws, action["digests"]) if raw is None or items.digest(raw) != d)
+        if changed:
+            return "skipped", f"{changed} of {len(keys)} items changed since the plan; the batch is planned again", 0
+        suppress = set(action["suppress"])
+        writes, moved = [], set()
+        for index, (key, raw) in enumerate(zip(keys, raws)):
+            new = None if index in suppress else items.anonymized_item(anonymizer, raw)
+            entries = items.writes(table, key, raw, new, store.timestamp_attribute)
+            if len(entries) == 2:
+                moved.add(len(writes) + 1)  # the Put to a new key
+            writes += entries
+        for attempt in range(ATTEMPTS):
+            try:
+                client.transact_write_items(TransactItems=writes, ClientRequestToken=action["action_id"])
+                return "ok", dict(action["counts"]), len(keys)
+            except botocore.exceptions.ClientError as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                failed = next(((i, c) for i, c in enumerate(reasons) if c not in (None, "None")), None)
+                if failed and failed[1] == "ConditionalCheckFailed":
+                    if failed[0] in moved:
+                        return "failed", "an anonymized key collides with an existing item; the batch was not written", 0
+                    return "skipped", "an item changed while the batch was written; the batch is planned again", 0
+                code = exc.response.get("Error", {}).get("Code")
+                retryable = code in RETRYABLE or (failed and failed[1] in ("TransactionConflict", "ThrottlingError"))
+                if not retryable or attempt == ATTEMPTS - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _get_items(self, client, table: str, keys: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Key text -> the item as it is now (consistent reads, 100 keys a call, unprocessed keys retried)."""
+        names = list(keys[0]) if keys else []
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            todo: list[dict[str, Any]] = keys[start:start + 100]
+            for attempt in range(ATTEMPTS + 3):
+                answer = client.batch_get_item(RequestItems={table: {"Keys": todo, "ConsistentRead": True}})
+                for raw in answer.get("Responses", {}).get(table, []):
+                    out[key_text({n: raw[n] for n in names if n in raw})] = raw
+                todo = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                if not todo:
+                    break
+                _backoff(attempt)
+        return out
 
     def delete_recovery_point(self, action: dict[str, Any]):
         client = self.aws.client("backup", action["region"])

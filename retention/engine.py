@@ -46,6 +46,7 @@ class RetentionRun:
     stats: Stats | None = None
     max_delete_exceeded: bool = False
     resumed: int = 0
+    not_covered: list[str] = field(default_factory=list)  # stores retention cannot reach (RDS)
 
     @property
     def totals(self) -> dict[str, dict[str, int]]:
@@ -74,6 +75,7 @@ class RetentionRun:
             "run": {"id": self.run_id, "as_of": iso(self.as_of), "policy_sha256": self.policy.sha256,
                     "tool_version": __version__, "mode": "apply" if self.apply else "dry-run"},
             "stores": [s.to_json() for s in self.summaries],
+            "not_covered": [{"store": name, "reason": RDS_REASON} for name in self.not_covered],
             "totals": self.totals,
         }
 
@@ -115,8 +117,12 @@ class Spool:
         os.unlink(self.path)
 
 
-def selected_stores(policy: Policy, names: list[str] | None) -> list:
-    stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
+RDS_REASON = ("rows inside a database are beyond the AWS APIs vigil uses; enforce this category with the "
+              "database's own retention job")
+
+
+def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False) -> list:
+    stores = [s for s in policy.stores if isinstance(s, RDSStore) == rds]
     return [s for s in stores if s.name in names] if names else stores
 
 
@@ -124,7 +130,7 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
                   workers: int = 16) -> RetentionRun:
     stores = selected_stores(policy, store_names)
-    run = RetentionRun(run_id, as_of, policy, apply)
+    run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)])
     resume = Resume.load(out_dir / LEDGER_FILE, keys) if apply else Resume.empty()
     closed, subjects_error = load_closed(aws, policy, stores)
     backup_regions = vault_regions(aws, policy.regions_in_scope)

@@ -11,7 +11,7 @@ from collections import deque
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import botocore.exceptions
 
@@ -21,6 +21,7 @@ from vigil.checks.model import Inventory
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
+from .items import plain
 from .records import Parsed, parse
 from .transforms import parse_time
 
@@ -71,6 +72,8 @@ class Item:
     subject: str | None
     size: int
     error: str | None = None
+    raw: dict[str, Any] | None = None  # the whole item, kept only for stores that anonymize
+    anonymized: bool = False  # written by vigil's anonymization (kept from then on)
 
 
 @dataclass
@@ -258,20 +261,10 @@ def closed_accounts(aws: Aws, policy: Policy) -> dict[str, datetime]:
         ProjectionExpression="#k, #c", ExpressionAttributeNames={"#k": subjects.key, "#c": subjects.closed_at})
     for page in pages:
         for item in page.get("Items", []):
-            subject, closed = _plain(item.get(subjects.key)), parse_time(_plain(item.get(subjects.closed_at)))
+            subject, closed = plain(item.get(subjects.key)), parse_time(plain(item.get(subjects.closed_at)))
             if subject is not None and closed is not None:
                 out[str(subject)] = closed
     return out
-
-
-def _plain(value: dict[str, Any] | None) -> Any:
-    """A DynamoDB attribute value as a plain str / number (others as their text)."""
-    if not value:
-        return None
-    kind, inner = next(iter(value.items()))
-    if kind == "N":
-        return float(inner) if "." in inner else int(inner)
-    return inner if kind == "S" else str(inner)
 
 
 def table_info(aws: Aws, policy: Policy, store: DynamoDBStore, known: Inventory | None = None) -> TableInfo:
@@ -291,8 +284,12 @@ def table_info(aws: Aws, policy: Policy, store: DynamoDBStore, known: Inventory 
     return info
 
 
-def iter_items(aws: Aws, info: TableInfo, store: DynamoDBStore, pool: Executor, segments: int = 4) -> Iterator[Item]:
-    """Every item, read by `segments` parallel scan segments; one page per segment in flight."""
+def iter_items(aws: Aws, info: TableInfo, store: DynamoDBStore, pool: Executor, segments: int = 4,
+               anonymized: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[Item]:
+    """Every item, read by `segments` parallel scan segments; one page per segment in flight.
+
+    anonymized: for stores that anonymize, tells items vigil already anonymized (their raw
+    attributes are kept on the Item for the planner)."""
     client = aws.client("dynamodb", info.region)
 
     def page(segment: int, start: dict | None) -> dict:
@@ -308,14 +305,17 @@ def iter_items(aws: Aws, info: TableInfo, store: DynamoDBStore, pool: Executor, 
             if answer.get("LastEvaluatedKey"):
                 running[segment] = pool.submit(page, segment, answer["LastEvaluatedKey"])
             for raw in answer.get("Items", []):
-                yield _item(raw, info, store)
+                yield _item(raw, info, store, anonymized)
 
 
-def _item(raw: dict[str, Any], info: TableInfo, store: DynamoDBStore) -> Item:
+def _item(raw: dict[str, Any], info: TableInfo, store: DynamoDBStore,
+          anonymized: Callable[[dict[str, Any]], bool] | None) -> Item:
     key = {name: raw[name] for name in info.key_names if name in raw}
-    ts = parse_time(_plain(raw.get(store.timestamp_attribute))) if store.timestamp_attribute else None
-    subject = _plain(raw.get(store.subject_attribute)) if store.subject_attribute else None
+    ts = parse_time(plain(raw.get(store.timestamp_attribute))) if store.timestamp_attribute else None
+    subject = plain(raw.get(store.subject_attribute)) if store.subject_attribute else None
+    done = anonymized is not None and anonymized(raw)
     error = None
-    if store.timestamp_attribute and ts is None:
+    if store.timestamp_attribute and ts is None and not done:  # anonymized items may have dropped it
         error = f"missing or unreadable '{store.timestamp_attribute}'"
-    return Item(key, ts, None if subject is None else str(subject), len(repr(raw)), error)
+    return Item(key, ts, None if subject is None else str(subject), len(repr(raw)), error,
+                raw if anonymized is not None else None, done)

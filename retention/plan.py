@@ -17,13 +17,12 @@ from vigil.policy.models import S3Store
 
 from .anonymize import rewrite
 from .decide import ERROR, EXPIRED, HELD, Rules
-from .inventory import Item, Location, ObjectEntry, TableInfo, Version, subject_from_key, subject_matcher
+from .inventory import Location, ObjectEntry, Version, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .transforms import Anonymizer
 
 KINDS = ("delete", "anonymize", "suppress", "keep", "held", "error")
 S3_BATCH = 1000
-ITEM_BATCH = 1000  # one action; apply writes it 25 items per BatchWriteItem
 MAX_ERRORS = 200  # listed per store (all are counted)
 
 
@@ -98,17 +97,32 @@ class Summary:
         }
 
 
-class Planner:
-    """Plans one store. Feed it objects or items; call `flush()` at the end for the last batches."""
+def tally(summary: Summary, d, size: int, target: str) -> bool:
+    """Count one whole object or item under its decision; True when it is to be deleted."""
+    if d.verdict == EXPIRED:
+        summary.add("delete", 1, size)
+        summary.expired(d.start, target)
+        return True
+    if d.verdict == HELD:
+        summary.hold(d.reason, d.until, 1, size)
+    elif d.verdict == ERROR:
+        summary.error(target, d.reason, 1, size)
+    else:
+        summary.add("keep", 1, size)
+    return False
 
-    def __init__(self, rules: Rules, store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None):
+
+class Planner:
+    """Plans one S3 store (DynamoDB: plan_items.ItemPlanner). Feed it objects or items; call `flush()` at the end for the last batches."""
+
+    def __init__(self, rules: Rules, store: S3Store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None):
         self.rules = rules
         self.store = store
         self.keys = keys
         self.summary = summary
         self.anonymizer = anonymizer
         self.deleting = rules.category.action == "delete"
-        self._pattern = subject_matcher(store) if isinstance(store, S3Store) else None
+        self._pattern = subject_matcher(store)
         self._pending: dict[tuple[str, str], list[tuple[str, str, int]]] = {}  # (bucket, region) -> [(key, version, size)]
 
     # --- S3 ----------------------------------------------------------------------------
@@ -184,16 +198,8 @@ class Planner:
         return subject_from_key(self._pattern, key)
 
     def _tally_whole(self, d, size: int, target: str, doomed: list, version_id: str) -> None:
-        if d.verdict == EXPIRED:
-            self.summary.add("delete", 1, size)
-            self.summary.expired(d.start, target)
+        if tally(self.summary, d, size, target):
             doomed.append((version_id, size))
-        elif d.verdict == HELD:
-            self.summary.hold(d.reason, d.until, 1, size)
-        elif d.verdict == ERROR:
-            self.summary.error(target, d.reason, 1, size)
-        else:
-            self.summary.add("keep", 1, size)
 
     def _rewrite_action(self, loc: Location, key: str, version_id: str, result) -> dict[str, Any]:
         action = {
@@ -215,44 +221,5 @@ class Planner:
         action["action_id"] = action_id(action)
         return action
 
-    # --- DynamoDB ----------------------------------------------------------------------
-
-    def item(self, info: TableInfo, item: Item) -> list[dict[str, Any]]:
-        self.summary.scanned += 1
-        target = self.keys.hash(json.dumps(item.key, sort_keys=True))
-        if item.error is not None:
-            self.summary.error(target, item.error, 1, item.size)
-            return []
-        d = self.rules.decide(item.ts, item.subject)
-        if d.verdict == EXPIRED and not self.deleting:
-            self.summary.error(target, "due for anonymization, which is not supported for DynamoDB items; left in place", 1, item.size)
-            self.summary.stuck += 1
-            self.summary.expired(d.start, target)
-            return []
-        doomed: list = []
-        self._tally_whole(d, item.size, target, doomed, "")
-        if not doomed:
-            return []
-        pending = self._pending.setdefault((info.table, info.region), [])
-        pending.append((json.dumps(item.key, sort_keys=True), "", item.size))
-        return [self._item_batch(info)] if len(pending) >= ITEM_BATCH else []
-
-    def _item_batch(self, info: TableInfo) -> dict[str, Any]:
-        pending = self._pending.pop((info.table, info.region))
-        action = {
-            "action": "delete_items", "store": self.store.name, "location": info.table, "region": info.region,
-            "items": [key for key, _, _ in pending], "count": len(pending), "bytes": sum(s for _, _, s in pending),
-        }
-        action["action_id"] = action_id(action)
-        return action
-
     def flush(self) -> list[dict[str, Any]]:
-        out = []
-        for (location, region) in list(self._pending):
-            if not self._pending[(location, region)]:
-                continue
-            if self.store.kind == "s3":
-                out.append(self._delete_batch(location, region))
-            else:
-                out.append(self._item_batch(TableInfo(self.store.name, location, region)))
-        return out
+        return [self._delete_batch(bucket, region) for (bucket, region), pending in list(self._pending.items()) if pending]

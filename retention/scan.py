@@ -6,7 +6,6 @@ reports the store bucket and each replica on its own).
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, Callable
@@ -20,7 +19,9 @@ from vigil.checks.model import Inventory
 from .decide import Rules
 from .inventory import closed_accounts, iter_items, iter_objects, s3_locations, table_info
 from .keys import RetentionKeys
+from .items import is_anonymized_item
 from .plan import Planner, Summary, reads_records
+from .plan_items import ItemPlanner, key_text
 from .transforms import Anonymizer
 
 Emit = Callable[[dict[str, Any]], None]
@@ -64,7 +65,7 @@ def scan_store(aws: Aws, policy: Policy, keys: RetentionKeys, store, as_of: date
     if isinstance(store, S3Store):
         return _scan_s3(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, split, subjects_error, known)
     if isinstance(store, DynamoDBStore):
-        return [_scan_table(aws, policy, keys, store, category, rules, pool, emit, observe, subjects_error, known)]
+        return [_scan_table(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, subjects_error, known)]
     return []
 
 
@@ -104,8 +105,8 @@ def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, poo
     return summaries
 
 
-def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, emit: Emit, observe, subjects_error,
-                known: Inventory | None = None) -> Summary:
+def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, anonymizer, pool, emit: Emit, observe,
+                subjects_error, known: Inventory | None = None) -> Summary:
     info = table_info(aws, policy, store, known)
     arn = info.arn or f"arn:aws:dynamodb:{info.region}::table/{store.table}"
     summary = _summary(store, category, arn, info.region)
@@ -113,19 +114,16 @@ def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, pool, 
     if error:
         summary.error(arn, error)
         return summary
-    planner = Planner(rules, store, keys, summary, None)
+    planner = ItemPlanner(rules, store, keys, summary, anonymizer, info)
+    done = (lambda raw: is_anonymized_item(anonymizer, raw)) if planner.anonymizer is not None else None
     try:
-        for item in iter_items(aws, info, store, pool):
-            if observe is not None:
-                observe(store.table, keys.hash(_key_text(item.key)), None)
-            for action in planner.item(info, item):
+        for item in iter_items(aws, info, store, pool, anonymized=done):
+            if observe is not None and not item.anonymized:  # an anonymized item is a done action, not a target
+                observe(store.table, keys.hash(key_text(item.key)), None)
+            for action in planner.item(item):
                 emit(action)
     except Exception as exc:  # noqa: BLE001 - an unreadable table fails its store only
         summary.error(arn, describe_error("dynamodb:Scan", exc))
     for action in planner.flush():
         emit(action)
     return summary
-
-
-def _key_text(key: dict) -> str:
-    return json.dumps(key, sort_keys=True)

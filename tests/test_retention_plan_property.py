@@ -15,9 +15,10 @@ from tests.conftest import ROOT
 from vigil.policy import Duration, load_policy
 from vigil.retention.anonymize import rewrite
 from vigil.retention.decide import Rules
-from vigil.retention.inventory import Location, ObjectEntry, Version
+from vigil.retention.inventory import Item, Location, ObjectEntry, TableInfo, Version
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.plan import Planner, Summary
+from vigil.retention.plan_items import ItemPlanner, key_text
 from vigil.retention.records import parse
 from vigil.retention.transforms import Anonymizer
 
@@ -29,6 +30,10 @@ def _policy():
     data = yaml.safe_load((ROOT / "policy.yaml").read_text())
     data["holds"] = [{"reason": "case A", "subjects": ["s1"], "until": HOLD_UNTIL.date().isoformat()},
                      {"reason": "case B", "prefixes": ["contacts/s2", "web/held", "hold/"]}]
+    data["categories"]["sessions"] = {"retain": "P90D", "action": "anonymize", "basis": "trends",
+                                      "anonymize": {"id": "keep", "ip": "generalize_ip", "ts": "truncate_time:day"}}
+    data["stores"].append({"name": "sessions", "kind": "dynamodb", "table": "sessions", "category": "sessions",
+                           "timestamp_attribute": "ts", "subject_attribute": "who"})
     path = Path(tempfile.mkdtemp()) / "policy.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_policy(path)
@@ -125,3 +130,29 @@ def test_delete_batches_hold_at_most_1000_and_lose_nothing(per_key) -> None:
     assert all(size <= 1000 for size in sizes)
     assert sum(sizes) == sum(per_key) == planner.summary.counts["delete"]
     assert len({a["action_id"] for a in actions}) == len(actions)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(moments, subjects), min_size=1, max_size=250), closed=st.dictionaries(subjects, moments),
+       as_of=moments, store_name=st.sampled_from(["sessions", "referrals", "subscribers"]))
+def test_item_plan_never_touches_held_or_live_items(rows, closed, as_of, store_name) -> None:
+    store = next(s for s in POLICY.stores if s.name == store_name)
+    category = POLICY.category_of(store)
+    anonymizer = Anonymizer(category, KEYS.pseudonym) if category.action == "anonymize" else None
+    summary = Summary(store.name, "dynamodb", store.category, str(category.action), "arn", "us-east-1")
+    planner = ItemPlanner(Rules.for_store(POLICY, store.name, category, as_of, closed), store, KEYS, summary, anonymizer,
+                          TableInfo(store.name, store.table, "us-east-1", key_names=["id"]))
+    facts, actions = {}, []
+    for n, (ts, subject) in enumerate(rows):
+        raw = {"id": {"S": f"i{n}"}, "ip": {"S": "203.0.113.9"}, "ts": {"S": ts.strftime("%Y-%m-%dT%H:%M:%SZ")},
+               "who": {"S": subject}}
+        start = closed.get(subject) if category.after else ts
+        facts[key_text({"id": raw["id"]})] = oracle_may_touch(ts, start, category.retain, as_of, subject, "", None, False,
+                                                              category.keep_at_least)
+        actions += planner.item(Item({"id": raw["id"]}, ts, subject, 10, raw=raw if anonymizer else None))
+    actions += planner.flush()
+    touched = [key for a in actions for key in a["items"]]
+    assert len(touched) == len(set(touched))
+    assert all(facts[key] for key in touched), "planned to change an item held or within retention"
+    assert len(touched) == sum(facts.values()), "everything past retention is planned"
+    assert all(len(a["items"]) <= (100 if anonymizer else 1000) for a in actions)

@@ -10,6 +10,8 @@ import boto3
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
+from vigil.evidence import sample
+from vigil.evidence.render import write_report
 from vigil.policy import Duration
 from tests.test_retention_world import NOW, World, days_ago, jsonl, store_plan
 
@@ -129,3 +131,22 @@ def test_access_denied_on_one_bucket_fails_that_store_only(tmp_path: Path, monke
     assert billing["verify"]["status"] == "fail"
     assert consent["counts"]["delete"] == 1 and consent["verify"] == {"status": "pass", "remaining": 0}
     assert world.versions("example-sms-consent") == []
+
+
+def test_rds_stores_are_named_as_not_covered_in_the_plan_and_the_report(tmp_path: Path, monkeypatch, capsys) -> None:
+    def with_rds(data):
+        data["stores"].append({"name": "crm", "kind": "rds", "instance": "crm-db", "category": "contact"})
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, with_rds)
+        world.bucket("example-billing")
+        code, plan, out = world.retain("--store", "crm", "--store", "billing")
+        assert code == 0
+        assert [s["store"] for s in plan["stores"]] == ["billing"]
+        assert plan["not_covered"][0]["store"] == "crm" and "database" in plan["not_covered"][0]["reason"]
+        assert "crm: not covered by retention (RDS)" in capsys.readouterr().out
+        (out / "findings.json").unlink(missing_ok=True)
+        sample.write_sample(out, with_retention=False)
+        write_report(out, world.policy_path)
+        html = (out / "report.html").read_text()
+        assert "<strong>crm</strong>: not covered by retention" in html
+        assert "crm: not covered by retention" in (out / "report.md").read_text()

@@ -49,6 +49,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "s3:PutObject": ("s3:PutObject", "s3:PutObjectTagging"),  # the rewrite carries the old version's tags
     "s3:DeleteObjects": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
     "s3:DeleteObject": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    # A transaction needs the action of each kind of write in it (ConditionCheck for the guards).
+    "dynamodb:TransactWriteItems": ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"),
     "s3control:GetPublicAccessBlock": ("s3:GetAccountPublicAccessBlock",),
     "sts:GetCallerIdentity": (),  # answers for any valid credentials; no permission exists for it
 }

@@ -10,7 +10,7 @@ from rich.table import Table
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
-from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
+from vigil.retention.engine import LEDGER_FILE, RDS_REASON, RetentionRun, run_retention
 from vigil.retention.keys import load_keys
 
 
@@ -79,6 +79,8 @@ def print_result(result: RetentionRun, console: Console) -> None:
             console.print(f"  [cyan]{s.store}[/]: {hold['count']} held, {hold['reason']} ({until})")
         for error in s.errors[:5]:
             console.print(f"  [yellow]{s.store}[/]: {error['object'][:16]}… {error['reason']}")
+    for name in result.not_covered:
+        console.print(f"  [yellow]{name}[/]: not covered by retention (RDS): {RDS_REASON}")
     if result.max_delete_exceeded:
         console.print(f"[bold red]the plan deletes {result.deletes}, more than --max-delete; nothing was deleted[/]")
     if result.stats is not None:

@@ -1,0 +1,111 @@
+"""The plan for one DynamoDB store: a pure function of (policy, items, as-of), fed one item at a time.
+
+Delete categories: expired items go 1,000 to an action (apply writes 25 per BatchWriteItem).
+Anonymize categories: expired items are anonymized in batches that apply writes as one
+TransactWriteItems (100 writes, all or none); k-anonymity is verified on each batch, so a
+batch is never written with a class below k, and suppressed items are deleted in it.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .anonymize import refusal
+from .decide import EXPIRED, Rules
+from .inventory import Item, TableInfo
+from .items import digest, key_problem, record
+from .keys import RetentionKeys
+from .plan import Summary, action_id, tally
+from .transforms import Anonymizer
+
+DELETE_BATCH = 1000
+TRANSACTION = 100  # writes in one TransactWriteItems
+
+
+def key_text(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+class ItemPlanner:
+    """Plans one table. Feed it items; call `flush()` at the end for the last batches."""
+
+    def __init__(self, rules: Rules, store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None,
+                 info: TableInfo):
+        self.rules = rules
+        self.store = store
+        self.keys = keys
+        self.summary = summary
+        self.anonymizer = anonymizer if rules.category.action == "anonymize" else None
+        self.info = info
+        self.problem, moves = key_problem(self.anonymizer, info.key_names) if self.anonymizer else (None, False)
+        self._reported = False
+        self.batch = TRANSACTION // (2 if moves else 1)  # an item moved to a new key is two writes
+        self._deletes: list[tuple[str, int]] = []  # (key, bytes)
+        self._anonymize: list[tuple[str, str, dict[str, Any], int]] = []  # (key, digest, anonymized record, bytes)
+
+    def item(self, item: Item) -> list[dict[str, Any]]:
+        self.summary.scanned += 1
+        text = key_text(item.key)
+        target = self.keys.hash(text)
+        if item.anonymized:
+            self.summary.add("keep", 1, item.size)
+            return []
+        if item.error is not None:
+            self.summary.error(target, item.error, 1, item.size)
+            return []
+        d = self.rules.decide(item.ts, item.subject)
+        if d.verdict == EXPIRED and self.anonymizer is not None:
+            self.summary.expired(d.start, target)
+            return self._to_anonymize(item, text, target)
+        if not tally(self.summary, d, item.size, target):
+            return []
+        self._deletes.append((text, item.size))
+        return [self._delete_batch()] if len(self._deletes) >= DELETE_BATCH else []
+
+    def _to_anonymize(self, item: Item, text: str, target: str) -> list[dict[str, Any]]:
+        assert self.anonymizer is not None and item.raw is not None
+        if self.problem is not None:
+            if not self._reported:  # one line for the store; every item is counted
+                self._reported = True
+                self.summary.error(f"{self.summary.resource} (key schema)", self.problem, 0)
+            self.summary.add("error", 1, item.size)
+            self.summary.stuck += 1
+            return []
+        self._anonymize.append((text, digest(item.raw), record(self.anonymizer, item.raw), item.size))
+        return [a for a in [self._anonymize_batch()] if a] if len(self._anonymize) >= self.batch else []
+
+    def _delete_batch(self) -> dict[str, Any]:
+        pending, self._deletes = self._deletes, []
+        action = {
+            "action": "delete_items", "store": self.store.name, "location": self.info.table, "region": self.info.region,
+            "items": [key for key, _ in pending], "count": len(pending), "bytes": sum(size for _, size in pending),
+        }
+        action["action_id"] = action_id(action)
+        return action
+
+    def _anonymize_batch(self) -> dict[str, Any] | None:
+        assert self.anonymizer is not None
+        pending, self._anonymize = self._anonymize, []
+        suppressed = self.anonymizer.suppressed([rec for _, _, rec, _ in pending])
+        refused = refusal(self.anonymizer, len(suppressed), len(pending))
+        if refused is not None:  # left raw and counted as still past retention
+            self.summary.error(self.keys.hash(pending[0][0]), f"batch of {len(pending)} items: {refused}", 0)
+            self.summary.add("error", len(pending), sum(size for *_, size in pending))
+            self.summary.stuck += len(pending)
+            return None
+        for index, (_, _, _, size) in enumerate(pending):
+            self.summary.add("suppress" if index in suppressed else "anonymize", 1, size)
+        action = {
+            "action": "anonymize_items", "store": self.store.name, "location": self.info.table, "region": self.info.region,
+            "items": [key for key, *_ in pending], "digests": [d for _, d, _, _ in pending],
+            "suppress": sorted(suppressed), "count": len(pending), "bytes": sum(size for *_, size in pending),
+            "counts": {"anonymize": len(pending) - len(suppressed), "suppress": len(suppressed)},
+        }
+        action["action_id"] = action_id(action)
+        return action
+
+    def flush(self) -> list[dict[str, Any]]:
+        out = [self._delete_batch()] if self._deletes else []
+        if self._anonymize:
+            out += [a for a in [self._anonymize_batch()] if a]
+        return out

@@ -137,6 +137,7 @@ def retention_view(plan: dict[str, Any] | None, policy_sha256: str = "") -> dict
                        "count": int(h.get("count", 0) or 0)} for h in store.get("holds") or []],
             "errors": [{"object": str(e.get("object", "")), "reason": str(e.get("reason", ""))} for e in store.get("errors") or []],
             "verify": {"status": str(verify.get("status", "not_run")), "remaining": int(verify.get("remaining", 0) or 0)},
+            "unnamed": {str(k): int(v or 0) for k, v in (store.get("unnamed_fields") or {}).items()},
         })
     totals = plan.get("totals") or {}
     applied = str(run.get("mode", "")) == "apply"

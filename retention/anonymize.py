@@ -31,6 +31,7 @@ class Rewrite:
     refused: str | None = None
     refused_count: int = 0  # expired records left untouched because the batch was refused
     oldest: datetime | None = None  # clock start of the oldest expired record
+    unnamed: dict[str, int] = field(default_factory=dict)  # field the category does not name -> records it was dropped from
 
     def add(self, kind: str, n: int, size: int) -> None:
         slot = self.counts.setdefault(kind, [0, 0])
@@ -122,6 +123,8 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
             out.add("delete", 1, record.size)
     elif expired:
         transformed = [anonymizer.record(record.fields or {}) for _, record, _ in expired]
+        for _, record, _ in expired:
+            anonymizer.unnamed(record.fields or {}, out.unnamed)
         suppressed = anonymizer.suppressed(transformed)
         out.refused = refusal(anonymizer, len(suppressed), len(transformed))
         if out.refused is not None:

@@ -70,12 +70,13 @@ class Applier:
         self.stats = Stats()
 
     def run(self, actions: Iterable[dict[str, Any]]) -> Stats:
-        """Run actions concurrently (across prefixes and stores), a bounded number in flight."""
+        """Run actions concurrently (across prefixes and stores), one per worker in flight: each
+        holds up to 1,000 keys, so a deeper queue would only grow memory, not throughput."""
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-apply") as pool:
             running: set[Future] = set()
             for action in actions:
                 running.add(pool.submit(self.one, action))
-                if len(running) >= self.workers * 2:
+                if len(running) >= self.workers:
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         future.result()

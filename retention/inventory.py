@@ -29,7 +29,7 @@ FLAG = "vigil-anonymized"  # object metadata: vigil rewrote this object (anonymi
 WINDOW = 64  # per-object reads in flight per location
 
 
-@dataclass
+@dataclass(slots=True)  # one per listed version: a page of 1,000 is held at a time per listing
 class Version:
     key: str
     version_id: str
@@ -165,16 +165,36 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _listed(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
-    """ListObjectVersions, grouped by key; a key split across pages is held until it is complete."""
-    pages = aws.client("s3", loc.region).get_paginator("list_object_versions").paginate(
-        Bucket=loc.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000})
+def _version_pages(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[list[Version]]:
+    """ListObjectVersions, 1,000 a page, as Versions. Each response is let go before the next call:
+    botocore's paginator keeps the last page alive during the next request, two pages a listing."""
+    s3 = aws.client("s3", loc.region)
+    args: dict[str, Any] = {"Bucket": loc.bucket, "Prefix": prefix, "MaxKeys": page_size}
+    while True:
+        page = s3.list_object_versions(**args)
+        versions = [Version(raw["Key"], raw.get("VersionId") or "null", bool(raw.get("IsLatest")), marker,
+                            _utc(raw["LastModified"]), int(raw.get("Size", 0)))
+                    for field_name, marker in (("Versions", False), ("DeleteMarkers", True))
+                    for raw in page.get(field_name, [])]
+        more, key_marker, version_marker = page.get("IsTruncated"), page.get("NextKeyMarker"), page.get("NextVersionIdMarker")
+        del page
+        yield versions
+        if not more or not key_marker:
+            return
+        args["KeyMarker"] = key_marker
+        if version_marker:
+            args["VersionIdMarker"] = version_marker
+        else:
+            args.pop("VersionIdMarker", None)
+
+
+def _listed(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[ObjectEntry]:
+    """Every version and delete marker, grouped by key; a key split across pages is held until it is complete."""
     pending: dict[str, list[Version]] = {}
-    for page in pages:
-        for raw, marker in [(v, False) for v in page.get("Versions", [])] + [(m, True) for m in page.get("DeleteMarkers", [])]:
-            pending.setdefault(raw["Key"], []).append(Version(
-                raw["Key"], raw.get("VersionId") or "null", bool(raw.get("IsLatest")), marker,
-                _utc(raw["LastModified"]), int(raw.get("Size", 0))))
+    for versions in _version_pages(aws, loc, prefix, page_size):
+        for version in versions:
+            pending.setdefault(version.key, []).append(version)
+        del versions
         last = max(pending) if pending else None
         for key in sorted(k for k in pending if k != last):
             yield ObjectEntry(key, _newest_first(pending.pop(key)))
@@ -182,9 +202,9 @@ def _listed(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
         yield ObjectEntry(key, _newest_first(pending.pop(key)))
 
 
-def listed_objects(aws: Aws, loc: Location, prefix: str) -> Iterator[ObjectEntry]:
+def listed_objects(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[ObjectEntry]:
     """Every key under `prefix` in `loc` with all its versions and delete markers (no reads)."""
-    return _listed(aws, loc, prefix)
+    return _listed(aws, loc, prefix, page_size)
 
 
 def _newest_first(versions: list[Version]) -> list[Version]:

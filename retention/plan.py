@@ -56,6 +56,11 @@ class Summary:
     scanned: int = 0
     stuck: int = 0  # past retention but not handled (anonymization refused or unsupported): still counts as left
     verify: dict[str, Any] = field(default_factory=lambda: {"status": "not_run", "remaining": 0})
+    unnamed: dict[str, int] = field(default_factory=dict)  # fields the category does not name, dropped when anonymizing
+
+    def dropped(self, counts: dict[str, int]) -> None:
+        for name, n in counts.items():
+            self.unnamed[name] = self.unnamed.get(name, 0) + n
 
     def add(self, kind: str, n: int, size: int) -> None:
         self.counts[kind] += n
@@ -93,6 +98,7 @@ class Summary:
             "counts": dict(self.counts), "bytes": dict(self.bytes),
             "holds": [{"reason": r, "until": u.isoformat() if u else None, "count": n} for r, (n, u) in sorted(self.holds.items())],
             "errors": list(self.errors),
+            "unnamed_fields": dict(sorted(self.unnamed.items())),
             "verify": dict(self.verify),
         }
 
@@ -186,6 +192,8 @@ class Planner:
             return None
         for kind in ("keep", "anonymize", "suppress", "delete"):
             self.summary.add(kind, *result.counts.get(kind, [0, 0]))
+        if result.refused is None:
+            self.summary.dropped(result.unnamed)
         if not result.changed:
             return None
         remaining = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")

@@ -13,7 +13,7 @@ from typing import Any
 from .anonymize import refusal
 from .decide import EXPIRED, Rules
 from .inventory import Item, TableInfo
-from .items import digest, key_problem, record
+from .items import digest, fields, key_problem, record
 from .keys import RetentionKeys
 from .plan import Summary, action_id, tally
 from .transforms import Anonymizer
@@ -42,6 +42,7 @@ class ItemPlanner:
         self.batch = TRANSACTION // (2 if moves else 1)  # an item moved to a new key is two writes
         self._deletes: list[tuple[str, int]] = []  # (key, bytes)
         self._anonymize: list[tuple[str, str, dict[str, Any], int]] = []  # (key, digest, anonymized record, bytes)
+        self._unnamed: dict[str, int] = {}  # of the pending batch
 
     def item(self, item: Item) -> list[dict[str, Any]]:
         self.summary.scanned += 1
@@ -72,6 +73,7 @@ class ItemPlanner:
             self.summary.stuck += 1
             return []
         self._anonymize.append((text, digest(item.raw), record(self.anonymizer, item.raw), item.size))
+        self.anonymizer.unnamed(fields(item.raw), self._unnamed)
         return [a for a in [self._anonymize_batch()] if a] if len(self._anonymize) >= self.batch else []
 
     def _delete_batch(self) -> dict[str, Any]:
@@ -86,6 +88,7 @@ class ItemPlanner:
     def _anonymize_batch(self) -> dict[str, Any] | None:
         assert self.anonymizer is not None
         pending, self._anonymize = self._anonymize, []
+        unnamed, self._unnamed = self._unnamed, {}
         suppressed = self.anonymizer.suppressed([rec for _, _, rec, _ in pending])
         refused = refusal(self.anonymizer, len(suppressed), len(pending))
         if refused is not None:  # left raw and counted as still past retention
@@ -93,6 +96,7 @@ class ItemPlanner:
             self.summary.add("error", len(pending), sum(size for *_, size in pending))
             self.summary.stuck += len(pending)
             return None
+        self.summary.dropped(unnamed)
         for index, (_, _, _, size) in enumerate(pending):
             self.summary.add("suppress" if index in suppressed else "anonymize", 1, size)
         action = {

@@ -142,6 +142,7 @@ class Anonymizer:
 
     def __init__(self, category: Category, pseudonym_key: bytes | None):
         self.transforms = {f: t for f, t in (category.anonymize or {}).items() if t.name != "drop"}
+        self.named = frozenset(category.anonymize or {})  # transformed, kept or dropped by name
         self.key = pseudonym_key
         self.quasi = list(category.verify.quasi_identifiers) if category.verify else []
         self.k = category.verify.k if category.verify else 1
@@ -151,6 +152,12 @@ class Anonymizer:
 
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
         return {f: op(record[f]) for f, op in self.ops if f in record}
+
+    def unnamed(self, record: dict[str, Any], into: dict[str, int]) -> None:
+        """Count the fields of `record` the category does not name (they are dropped, and reported)."""
+        if not record.keys() <= self.named:
+            for name in record.keys() - self.named:
+                into[name] = into.get(name, 0) + 1
 
     def suppressed(self, records: list[dict[str, Any]]) -> set[int]:
         """Indices of anonymized records in equivalence classes (on the quasi-identifiers) smaller than k."""

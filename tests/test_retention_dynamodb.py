@@ -72,6 +72,7 @@ def test_expired_items_are_anonymized_in_place_and_lonely_ones_suppressed(tmp_pa
         assert {k: summary["counts"][k] for k in ("anonymize", "suppress", "keep", "held", "error")} == {
             "anonymize": 5, "suppress": 1, "keep": 1, "held": 1, "error": 0}
         assert summary["verify"] == {"status": "pass", "remaining": 0}
+        assert summary["unnamed_fields"] == {"user_agent": 6}
         items = by_key(world)
         assert set(items) == {"a1", "a2", "a3", "b1", "b2", "fresh", "kept"}
         a1 = items["a1"]

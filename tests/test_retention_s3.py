@@ -13,6 +13,8 @@ import boto3
 from moto import mock_aws
 
 from tests.test_retention_world import BACKUP, NOW, World, days_ago, iso, jsonl, store_plan
+from vigil.aws import Aws
+from vigil.retention.inventory import Location, listed_objects
 from vigil.retention.ledger import chain_ok, read_lines
 
 OLD_DAY = (NOW - timedelta(days=200)).replace(hour=12, minute=0, second=0)
@@ -48,6 +50,7 @@ def test_jsonl_and_gz_with_replica_anonymized_everywhere(tmp_path: Path, monkeyp
         assert logs["replicas"] == ["arn:aws:s3:::example-usage-logs-replica"]
         assert logs["verify"] == {"status": "pass", "remaining": 0}
         assert logs["counts"]["anonymize"] == 2 * (6 + 5)
+        assert logs["unnamed_fields"] == {"cookie": 2 * (6 + 5)}, "a field the category does not name is reported"
         for region, bucket in (("us-east-1", "example-usage-logs"), (BACKUP, "example-usage-logs-replica")):
             versions = [v for v in world.versions(bucket, region) if v["key"].startswith("web/")]
             assert [v["key"] for v in versions] == ["web/a.jsonl", "web/b.jsonl.gz"], "raw versions must be gone"
@@ -228,3 +231,20 @@ def test_whole_objects_anonymized_by_subject_from_key_with_a_held_subject(tmp_pa
         assert len(world.versions("example-contacts")) == 3
         code, plan, _ = world.retain("--apply", "--store", "contacts")
         assert code == 0 and store_plan(plan, "contacts")["counts"]["anonymize"] == 0, "a second run changes nothing"
+
+
+def test_a_key_whose_versions_span_pages_is_listed_once_with_all_of_them() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="paged")
+        s3.put_bucket_versioning(Bucket="paged", VersioningConfiguration={"Status": "Enabled"})
+        for key, versions in (("a", 2), ("b", 4), ("c", 1)):
+            for i in range(versions):
+                s3.put_object(Bucket="paged", Key=key, Body=f"{i}".encode())
+        s3.delete_object(Bucket="paged", Key="c")  # a delete marker on the last page
+        entries = list(listed_objects(Aws(), Location("s", "paged", "us-east-1"), "", page_size=3))
+        assert [(e.key, len(e.versions)) for e in entries] == [("a", 2), ("b", 4), ("c", 2)]
+        for entry in entries:
+            assert entry.versions[0].is_latest and sum(v.is_latest for v in entry.versions) == 1
+            assert len({v.version_id for v in entry.versions}) == len(entry.versions)
+        assert entries[2].versions[0].delete_marker

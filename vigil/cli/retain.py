@@ -77,6 +77,9 @@ def print_result(result: RetentionRun, console: Console) -> None:
         for hold in s.to_json()["holds"]:
             until = f"until {hold['until']}" if hold["until"] else "until released"
             console.print(f"  [cyan]{s.store}[/]: {hold['count']} held, {hold['reason']} ({until})")
+        if s.unnamed:
+            fields = ", ".join(f"{name} ({n})" for name, n in sorted(s.unnamed.items()))
+            console.print(f"  [cyan]{s.store}[/]: fields the category does not name, dropped from anonymized records: {fields}")
         for error in s.errors[:5]:
             console.print(f"  [yellow]{s.store}[/]: {error['object'][:16]}… {error['reason']}")
     for name in result.not_covered:

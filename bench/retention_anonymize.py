@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tracemalloc
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def body(n: int, offset: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the peak heap in a second pass (slower under tracemalloc)")
     args = parser.parse_args()
     policy = load_policy(ROOT / "policy.yaml")
     store = next(s for s in policy.stores if s.name == "web-logs")
@@ -46,15 +49,19 @@ def main() -> None:
     anonymizer = Anonymizer(category, b"k" * 32)
     bodies = [body(min(PER_OBJECT, args.records - o), o) for o in range(0, args.records, PER_OBJECT)]
 
+    def anonymize_all() -> tuple[int, int]:
+        out_records = suppressed = 0
+        for raw in bodies:
+            version = Version("web/x.jsonl", "v", True, False, rules.as_of)
+            version.parsed = parse(raw, version.key, "jsonl", store.timestamp_field, store.subject_field)
+            result = rewrite(rules, store, version, anonymizer, False, remove=False)
+            new_body(result, version, store)
+            out_records += result.n("anonymize")
+            suppressed += result.n("suppress")
+        return out_records, suppressed
+
     start = time.perf_counter()
-    out_records = suppressed = 0
-    for raw in bodies:
-        version = Version("web/x.jsonl", "v", True, False, rules.as_of)
-        version.parsed = parse(raw, version.key, "jsonl", store.timestamp_field, store.subject_field)
-        result = rewrite(rules, store, version, anonymizer, False, remove=False)
-        new_body(result, version, store)
-        out_records += result.n("anonymize")
-        suppressed += result.n("suppress")
+    out_records, suppressed = anonymize_all()
     vigil = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -63,7 +70,14 @@ def main() -> None:
     bare = time.perf_counter() - start
     print(f"records={args.records}: vigil {vigil:.2f}s ({args.records / vigil:,.0f} records/s; {out_records} anonymized, "
           f"{suppressed} suppressed) vs bare json loop {bare:.2f}s ({args.records / bare:,.0f} records/s): "
-          f"vigil takes {vigil / bare:.1f}x the bare loop")
+          f"vigil takes {vigil / bare:.1f}x the bare loop", flush=True)
+    if args.memory:  # a second, untimed pass: the heap vigil allocates beyond the input bodies
+        tracemalloc.start()
+        anonymize_all()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"peak heap while anonymizing (tracemalloc, input excluded): {peak / 2**20:.1f} MiB "
+              f"({len(bodies)} objects of up to {PER_OBJECT:,} records)")
 
 
 if __name__ == "__main__":

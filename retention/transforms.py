@@ -62,7 +62,7 @@ def parse_time(value: Any) -> datetime | None:
         return None
     text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        parsed = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z as UTC
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -117,6 +117,21 @@ def apply_transform(transform: Transform, value: Any, key: bytes | None) -> Any:
     raise ValueError(f"unknown transform {transform}")
 
 
+def _pseudonymizer(key: bytes, size: int = 65536) -> Callable[[Any], str]:
+    """`pseudonymize` with a bounded memo: logs repeat the same ids, and the HMAC dominates otherwise."""
+    memo: dict[str, str] = {}
+
+    def pseudonym(value: Any) -> str:
+        text = value if isinstance(value, str) else str(value)
+        out = memo.get(text)
+        if out is None:
+            out = pseudonymize(text, key)
+            if len(memo) < size:
+                memo[text] = out
+        return out
+    return pseudonym
+
+
 def _bound(transform: Transform, key: bytes | None) -> Callable[[Any], Any]:
     """`apply_transform` with the transform (and key) fixed."""
     name, arg = transform.name, transform.arg
@@ -133,7 +148,7 @@ def _bound(transform: Transform, key: bytes | None) -> Callable[[Any], Any]:
         keep = int(arg or 0)
         return lambda value: mask(value, keep)
     if name == "pseudonymize":
-        return (lambda value: pseudonymize(value, key)) if key is not None else (lambda value: apply_transform(transform, value, None))
+        return _pseudonymizer(key) if key is not None else (lambda value: apply_transform(transform, value, None))
     raise ValueError(f"unknown transform {transform}")
 
 

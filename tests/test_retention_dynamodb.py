@@ -187,3 +187,15 @@ def test_a_batch_written_before_a_crash_is_resumed_once(tmp_path: Path, monkeypa
         assert len(outcomes) == 1 and outcomes[0]["outcome"] == "ok" and outcomes[0]["detail"]["resumed"]
         assert outcomes[0]["target"]["count"] == 6
         assert all("vigil-anonymized" in i for i in world.items("sessions") if i["session_id"]["S"] != "b0")
+
+
+def test_ret02_in_check_fails_on_raw_items_past_retention_and_passes_once_anonymized(tmp_path: Path, monkeypatch) -> None:
+    from tests.test_retention_ret02 import _ret02
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, sessions_policy())
+        seed(world, [session(f"a{i}", "203.0.113.7", 40) for i in range(3)] + [session("fresh", "203.0.113.7", 1)])
+        finding = next(f for resource, f in _ret02(world).items() if resource.endswith(":table/sessions"))
+        assert finding.status.value == "fail" and finding.evidence.observed["expired"] == 3
+        assert world.retain("--apply", "--store", "sessions")[0] == 0
+        finding = next(f for resource, f in _ret02(world).items() if resource.endswith(":table/sessions"))
+        assert finding.status.value == "pass", finding.reason

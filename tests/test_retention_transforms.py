@@ -107,3 +107,12 @@ def test_generalize_ip_fast_path_agrees_with_ipaddress() -> None:
                "1.2.3.-4", "١.٢.٣.٤"]
     for value in samples:
         assert generalize_ip(value) == _generalize(value), value
+
+
+def test_the_bound_pseudonymizer_memo_gives_the_plain_hmac_for_every_value_past_its_size() -> None:
+    from vigil.retention.transforms import _pseudonymizer, pseudonymize
+    key = b"k" * 32
+    bound = _pseudonymizer(key, size=3)
+    values = ["a", "b", 7, "a", "c", "d", 7, True, "d", "e"]
+    assert [bound(v) for v in values] == [pseudonymize(v, key) for v in values]
+    assert bound(7) == bound("7") == pseudonymize("7", key)

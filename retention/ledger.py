@@ -1,8 +1,10 @@
 """ledger.jsonl: one line per intent and per outcome, each carrying the SHA-256 of the line before.
 
-Lines are flushed to the OS before the action they announce runs, so a killed process leaves
-every intent it acted on in the file; the next run appends to the same chain and resolves
-intents that have no outcome yet (see engine.resume).
+Every line is flushed to the OS as it is written, and an intent is also on disk (fsync)
+before the action it announces runs, so neither a killed process nor a power cut leaves an
+action without its intent; the next run appends to the same chain and resolves intents that
+have no outcome yet (see resume.py). Intents written by concurrent workers share one fsync
+(group commit); an outcome needs none, since a lost one only leaves its intent to resolve.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ class Ledger:
         self.path = path
         self.run_id = run_id
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one fsync at a time; it covers every line written before it
+        self._synced = 0  # lines known to be on disk
         self.seq, self.prev = 0, GENESIS
         if path.exists():
             self._truncate_torn_tail()
@@ -69,6 +73,7 @@ class Ledger:
                 for raw in handle:
                     self.seq += 1
                     self.prev = hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
+        self._synced = self.seq
         self._handle = path.open("ab")
 
     def _truncate_torn_tail(self) -> None:
@@ -93,6 +98,19 @@ class Ledger:
             self._handle.flush()
             self.prev = hashlib.sha256(line).hexdigest()
             self.seq += 1
+            written = self.seq
+        if phase == "intent":
+            self._sync(written)
+
+    def _sync(self, upto: int) -> None:
+        """Return once the first `upto` lines are on disk; one fsync serves every waiting writer."""
+        with self._sync_lock:
+            if self._synced >= upto:
+                return
+            with self._lock:
+                covered = self.seq
+            os.fsync(self._handle.fileno())
+            self._synced = covered
 
     def close(self) -> None:
         with self._lock:

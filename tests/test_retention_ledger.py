@@ -75,3 +75,35 @@ def test_intents_of_stores_not_read_this_run_stay_open(tmp_path: Path) -> None:
     assert resume.resolve(ledger, seen_stores={"web-logs"}) == 0
     ledger.close()
     assert list(dangling(tmp_path / "ledger.jsonl")) == [] and not list(read_lines(tmp_path / "ledger.jsonl"))
+
+
+def test_an_intent_is_on_disk_before_write_returns_and_concurrent_intents_share_fsyncs(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import threading
+
+    synced: list[int] = []  # the file's size at each fsync: everything written before it is on disk
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path, "r")
+    action = {"action_id": "a", "action": "delete_versions", "store": "s"}
+    ledger.write("intent", action, {"count": 1})
+    assert synced == [path.stat().st_size], "the intent is on disk before the action runs"
+    ledger.write("outcome", action, {"count": 1}, "ok")
+    assert len(synced) == 1, "an outcome needs no fsync of its own"
+
+    def worker(n: int) -> None:
+        for i in range(25):
+            ledger.write("intent", {**action, "action_id": f"{n}-{i}"}, {})
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ledger.close()
+    assert 1 < len(synced) <= 1 + 200 + 1 and synced[-1] == path.stat().st_size
+    assert chain_ok(path) and len(list(read_lines(path))) == 202

@@ -64,32 +64,16 @@ def to_status(summary: Summary, store) -> StoreRetention:
 def retention_status(aws: Aws, policy: Policy, inventory: Inventory | None, as_of: datetime) -> Iterable[StoreRetention]:
     """RET-02 facts for `vigil check`: read-only, one record per store bucket/table and per replica.
 
-    Without the policy's keys, stores that only delete are still counted (their samples are
-    hashed under a throwaway key); stores that anonymize are not, since telling an anonymized
-    record from a raw one needs the pseudonymize key.
+    The policy's keys are not needed to judge: a pseudonymized value is recognised by its shape
+    (64 hex digits), and k-anonymity classes are the same under any HMAC key. Without them,
+    throwaway keys stand in, and the samples in findings are hashed under a key no ledger uses.
     """
     stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
-    blocked: list[StoreRetention] = []
     try:
         keys = load_keys(policy, aws)
-    except VigilError as exc:
-        keys = RetentionKeys(evidence=os.urandom(32))
-        anonymizing = [s for s in stores if policy.category_of(s).action == "anonymize"]
-        blocked = [StoreRetention(s.name, _arn(s, policy, inventory), policy.regions.primary,
-                                  error=f"cannot tell anonymized records from raw ones without the keys: {str(exc).removesuffix('; nothing was changed')}",
-                                  api=_api(s)) for s in anonymizing]
-        stores = [s for s in stores if s not in anonymizing]
+    except VigilError:
+        keys = RetentionKeys(evidence=os.urandom(32), pseudonym=os.urandom(32))
     closed, subjects_error = load_closed(aws, policy, stores)
     by_name = {s.name: s for s in stores}
-    return blocked + [to_status(summary, by_name[summary.store])
-                      for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error, known=inventory)]
-
-
-def _arn(store, policy: Policy, inventory: Inventory | None) -> str:
-    if isinstance(store, S3Store):
-        return f"arn:aws:s3:::{store.bucket}"
-    found = inventory.tables_named(store.table) if inventory is not None else []
-    if found:
-        return found[0].arn
-    account = inventory.account_id if inventory is not None else ""
-    return f"arn:aws:dynamodb:{policy.regions.primary}:{account}:table/{store.table}"
+    return [to_status(summary, by_name[summary.store])
+            for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error, known=inventory)]

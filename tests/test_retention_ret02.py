@@ -8,7 +8,7 @@ from pathlib import Path
 from moto import mock_aws
 
 from tests.test_retention_s3 import live_logs, old_logs
-from tests.test_retention_world import BACKUP, World, jsonl
+from tests.test_retention_world import BACKUP, KEY_B64, World, jsonl
 from vigil.aws import Aws
 from vigil.checks.context import Context
 from vigil.checks.model import Inventory, Status
@@ -50,3 +50,21 @@ def test_ret02_fails_on_expired_records_in_store_and_replica_then_passes_after_a
         findings = _ret02(world)
         assert findings["arn:aws:s3:::example-usage-logs"].status == Status.PASS
         assert findings["arn:aws:s3:::example-usage-logs-replica"].status == Status.PASS
+
+
+def test_ret02_judges_anonymizing_stores_without_the_keys(tmp_path: Path, monkeypatch) -> None:
+    """The check may run without the pseudonymize key: raw records past retention still fail,
+    and records vigil anonymized (with the key) still pass."""
+    with mock_aws():
+        world = World(tmp_path, monkeypatch)
+        world.bucket("example-usage-logs")
+        world.put("example-usage-logs", "web/a.jsonl", jsonl(old_logs(6) + live_logs(1)))
+        monkeypatch.delenv("VIGIL_PSEUDONYM_KEY")
+        source = _ret02(world)["arn:aws:s3:::example-usage-logs"]
+        assert source.status == Status.FAIL and source.evidence.observed["expired"] == 6
+
+        monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", KEY_B64)
+        assert world.retain("--apply", "--store", "web-logs")[0] == 0
+        monkeypatch.delenv("VIGIL_PSEUDONYM_KEY")
+        source = _ret02(world)["arn:aws:s3:::example-usage-logs"]
+        assert source.status == Status.PASS, source.reason

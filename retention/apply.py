@@ -8,6 +8,7 @@ vigil flag) and then permanently deletes the raw version it replaced.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class Applier:
         self.context = context  # store name -> (store, rules, anonymizer)
         self.workers = workers
         self.stats = Stats()
+        self._tables: dict[str, threading.Lock] = {}
+        self._tables_lock = threading.Lock()
 
     def run(self, actions: Iterable[dict[str, Any]]) -> Stats:
         """Run actions concurrently (across prefixes and stores), one per worker in flight: each
@@ -205,7 +208,8 @@ class Applier:
             writes += entries
         for attempt in range(ATTEMPTS):
             try:
-                client.transact_write_items(TransactItems=writes, ClientRequestToken=action["action_id"])
+                with self._table(action["region"], table):
+                    client.transact_write_items(TransactItems=writes, ClientRequestToken=action["action_id"])
                 return "ok", dict(action["counts"]), len(keys)
             except botocore.exceptions.ClientError as exc:
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
@@ -220,6 +224,12 @@ class Applier:
                     raise
                 _backoff(attempt)
         raise AssertionError("unreachable")
+
+    def _table(self, region: str, table: str) -> threading.Lock:
+        """One transaction at a time per table: concurrent ones would only contend for its write
+        capacity (and the emulator's transactions are not thread-safe)."""
+        with self._tables_lock:
+            return self._tables.setdefault(f"{region}/{table}", threading.Lock())
 
     def _get_items(self, client, table: str, keys: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Key text -> the item as it is now (consistent reads, 100 keys a call, unprocessed keys retried)."""

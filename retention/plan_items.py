@@ -1,9 +1,11 @@
 """The plan for one DynamoDB store: a pure function of (policy, items, as-of), fed one item at a time.
 
 Delete categories: expired items go 1,000 to an action (apply writes 25 per BatchWriteItem).
-Anonymize categories: expired items are anonymized in batches that apply writes as one
-TransactWriteItems (100 writes, all or none); k-anonymity is verified on each batch, so a
-batch is never written with a class below k, and suppressed items are deleted in it.
+Anonymize categories: expired items are gathered 1,000 at a time; k-anonymity is verified on
+that batch (items in classes below k are suppressed, i.e. deleted; too many and the batch is
+refused and left as it is). Apply writes each action as one TransactWriteItems (up to 100
+writes, all or none), and every action holds whole equivalence classes (or pieces of at least
+k of a large one): whatever one action does, or fails to do, no class below k is published.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from .plan import Summary, action_id, tally
 from .transforms import Anonymizer
 
 DELETE_BATCH = 1000
+ANONYMIZE_BATCH = 1000  # items judged together for k-anonymity
 TRANSACTION = 100  # writes in one TransactWriteItems
 
 
@@ -39,7 +42,7 @@ class ItemPlanner:
         self.info = info
         self.problem, moves = key_problem(self.anonymizer, info.key_names) if self.anonymizer else (None, False)
         self._reported = False
-        self.batch = TRANSACTION // (2 if moves else 1)  # an item moved to a new key is two writes
+        self.per_action = TRANSACTION // (2 if moves else 1)  # an item moved to a new key is two writes
         self._deletes: list[tuple[str, int]] = []  # (key, bytes)
         self._anonymize: list[tuple[str, str, dict[str, Any], int]] = []  # (key, digest, anonymized record, bytes)
         self._unnamed: dict[str, int] = {}  # of the pending batch
@@ -74,7 +77,7 @@ class ItemPlanner:
             return []
         self._anonymize.append((text, digest(item.raw), record(self.anonymizer, item.raw), item.size))
         self.anonymizer.unnamed(fields(item.raw), self._unnamed)
-        return [a for a in [self._anonymize_batch()] if a] if len(self._anonymize) >= self.batch else []
+        return self._anonymize_batch() if len(self._anonymize) >= ANONYMIZE_BATCH else []
 
     def _delete_batch(self) -> dict[str, Any]:
         pending, self._deletes = self._deletes, []
@@ -85,25 +88,35 @@ class ItemPlanner:
         action["action_id"] = action_id(action)
         return action
 
-    def _anonymize_batch(self) -> dict[str, Any] | None:
+    def _anonymize_batch(self) -> list[dict[str, Any]]:
+        """The pending batch as transaction-sized actions, or none when k-anonymity refuses it."""
         assert self.anonymizer is not None
         pending, self._anonymize = self._anonymize, []
         unnamed, self._unnamed = self._unnamed, {}
-        suppressed = self.anonymizer.suppressed([rec for _, _, rec, _ in pending])
+        records = [rec for _, _, rec, _ in pending]
+        suppressed = self.anonymizer.suppressed(records)
         refused = refusal(self.anonymizer, len(suppressed), len(pending))
         if refused is not None:  # left raw and counted as still past retention
             self.summary.error(self.keys.hash(pending[0][0]), f"batch of {len(pending)} items: {refused}", 0)
             self.summary.add("error", len(pending), sum(size for *_, size in pending))
             self.summary.stuck += len(pending)
-            return None
+            return []
         self.summary.dropped(unnamed)
         for index, (_, _, _, size) in enumerate(pending):
             self.summary.add("suppress" if index in suppressed else "anonymize", 1, size)
+        kept = [members for members in self.anonymizer.classes(records) if len(members) >= self.anonymizer.k or
+                not self.anonymizer.quasi]
+        groups = pack(pieces(kept, self.per_action, self.anonymizer.k), sorted(suppressed), self.per_action)
+        return [self._anonymize_action([pending[i] for i in group], suppressed & set(group), group) for group in groups]
+
+    def _anonymize_action(self, chosen: list[tuple[str, str, dict[str, Any], int]], suppressed: set[int],
+                          group: list[int]) -> dict[str, Any]:
+        positions = [pos for pos, index in enumerate(group) if index in suppressed]
         action = {
             "action": "anonymize_items", "store": self.store.name, "location": self.info.table, "region": self.info.region,
-            "items": [key for key, *_ in pending], "digests": [d for _, d, _, _ in pending],
-            "suppress": sorted(suppressed), "count": len(pending), "bytes": sum(size for *_, size in pending),
-            "counts": {"anonymize": len(pending) - len(suppressed), "suppress": len(suppressed)},
+            "items": [key for key, *_ in chosen], "digests": [d for _, d, _, _ in chosen],
+            "suppress": positions, "count": len(chosen), "bytes": sum(size for *_, size in chosen),
+            "counts": {"anonymize": len(chosen) - len(positions), "suppress": len(positions)},
         }
         action["action_id"] = action_id(action)
         return action
@@ -111,5 +124,35 @@ class ItemPlanner:
     def flush(self) -> list[dict[str, Any]]:
         out = [self._delete_batch()] if self._deletes else []
         if self._anonymize:
-            out += [a for a in [self._anonymize_batch()] if a]
+            out += self._anonymize_batch()
         return out
+
+
+def pieces(classes: list[list[int]], cap: int, k: int) -> list[list[int]]:
+    """Classes as they fit in one action: a class larger than `cap` is cut into near-equal
+    pieces (each of at least k whenever k <= cap // 2)."""
+    out = []
+    for members in classes:
+        n = -(-len(members) // cap)  # ceil
+        size = -(-len(members) // n)
+        out += [members[start:start + size] for start in range(0, len(members), size)]
+    return out
+
+
+def pack(parts: list[list[int]], loose: list[int], cap: int) -> list[list[int]]:
+    """Whole parts into actions of at most `cap` items (first fit, largest first); `loose` items
+    (suppressed: deleted, in no class) fill the gaps and then actions of their own."""
+    actions: list[list[int]] = []
+    for part in sorted(parts, key=len, reverse=True):
+        home = next((a for a in actions if len(a) + len(part) <= cap), None)
+        if home is None:
+            actions.append(list(part))
+        else:
+            home += part
+    for index in loose:
+        home = next((a for a in actions if len(a) < cap), None)
+        if home is None:
+            actions.append([index])
+        else:
+            home.append(index)
+    return [sorted(a) for a in actions]

@@ -174,11 +174,18 @@ class Anonymizer:
             for name in record.keys() - self.named:
                 into[name] = into.get(name, 0) + 1
 
+    def classes(self, records: list[dict[str, Any]]) -> list[list[int]]:
+        """Indices of anonymized records grouped in equivalence classes on the quasi-identifiers
+        (one class of all when the category names none)."""
+        if not self.quasi:
+            return [list(range(len(records)))] if records else []
+        classes: dict[tuple, list[int]] = {}
+        for index, record in enumerate(records):
+            classes.setdefault(tuple(str(record.get(q)) for q in self.quasi), []).append(index)
+        return list(classes.values())
+
     def suppressed(self, records: list[dict[str, Any]]) -> set[int]:
         """Indices of anonymized records in equivalence classes (on the quasi-identifiers) smaller than k."""
         if not self.quasi:
             return set()
-        classes: dict[tuple, list[int]] = {}
-        for index, record in enumerate(records):
-            classes.setdefault(tuple(str(record.get(q)) for q in self.quasi), []).append(index)
-        return {i for members in classes.values() if len(members) < self.k for i in members}
+        return {i for members in self.classes(records) if len(members) < self.k for i in members}

@@ -156,3 +156,24 @@ def test_item_plan_never_touches_held_or_live_items(rows, closed, as_of, store_n
     assert all(facts[key] for key in touched), "planned to change an item held or within retention"
     assert len(touched) == sum(facts.values()), "everything past retention is planned"
     assert all(len(a["items"]) <= (100 if anonymizer else 1000) for a in actions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=260), min_size=1, max_size=40), k=st.integers(2, 25),
+       cap=st.sampled_from([50, 100]))
+def test_item_actions_hold_whole_classes_or_pieces_of_at_least_k(sizes, k, cap) -> None:
+    from vigil.retention.plan_items import pack, pieces
+    classes, start = [], 0
+    for size in sizes:
+        classes.append(list(range(start, start + size)))
+        start += size
+    kept = [c for c in classes if len(c) >= k]
+    loose = [i for c in classes if len(c) < k for i in c]
+    actions = pack(pieces(kept, cap, k), loose, cap)
+    flat = [i for a in actions for i in a]
+    assert sorted(flat) == list(range(start)), "every item in exactly one action"
+    assert all(len(a) <= cap for a in actions)
+    class_of = {i: n for n, c in enumerate(classes) for i in c}
+    for action in actions:
+        for n in {class_of[i] for i in action if i not in loose}:
+            assert sum(1 for i in action if class_of[i] == n) >= k, "a class below k inside one action"

@@ -83,6 +83,7 @@ class TableInfo:
     region: str
     arn: str = ""
     key_names: list[str] = field(default_factory=list)
+    key_types: dict[str, str] = field(default_factory=dict)  # key attribute -> S, N or B
     error: str | None = None
 
 
@@ -293,15 +294,21 @@ def table_info(aws: Aws, policy: Policy, store: DynamoDBStore, known: Inventory 
     if found and found[0].description.ok:  # already described by `vigil check`
         table = found[0].description.value or {}
         info.arn = table.get("TableArn", found[0].arn)
-        info.key_names = [k["AttributeName"] for k in table.get("KeySchema", [])]
+        _keys(info, table)
         return info
     try:
         table = aws.client("dynamodb", info.region).describe_table(TableName=store.table)["Table"]
         info.arn = table["TableArn"]
-        info.key_names = [k["AttributeName"] for k in table["KeySchema"]]
+        _keys(info, table)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         info.error = describe_error("dynamodb:DescribeTable", exc)
     return info
+
+
+def _keys(info: TableInfo, table: dict[str, Any]) -> None:
+    info.key_names = [k["AttributeName"] for k in table.get("KeySchema", [])]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+    info.key_types = {name: types[name] for name in info.key_names if name in types}
 
 
 def iter_items(aws: Aws, info: TableInfo, store: DynamoDBStore, pool: Executor, segments: int = 4,

@@ -55,13 +55,18 @@ def digest(raw: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def key_problem(anonymizer: Anonymizer, key_names: list[str]) -> tuple[str | None, bool]:
+def key_problem(anonymizer: Anonymizer, key_names: list[str], key_types: dict[str, str] | None = None) -> tuple[str | None, bool]:
     """(why items of this table cannot be anonymized, or None; whether anonymizing changes keys)."""
     missing = [name for name in key_names if name not in anonymizer.transforms]
     if missing:
         names = ", ".join(repr(m) for m in missing)
         return (f"the key attribute {names} is not named in the category's anonymize map (or is dropped), and an "
                 f"item cannot lose its key: name it with keep or pseudonymize"), False
+    for name, kind in (key_types or {}).items():
+        transform = anonymizer.transforms.get(name)
+        if transform is not None and transform.name != "keep" and (kind == "B" or (kind == "N" and transform.name != "truncate_time")):
+            return (f"the key attribute {name!r} is of type {kind}, and {transform} would write it as text: "
+                    f"keep it, or key the table by a string"), False
     return None, any(anonymizer.transforms[name].name != "keep" for name in key_names)
 
 

@@ -40,7 +40,7 @@ class ItemPlanner:
         self.summary = summary
         self.anonymizer = anonymizer if rules.category.action == "anonymize" else None
         self.info = info
-        self.problem, moves = key_problem(self.anonymizer, info.key_names) if self.anonymizer else (None, False)
+        self.problem, moves = key_problem(self.anonymizer, info.key_names, info.key_types) if self.anonymizer else (None, False)
         self._reported = False
         self.per_action = TRANSACTION // (2 if moves else 1)  # an item moved to a new key is two writes
         self._deletes: list[tuple[str, int]] = []  # (key, bytes)

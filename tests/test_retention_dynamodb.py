@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hmac
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -199,3 +200,19 @@ def test_ret02_in_check_fails_on_raw_items_past_retention_and_passes_once_anonym
         assert world.retain("--apply", "--store", "sessions")[0] == 0
         finding = next(f for resource, f in _ret02(world).items() if resource.endswith(":table/sessions"))
         assert finding.status.value == "pass", finding.reason
+
+
+def test_a_numeric_key_the_category_would_turn_into_text_is_an_error_and_nothing_changes(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, sessions_policy(key="visitor"))
+        world.ddb.create_table(TableName="sessions", KeySchema=[{"AttributeName": "visitor", "KeyType": "HASH"}],
+                               AttributeDefinitions=[{"AttributeName": "visitor", "AttributeType": "N"}],
+                               BillingMode="PAY_PER_REQUEST")
+        for i in range(3):
+            world.ddb.put_item(TableName="sessions", Item={**session(f"s{i}", "203.0.113.7", 40), "visitor": {"N": str(i)}})
+        before = sorted(json.dumps(i, sort_keys=True) for i in world.items("sessions"))
+        code, plan, _ = world.retain("--apply", "--store", "sessions")
+        summary = store_plan(plan, "sessions")
+        assert code == 1 and summary["counts"]["error"] == 3
+        assert "'visitor' is of type N, and pseudonymize would write it as text" in summary["errors"][0]["reason"]
+        assert sorted(json.dumps(i, sort_keys=True) for i in world.items("sessions")) == before

@@ -23,6 +23,7 @@ from .transforms import Anonymizer
 DELETE_BATCH = 1000
 ANONYMIZE_BATCH = 1000  # items judged together for k-anonymity
 TRANSACTION = 100  # writes in one TransactWriteItems
+TRANSACTION_BYTES = 3_500_000  # of the 4 MB a transaction may carry, with room for keys and conditions
 
 
 def key_text(key: dict[str, Any]) -> str:
@@ -106,7 +107,9 @@ class ItemPlanner:
             self.summary.add("suppress" if index in suppressed else "anonymize", 1, size)
         kept = [members for members in self.anonymizer.classes(records) if len(members) >= self.anonymizer.k or
                 not self.anonymizer.quasi]
-        groups = pack(pieces(kept, self.per_action, self.anonymizer.k), sorted(suppressed), self.per_action)
+        largest = max(size for *_, size in pending)
+        cap = max(1, min(self.per_action, TRANSACTION_BYTES // max(largest, 1)))  # large items: fewer per transaction
+        groups = pack(pieces(kept, cap, self.anonymizer.k), sorted(suppressed), cap)
         return [self._anonymize_action([pending[i] for i in group], suppressed & set(group), group) for group in groups]
 
     def _anonymize_action(self, chosen: list[tuple[str, str, dict[str, Any], int]], suppressed: set[int],

@@ -177,3 +177,20 @@ def test_item_actions_hold_whole_classes_or_pieces_of_at_least_k(sizes, k, cap) 
     for action in actions:
         for n in {class_of[i] for i in action if i not in loose}:
             assert sum(1 for i in action if class_of[i] == n) >= k, "a class below k inside one action"
+
+
+def test_large_items_go_fewer_to_a_transaction_so_none_passes_its_4_mb() -> None:
+    from vigil.retention.plan_items import TRANSACTION_BYTES
+    store = next(s for s in POLICY.stores if s.name == "sessions")
+    category = POLICY.category_of(store)
+    summary = Summary(store.name, "dynamodb", store.category, "anonymize", "arn", "us-east-1")
+    as_of = BASE + timedelta(days=365)
+    planner = ItemPlanner(Rules.for_store(POLICY, store.name, category, as_of, {}), store, KEYS, summary,
+                          Anonymizer(category, KEYS.pseudonym), TableInfo(store.name, store.table, "us-east-1", key_names=["id"]))
+    actions = []
+    for n in range(60):
+        raw = {"id": {"S": f"i{n}"}, "ip": {"S": "203.0.113.9"}, "ts": {"S": "2026-01-01T00:00:00Z"}, "blob": {"S": "x" * 300_000}}
+        actions += planner.item(Item({"id": raw["id"]}, BASE, None, len(repr(raw)), raw=raw))
+    actions += planner.flush()
+    assert sum(a["count"] for a in actions) == 60 and len(actions) > 1
+    assert all(a["bytes"] <= TRANSACTION_BYTES for a in actions)

@@ -21,11 +21,10 @@ from vigil.checks.model import Inventory
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
-from .items import plain
+from .items import FLAG, plain  # FLAG: the object metadata (and item attribute) vigil's rewrites carry
 from .records import Parsed, parse
 from .transforms import parse_time
 
-FLAG = "vigil-anonymized"  # object metadata: vigil rewrote this object (anonymized records inside)
 WINDOW = 64  # per-object reads in flight per location
 
 
@@ -189,8 +188,9 @@ def _version_pages(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) 
             args.pop("VersionIdMarker", None)
 
 
-def _listed(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[ObjectEntry]:
-    """Every version and delete marker, grouped by key; a key split across pages is held until it is complete."""
+def listed_objects(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[ObjectEntry]:
+    """Every key under `prefix` in `loc` with all its versions and delete markers, no reads; a
+    key split across pages is held until it is complete."""
     pending: dict[str, list[Version]] = {}
     for versions in _version_pages(aws, loc, prefix, page_size):
         for version in versions:
@@ -203,11 +203,6 @@ def _listed(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iter
         yield ObjectEntry(key, _newest_first(pending.pop(key)))
 
 
-def listed_objects(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[ObjectEntry]:
-    """Every key under `prefix` in `loc` with all its versions and delete markers (no reads)."""
-    return _listed(aws, loc, prefix, page_size)
-
-
 def _newest_first(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: (not v.is_latest, -v.last_modified.timestamp()))
 
@@ -216,7 +211,7 @@ def iter_objects(aws: Aws, loc: Location, store: S3Store, pool: Executor, read_r
     """Every object of the store's prefix in `loc`, with lock state and records read when needed."""
     needs_reads = read_records or loc.locked
     window: deque[tuple[ObjectEntry, Future | None]] = deque()
-    for entry in _listed(aws, loc, store.prefix):
+    for entry in listed_objects(aws, loc, store.prefix):
         future = pool.submit(_read_entry, aws, loc, store, entry, read_records) if needs_reads else None
         window.append((entry, future))
         if len(window) >= WINDOW:

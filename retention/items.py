@@ -16,7 +16,7 @@ from typing import Any
 from .anonymize import is_anonymized
 from .transforms import Anonymizer
 
-FLAG = "vigil-anonymized"  # the attribute marking an item vigil wrote (same name as the S3 metadata flag)
+FLAG = "vigil-anonymized"  # marks what vigil rewrote: S3 object metadata, DynamoDB item attribute
 
 
 def plain(value: dict[str, Any] | None) -> Any:
@@ -72,11 +72,6 @@ def key_problem(anonymizer: Anonymizer, key_names: list[str], key_types: dict[st
 
 def is_anonymized_item(anonymizer: Anonymizer, raw: dict[str, Any]) -> bool:
     return FLAG in raw and is_anonymized(anonymizer, fields(raw), True)
-
-
-def record(anonymizer: Anonymizer, raw: dict[str, Any]) -> dict[str, Any]:
-    """The anonymized item as a plain record (for k-anonymity on the quasi-identifiers)."""
-    return anonymizer.record(fields(raw))
 
 
 def anonymized_item(anonymizer: Anonymizer, raw: dict[str, Any]) -> dict[str, Any]:

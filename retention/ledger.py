@@ -65,7 +65,6 @@ class Ledger:
         self.run_id = run_id
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fsync at a time; it covers every line written before it
-        self._synced = 0  # lines known to be on disk
         self.seq, self.prev = 0, GENESIS
         if path.exists():
             self._truncate_torn_tail()
@@ -73,7 +72,7 @@ class Ledger:
                 for raw in handle:
                     self.seq += 1
                     self.prev = hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
-        self._synced = self.seq
+        self._synced = self.seq  # lines known to be on disk (those already in the file count)
         self._handle = path.open("ab")
 
     def _truncate_torn_tail(self) -> None:

@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from .anonymize import refusal
-from .decide import EXPIRED, Rules
+from .decide import EXPIRED, KEEP, Rules
 from .inventory import Item, TableInfo
-from .items import digest, fields, key_problem, record
+from .items import digest, fields, key_problem
 from .keys import RetentionKeys
 from .plan import Summary, action_id, tally
 from .transforms import Anonymizer
@@ -50,24 +50,27 @@ class ItemPlanner:
 
     def item(self, item: Item) -> list[dict[str, Any]]:
         self.summary.scanned += 1
-        text = key_text(item.key)
-        target = self.keys.hash(text)
         if item.anonymized:
             self.summary.add("keep", 1, item.size)
             return []
-        if item.error is not None:
-            self.summary.error(target, item.error, 1, item.size)
+        d = None if item.error is not None else self.rules.decide(item.ts, item.subject)
+        if d is not None and d.verdict == KEEP:  # the common case: no key to hash, nothing to plan
+            self.summary.add("keep", 1, item.size)
             return []
-        d = self.rules.decide(item.ts, item.subject)
+        text = key_text(item.key)
+        target = self.keys.hash(text)
+        if d is None:
+            self.summary.error(target, str(item.error), 1, item.size)
+            return []
         if d.verdict == EXPIRED and self.anonymizer is not None:
             self.summary.expired(d.start, target)
-            return self._to_anonymize(item, text, target)
+            return self._to_anonymize(item, text)
         if not tally(self.summary, d, item.size, target):
             return []
         self._deletes.append((text, item.size))
         return [self._delete_batch()] if len(self._deletes) >= DELETE_BATCH else []
 
-    def _to_anonymize(self, item: Item, text: str, target: str) -> list[dict[str, Any]]:
+    def _to_anonymize(self, item: Item, text: str) -> list[dict[str, Any]]:
         assert self.anonymizer is not None and item.raw is not None
         if self.problem is not None:
             if not self._reported:  # one line for the store; every item is counted
@@ -76,8 +79,9 @@ class ItemPlanner:
             self.summary.add("error", 1, item.size)
             self.summary.stuck += 1
             return []
-        self._anonymize.append((text, digest(item.raw), record(self.anonymizer, item.raw), item.size))
-        self.anonymizer.unnamed(fields(item.raw), self._unnamed)
+        plain = fields(item.raw)
+        self._anonymize.append((text, digest(item.raw), self.anonymizer.record(plain), item.size))
+        self.anonymizer.unnamed(plain, self._unnamed)
         return self._anonymize_batch() if len(self._anonymize) >= ANONYMIZE_BATCH else []
 
     def _delete_batch(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ not measured); every measured call goes over HTTP to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -28,16 +27,11 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import POLICY_HEAD, vigil_env
+
 BUCKET = "bench-retention"
-POLICY = """
-version: 1
-organization: Bench
-regions: {primary: us-east-1, backup: us-west-2, allowed: [us-east-1, us-west-2]}
-categories:
+POLICY = POLICY_HEAD + """categories:
   billing: {retain: P1D, action: delete}
-keys:
-  evidence: {source: env, name: VIGIL_EVIDENCE_KEY}
 stores:
 """
 
@@ -50,14 +44,6 @@ def policy_text(n: int) -> str:
     return POLICY + "".join(
         f"  - {{name: billing-{i:02d}, kind: s3, bucket: {name}, category: billing, layout: object}}\n"
         for i, name in enumerate(buckets(n)))
-
-
-def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    out.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               VIGIL_EVIDENCE_KEY=base64.b64encode(os.urandom(32)).decode(), PYTHONPATH=str(ROOT))
-    return out
 
 
 def seed(client, versions: int, n: int) -> None:
@@ -111,7 +97,7 @@ def vigil(endpoint: str, workers: int, out: Path, policy: Path) -> tuple[float, 
     command = [sys.executable, "-m", "vigil", "retain", "--apply", "--policy", str(policy), "--output", str(out),
                "--endpoint-url", endpoint, "--as-of", "2100-01-01", "--workers", str(workers)]
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=vigil_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # VmHWM of the exec'd process. (wait4's ru_maxrss would count the pages of this big process
     # that the child shared between fork and exec, which grow with the seeded bucket.)
     peak = 0

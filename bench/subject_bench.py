@@ -11,7 +11,6 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import json
 import logging
@@ -24,33 +23,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import POLICY_HEAD, vigil_env
+
 BUCKET = "bench-subject-logs"
 SUBJECT = "acct-0000042"
 OBJECT_KIB = 512  # uncompressed JSONL per object
-POLICY = """
-version: 1
-organization: Bench
-regions: {primary: us-east-1, backup: us-west-2, allowed: [us-east-1, us-west-2]}
-categories:
+POLICY = POLICY_HEAD + """categories:
   usage_logs: {retain: P90D, action: delete}
-keys:
-  evidence: {source: env, name: VIGIL_EVIDENCE_KEY}
 stores:
   - {name: logs, kind: s3, bucket: bench-subject-logs, prefix: web/, category: usage_logs, layout: jsonl,
      timestamp_field: ts, subject_field: account_id}
 """
-
-
-def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    out.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               VIGIL_EVIDENCE_KEY=base64.b64encode(os.urandom(32)).decode(), PYTHONPATH=str(ROOT))
-    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "TRACEMALLOC"):  # glibc allocator settings for the measured processes
-        if os.environ.get("BENCH_" + name):
-            out[name if name != "TRACEMALLOC" else "BENCH_TRACEMALLOC"] = os.environ["BENCH_" + name]
-    return out
 
 
 def body(index: int, rng: random.Random) -> bytes:
@@ -136,7 +119,7 @@ def child(kind: str, endpoint: str, workers: int, policy: str) -> None:
 def timed(command: list[str]) -> tuple[float, int, str]:
     """(wall seconds, peak RSS KiB, stdout) of one subprocess."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=vigil_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
     if os.environ.get("BENCH_TRACEMALLOC"):

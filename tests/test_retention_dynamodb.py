@@ -216,3 +216,20 @@ def test_a_numeric_key_the_category_would_turn_into_text_is_an_error_and_nothing
         assert code == 1 and summary["counts"]["error"] == 3
         assert "'visitor' is of type N, and pseudonymize would write it as text" in summary["errors"][0]["reason"]
         assert sorted(json.dumps(i, sort_keys=True) for i in world.items("sessions")) == before
+
+
+def test_a_moved_key_that_collides_with_an_existing_item_fails_the_batch_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, sessions_policy(key="visitor"))
+        taken = hmac.new(KEY, b"v0", "sha256").hexdigest()  # a young item already sits where v0 would move
+        seed(world, [{**session("s0", "203.0.113.7", 40), "visitor": {"S": "v0"}},
+                     {**session("s1", "203.0.113.8", 40), "visitor": {"S": "v1"}},
+                     {**session("young", "203.0.113.9", 1), "visitor": {"S": taken}}], key="visitor")
+        before = by_key(world, "visitor")
+        code, plan, out = world.retain("--apply", "--store", "sessions")
+        assert code == 1
+        outcome = [l for l in read_lines(out / "ledger.jsonl") if l["phase"] == "outcome"]
+        assert [(l["outcome"], l["detail"]) for l in outcome] == [
+            ("failed", "an anonymized key collides with an existing item; the batch was not written")]
+        assert store_plan(plan, "sessions")["verify"] == {"status": "fail", "remaining": 2}
+        assert by_key(world, "visitor") == before, "all or nothing: v1 is not moved either"

@@ -37,6 +37,7 @@ def test_operations_map_to_their_iam_actions() -> None:
         "sts:GetCallerIdentity": (),
         "s3:GetBucketPolicy": ("s3:GetBucketPolicy",),
         "dynamodb:DescribeContinuousBackups": ("dynamodb:DescribeContinuousBackups",),
+        "dynamodb:TransactWriteItems": ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"),
     }
     assert {op: actions_for(op) for op in expected} == expected
 

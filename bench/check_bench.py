@@ -27,10 +27,11 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vigil.aws import Aws  # noqa: E402
 from vigil.checks.collectors import collect_inventory  # noqa: E402
 from vigil.checks.context import Context  # noqa: E402
 from vigil.checks.registry import evaluate  # noqa: E402
+
+from vigil.aws import Aws  # noqa: E402
 from vigil.policy import load_policy  # noqa: E402
 
 REGION = "us-east-1"

@@ -11,22 +11,23 @@ import argparse
 import json
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vigil.policy import load_policy
 from vigil.retention.anonymize import new_body, rewrite
 from vigil.retention.decide import Rules
 from vigil.retention.inventory import Version
 from vigil.retention.records import parse
 from vigil.retention.transforms import Anonymizer
 
+from vigil.policy import load_policy
+
 ROOT = Path(__file__).resolve().parent.parent
 PER_OBJECT = 10_000
 
 
 def body(n: int, offset: int) -> bytes:
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     lines = []
     for i in range(offset, offset + n):
         lines.append(json.dumps({
@@ -45,7 +46,7 @@ def main() -> None:
     policy = load_policy(ROOT / "policy.yaml")
     store = next(s for s in policy.stores if s.name == "web-logs")
     category = policy.category_of(store)
-    rules = Rules.for_store(policy, store.name, category, datetime(2100, 1, 1, tzinfo=timezone.utc), {})
+    rules = Rules.for_store(policy, store.name, category, datetime(2100, 1, 1, tzinfo=UTC), {})
     anonymizer = Anonymizer(category, b"k" * 32)
     bodies = [body(min(PER_OBJECT, args.records - o), o) for o in range(0, args.records, PER_OBJECT)]
 

@@ -25,9 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
-
 from common import POLICY_HEAD, vigil_env
+from moto.server import ThreadedMotoServer
 
 BUCKET = "bench-retention"
 POLICY = POLICY_HEAD + """categories:

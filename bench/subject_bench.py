@@ -90,10 +90,11 @@ def raw_loop(endpoint: str, workers: int) -> int:
 def child(kind: str, endpoint: str, workers: int, policy: str) -> None:
     """One measured run in its own process: prints {"seconds": work only, "records": n}."""
     if kind == "vigil":
+        from vigil.retention.keys import load_keys
+
         from vigil.aws import Aws
         from vigil.cli.common import parse_as_of
         from vigil.policy import load_policy
-        from vigil.retention.keys import load_keys
         from vigil.subjects.locate import find_subject
 
         loaded = load_policy(policy)

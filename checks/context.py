@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 
 from vigil.checks.model import BackupPlan, Bucket, Inventory, KmsKey, Table
+
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, RDSStore, S3Store
 
@@ -20,7 +21,7 @@ from vigil.policy.models import DynamoDBStore, RDSStore, S3Store
 class Context:
     policy: Policy
     inventory: Inventory
-    as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # --- data stores ------------------------------------------------------------------
 

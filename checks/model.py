@@ -8,7 +8,7 @@ match the evidence to the API documentation, and both collectors can produce it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -27,7 +27,7 @@ class Fact(Generic[T]):
         return self.error is None
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"

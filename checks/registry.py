@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from vigil.checks.catalogue import catalogue
 from vigil.checks.context import Context

@@ -15,8 +15,8 @@ from string import Template
 from typing import Any
 
 import yaml
-
 from vigil.checks.model import Finding
+
 from vigil.policy import Policy
 
 

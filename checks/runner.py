@@ -4,12 +4,10 @@ from __future__ import annotations
 import importlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vigil import __version__
-from vigil.aws import Aws
 from vigil.checks.catalogue import catalogue
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
@@ -17,6 +15,9 @@ from vigil.checks.model import Finding, Inventory, Status
 from vigil.checks.registry import evaluate
 from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
+
+from vigil import __version__
+from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.timestamps import iso_z as _iso
 
@@ -98,10 +99,10 @@ def retention_status(aws: Aws, policy: Policy, inventory: Inventory, as_of: date
 
 
 def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run_id: str, only: list[str] | None = None) -> CheckRun:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     inventory = collect_inventory(aws, policy, regions)
     retention_status(aws, policy, inventory, as_of)
     findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)
     # Waivers expire by the calendar, not by --as-of (which only moves the retention clock).
     waived, states = apply_waivers(policy.waivers, findings, started.date())
-    return CheckRun(run_id, policy, regions, started, datetime.now(timezone.utc), inventory, findings, waived, states)
+    return CheckRun(run_id, policy, regions, started, datetime.now(UTC), inventory, findings, waived, states)

@@ -4,7 +4,7 @@ No evaluator lives here; the controls are in their own files (enc_01.py, bak_02.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Bucket, Fact, Finding

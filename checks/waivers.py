@@ -14,11 +14,13 @@ there is no risk to accept. Every waiver is reported with its state:
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable
+from typing import Any
 
 from vigil.checks.model import Finding, Status
+
 from vigil.policy.models import Waiver
 
 ACTIVE, EXPIRED, STALE = "active", "expired", "stale"

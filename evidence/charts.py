@@ -92,7 +92,7 @@ def line_chart(points: list[Point], chart_id: str, title: str, width: int = 720,
             segment = []
         else:
             segment.append(f"{coord[0]:.1f},{coord[1]:.1f}")
-    for point, coord in zip(points, coords):
+    for point, coord in zip(points, coords, strict=True):
         if coord is not None:
             label = f"{point.label}: {point.value * 100:.1f}% pass" if point.value is not None else point.label
             parts.append(f'<circle cx="{coord[0]:.1f}" cy="{coord[1]:.1f}" r="4" fill="#1565c0"><title>{escape(label)}</title></circle>')

@@ -202,7 +202,7 @@ def policy_view(results: Results) -> dict[str, Any]:
 def trend_view(results: Results) -> dict[str, Any]:
     points = [charts.Point(str(run["run"].get("id", "")), pass_rate(run["summary"])) for run in results.history]
     rows = [{"id": p.label, "started_at": str(run["run"].get("started_at", "")),
-             "rate": "" if p.value is None else f"{p.value * 100:.1f}%"} for p, run in zip(points, results.history)]
+             "rate": "" if p.value is None else f"{p.value * 100:.1f}%"} for p, run in zip(points, results.history, strict=True)]
     return {"rows": rows, "svg": charts.line_chart(points, "trend-chart", "Pass rate over runs (pass / judged findings)")}
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -74,7 +74,7 @@ def build(directory: Path, run_id: str, tool_version: str, policy_sha256: str, s
         "run_id": run_id,
         "tool_version": tool_version,
         "policy_sha256": policy_sha256,
-        "created_at": (created_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": (created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "signature": signature,
         "files": files,
         "ledgers": ledgers,

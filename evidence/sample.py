@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vigil import __version__
 from vigil.checks.catalogue import catalogue
+
+from vigil import __version__
 
 from .chain import GENESIS
 
@@ -116,7 +117,7 @@ def ledger(run_id: str, started: datetime, actions: int = 4) -> bytes:
 def write_sample(directory: Path, run_id: str = "20261101T020000Z-a1b2c3", started: datetime | None = None,
                  policy_sha256: str | None = None, failing: int = 3, with_retention: bool = True) -> Path:
     """Write findings.json (and retention-plan.json, ledger.jsonl) into `directory`."""
-    started = started or datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
+    started = started or datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
     directory.mkdir(parents=True, exist_ok=True)
     data = findings(run_id, started, failing, policy_sha256)
     (directory / "findings.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import keys, sample
@@ -61,7 +61,7 @@ def screenshot(html: Path, png: Path, browser: str, width: int = 1280, height: i
 def sample_pack(root: Path, policy: Path = ROOT / "policy.yaml") -> Path:
     """Four weekly runs beside each other (for the trend), the last one signed with a throwaway key."""
     policy_sha = hashlib.sha256(policy.read_bytes()).hexdigest() if policy.is_file() else None  # no policy.yaml once installed
-    start = datetime(2026, 10, 12, 2, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 12, 2, 0, tzinfo=UTC)
     directory = root
     for week in range(4):
         started = start + timedelta(days=7 * week)

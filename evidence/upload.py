@@ -7,7 +7,7 @@ enabled (it can only be turned on at creation); without it nothing is uploaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -67,7 +67,7 @@ def upload_pack(directory: Path, url: str, client: Any, retain_until: datetime |
     if not (directory / MANIFEST).is_file():
         raise UsageError(f"{directory}: no {MANIFEST}; render the pack first (vigil report)")
     destination = check_options(url, retain_days)
-    until = retain_until or datetime.now(timezone.utc) + timedelta(days=retain_days)
+    until = retain_until or datetime.now(UTC) + timedelta(days=retain_days)
     _require_object_lock(client, destination.bucket)
     names = pack_files(directory) + [MANIFEST] + ([SIGNATURE] if (directory / SIGNATURE).is_file() else [])
     keys = []

@@ -7,16 +7,28 @@ declared stack and a live account alike. Facts name the Pulumi type they came fr
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime
 
 from vigil.checks.context import Context
-from vigil.checks.model import (BackupPlan, BackupVault, Bucket, Fact, Finding, IamRole, IamUser, Inventory, KmsKey, Table,
-                                Trail)
+from vigil.checks.model import (
+    BackupPlan,
+    BackupVault,
+    Bucket,
+    Fact,
+    Finding,
+    IamRole,
+    IamUser,
+    Inventory,
+    KmsKey,
+    Table,
+    Trail,
+)
 from vigil.checks.registry import evaluate
 from vigil.infra import shapes
 from vigil.infra.mocks import ACCOUNT_ID, DeclaredResource
+
 from vigil.policy import Policy
 
 # Controls a declaration cannot decide: they are judged at run time only.
@@ -205,5 +217,5 @@ def deploy_time_controls() -> list[str]:
 def evaluate_declared(resources: Iterable[DeclaredResource], policy: Policy, as_of: datetime | None = None) -> list[Finding]:
     """The catalogue's verdicts on a declared stack (controls decidable at deploy time)."""
     declared = inventory_from(resources, policy)
-    ctx = Context(policy=policy, inventory=declared.inventory, as_of=as_of or datetime.now(timezone.utc))
+    ctx = Context(policy=policy, inventory=declared.inventory, as_of=as_of or datetime.now(UTC))
     return evaluate(ctx, only=deploy_time_controls())

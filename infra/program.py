@@ -11,15 +11,28 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-
 from vigil.infra import lifecycle
 from vigil.infra.components import (
-    AccessRoles, AccessRolesArgs, AuditTrail, AuditTrailArgs, BackupPlan, BackupPlanArgs, BackupVault, BackupVaultArgs,
-    CustomerKey, CustomerKeyArgs, ReplicaTarget, SecureBucket, SecureBucketArgs, SecureTable, SecureTableArgs,
+    AccessRoles,
+    AccessRolesArgs,
+    AuditTrail,
+    AuditTrailArgs,
+    BackupPlan,
+    BackupPlanArgs,
+    BackupVault,
+    BackupVaultArgs,
+    CustomerKey,
+    CustomerKeyArgs,
+    ReplicaTarget,
+    SecureBucket,
+    SecureBucketArgs,
+    SecureTable,
+    SecureTableArgs,
+    bucket_policy,
 )
-from vigil.infra.components import bucket_policy
 from vigil.infra.components.table import BACKUP_TAG
 from vigil.infra.settings import StackSettings
+
 from vigil.policy import Policy, S3Store, load_policy
 
 DATA_KEY_ALIAS = "alias/vigil-data"
@@ -64,7 +77,8 @@ def _tables(policy: Policy) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def build_stack(policy: Policy, settings: StackSettings, parts: Parts = Parts()) -> Stack:
+def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = None) -> Stack:
+    parts = parts or Parts()
     settings.check(policy)
     primary, backup = policy.regions.primary, policy.regions.backup
     providers = {

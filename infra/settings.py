@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 
@@ -29,11 +28,11 @@ class StackSettings:
     retention_runs_on: str = "ecs-tasks.amazonaws.com"  # the service that runs the scheduled job (ECS, Lambda, ...)
 
     @classmethod
-    def defaults(cls, policy: Policy) -> "StackSettings":
+    def defaults(cls, policy: Policy) -> StackSettings:
         return cls(name_prefix=slug(policy.organization))
 
     @classmethod
-    def from_config(cls, policy: Policy, config: Optional[pulumi.Config] = None) -> "StackSettings":
+    def from_config(cls, policy: Policy, config: pulumi.Config | None = None) -> StackSettings:
         config = config or pulumi.Config("vigil")
         base = cls.defaults(policy)
         return cls(

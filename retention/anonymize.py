@@ -114,7 +114,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
             out.add("error", 1, record.size)
         else:
             out.add("keep", 1, record.size)
-    for _, record, decision in expired:
+    for _, _record, decision in expired:
         if decision.start is not None and (out.oldest is None or decision.start < out.oldest):
             out.oldest = decision.start
     if remove or anonymizer is None:

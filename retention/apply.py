@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 import botocore.exceptions
-
-from vigil.aws import Aws
 from vigil.checks.collectors.base import describe_error
 
+from vigil.aws import Aws
+
+from . import items
 from .anonymize import new_body, rewrite
 from .inventory import FLAG, Version, subject_from_key, subject_matcher
-from . import items
 from .keys import RetentionKeys
 from .plan_items import key_text
 from .records import parse
@@ -195,12 +196,12 @@ class Applier:
         keys = [json.loads(k) for k in action["items"]]
         found = self._get_items(client, table, keys)
         raws = [found.get(k) for k in action["items"]]
-        changed = sum(1 for raw, d in zip(raws, action["digests"]) if raw is None or items.digest(raw) != d)
+        changed = sum(1 for raw, d in zip(raws, action["digests"], strict=True) if raw is None or items.digest(raw) != d)
         if changed:
             return "skipped", f"{changed} of {len(keys)} items changed since the plan; the batch is planned again", 0
         suppress = set(action["suppress"])
         writes, moved = [], set()
-        for index, (key, raw) in enumerate(zip(keys, raws)):
+        for index, (key, raw) in enumerate(zip(keys, raws, strict=True)):
             new = None if index in suppress else items.anonymized_item(anonymizer, raw)
             entries = items.writes(table, key, raw, new, store.timestamp_attribute)
             if len(entries) == 2:

@@ -3,12 +3,13 @@ retention of the data it holds is deleted as a whole. Read-only here; apply dele
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import botocore.exceptions
+from vigil.checks.collectors.base import describe_error
 
 from vigil.aws import Aws
-from vigil.checks.collectors.base import describe_error
 
 from .decide import EXPIRED, HELD, Rules
 from .plan import Summary, action_id

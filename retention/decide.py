@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
 from vigil.policy import Duration, Policy
@@ -32,7 +32,7 @@ class Rules:
 
     @classmethod
     def for_store(cls, policy: Policy, store_name: str, category: Category, as_of: datetime,
-                  closed: dict[str, datetime], grace: Duration | None = None) -> "Rules":
+                  closed: dict[str, datetime], grace: Duration | None = None) -> Rules:
         holds = tuple(h for h in policy.holds if not h.stores or store_name in h.stores)
         return cls(store_name, category, holds, as_of, closed, grace)
 
@@ -60,7 +60,7 @@ class Rules:
 
     @cached_property
     def _today(self) -> date:
-        return self.as_of.astimezone(timezone.utc).date()
+        return self.as_of.astimezone(UTC).date()
 
     @cached_property
     def _cutoff_window(self) -> tuple[datetime, datetime]:

@@ -10,16 +10,18 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vigil import __version__
 from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.policy.models import RDSStore
+from vigil.timestamps import iso_z as iso
 
 from . import ledger as ledgers
 from .apply import Applier, Stats, hashed_target
@@ -29,7 +31,6 @@ from .plan import KINDS, Summary
 from .resume import Resume
 from .scan import anonymizer_for, load_closed, scan_store, store_rules
 from .verify import verify_stores
-from vigil.timestamps import iso_z as iso
 
 SCHEMA = "vigil.retention-plan/v1"
 PLAN_FILE, ACTIONS_FILE, LEDGER_FILE = "retention-plan.json", "retention-plan.actions.jsonl", "ledger.jsonl"

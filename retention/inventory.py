@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import botocore.exceptions
-
-from vigil.aws import Aws
 from vigil.checks.collectors.base import describe_error
 from vigil.checks.model import Inventory
+
+from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
@@ -162,7 +163,7 @@ def _read_lock_config(aws: Aws, loc: Location) -> None:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _version_pages(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) -> Iterator[list[Version]]:

@@ -99,7 +99,7 @@ def _parse_csv(text: str) -> Parsed:
             why = f"missing column {', '.join(missing)}" if missing else f"{len(row)} values for {len(header)} columns"
             records.append(Record(index, raw, None, error=f"row {index + 2}: {why}"))
             continue
-        records.append(Record(index, raw, dict(zip(header, row))))
+        records.append(Record(index, raw, dict(zip(header, row, strict=False))))
     return Parsed(records, header=header)
 
 

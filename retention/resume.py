@@ -40,15 +40,15 @@ class Resume:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def empty(cls) -> "Resume":
+    def empty(cls) -> Resume:
         return cls({})
 
     @classmethod
-    def load(cls, path: Path, keys: RetentionKeys) -> "Resume":
+    def load(cls, path: Path, keys: RetentionKeys) -> Resume:
         return cls.from_intents(find_dangling(path))
 
     @classmethod
-    def from_intents(cls, intents: dict[str, dict[str, Any]]) -> "Resume":
+    def from_intents(cls, intents: dict[str, dict[str, Any]]) -> Resume:
         """Resume exactly these dangling intents (a caller that filters them, e.g. per subject)."""
         resume = cls(intents)
         for intent in resume.intents.values():

@@ -6,20 +6,22 @@ reports the store bucket and each replica on its own).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
+
+from vigil.checks.collectors.base import describe_error
+from vigil.checks.model import Inventory
 
 from vigil.aws import Aws
-from vigil.checks.collectors.base import describe_error
 from vigil.policy import Duration, Policy
 from vigil.policy.models import DynamoDBStore, S3Store
-from vigil.checks.model import Inventory
 
 from .decide import Rules
 from .inventory import closed_accounts, iter_items, iter_objects, s3_locations, table_info
-from .keys import RetentionKeys
 from .items import is_anonymized_item
+from .keys import RetentionKeys
 from .plan import Planner, Summary, reads_records
 from .plan_items import ItemPlanner, key_text
 from .transforms import Anonymizer
@@ -80,7 +82,7 @@ def _summary(store, category, resource: str, region: str, replicas: list[str] | 
 def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit: Emit, observe, split, subjects_error,
              known: Inventory | None = None) -> list[Summary]:
     locations = s3_locations(aws, policy, store, known)
-    main = _summary(store, category, locations[0].arn, locations[0].region, [l.arn for l in locations[1:]])
+    main = _summary(store, category, locations[0].arn, locations[0].region, [ln.arn for ln in locations[1:]])
     summaries = [main]
     for loc in locations:
         summary = main

@@ -4,9 +4,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from vigil.policy.models import Category, Transform
 
@@ -57,7 +58,7 @@ def mask(value: Any, keep: int) -> str:
 def parse_time(value: Any) -> datetime | None:
     """ISO 8601 (with Z or offset; naive means UTC) or epoch seconds; None when unparsable."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -65,7 +66,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z as UTC
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def truncate_time(value: Any, unit: str) -> Any:
@@ -79,7 +80,7 @@ def truncate_time(value: Any, unit: str) -> Any:
     moment = parse_time(value)
     if moment is None:
         return REDACTED
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     cut = utc.replace(minute=0, second=0, microsecond=0)
     if unit == "day":
         cut = cut.replace(hour=0)

@@ -4,12 +4,13 @@ plus grace. The same planner decides, so `vigil retain` and RET-02 (`vigil check
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Iterable
+
+from vigil.checks.model import Inventory, StoreRetention
 
 from vigil.aws import Aws
-from vigil.checks.model import Inventory, StoreRetention
 from vigil.errors import VigilError
 from vigil.policy import Policy
 from vigil.policy.models import RDSStore, S3Store

@@ -1,17 +1,17 @@
 """Helpers for tests: run the real collectors and evaluators (inside mock_aws) and pick findings."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 import yaml
-
-from vigil.aws import Aws
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
 from vigil.checks.model import Finding, Inventory
 from vigil.checks.registry import evaluate
+
+from vigil.aws import Aws
 from vigil.policy import Policy, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def run_checks(policy: Policy, only: Iterable[str] | None = None, as_of: datetim
                regions: list[str] | None = None, aws: Aws | None = None) -> list[Finding]:
     """`aws`: a client factory of the test's own (e.g. with a botocore handler that denies a call)."""
     inventory = collect(policy, regions, aws)
-    ctx = Context(policy=policy, inventory=inventory, as_of=as_of or datetime.now(timezone.utc))
+    ctx = Context(policy=policy, inventory=inventory, as_of=as_of or datetime.now(UTC))
     return evaluate(ctx, only=list(only) if only is not None else None)
 
 

@@ -6,14 +6,14 @@ import json
 import botocore.exceptions
 import pytest
 from moto import mock_aws
-
-from tests.helpers import finding, repo_policy, run_checks
-from tests.test_policy_documents import MFA_DENY, OLD_TLS_DENY, TLS_DENY, TRUST
-from vigil.aws import Aws
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
 from vigil.checks.model import Status
 from vigil.checks.registry import evaluate
+
+from tests.helpers import finding, repo_policy, run_checks
+from tests.test_policy_documents import MFA_DENY, OLD_TLS_DENY, TLS_DENY, TRUST
+from vigil.aws import Aws
 
 CONTROLS = ["TLS-01", "TLS-02", "MFA-03", "ACC-02", "ACC-03", "MFA-04"]
 B = "example-contacts"

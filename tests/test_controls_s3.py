@@ -10,23 +10,23 @@ import importlib
 import json
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 import botocore.exceptions
 import pytest
 from moto import mock_aws
+from vigil.checks.collectors.base import CollectSession
+from vigil.checks.context import Context
+from vigil.checks.controls import bak_02
+from vigil.checks.model import BackupPlan, Bucket, Fact, Finding, Inventory, Status
+from vigil.checks.registry import evaluate
+from vigil.checks.scope import filter_prefix
 
 from tests.builders_s3 import build_s3_estate, client, create_bucket, s3
 from tests.helpers import finding, policy_variant, repo_policy, run_checks
 from vigil.aws import Aws
-from vigil.checks.collectors.base import CollectSession
-from vigil.checks.context import Context
-from vigil.checks.controls import bak_02
-from vigil.checks.scope import filter_prefix
-from vigil.checks.model import BackupPlan, Bucket, Fact, Finding, Inventory, Status
-from vigil.checks.registry import evaluate
 from vigil.policy import Policy
 
 MINE = ["ENC-01", "ENC-02", "BAK-01", "BAK-02", "BAK-03", "ACC-01", "AUD-02", "RES-01", "RET-01", "RET-04"]
@@ -50,7 +50,7 @@ def collect_with(aws: Aws, policy: Policy, services: Iterable[str] = SERVICES) -
 
 def check(policy: Policy, only: list[str] = MINE, aws: Aws | None = None, services: Iterable[str] = FAST) -> list[Finding]:
     inventory = collect_with(aws or Aws(), policy, services)
-    return evaluate(Context(policy=policy, inventory=inventory, as_of=datetime.now(timezone.utc)), only=only)
+    return evaluate(Context(policy=policy, inventory=inventory, as_of=datetime.now(UTC)), only=only)
 
 
 def deny(aws: Aws, operation: str, bucket: str | None = None, service: str = "s3") -> Aws:

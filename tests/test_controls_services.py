@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
-
-from builders_services import (ACCOUNT, backup_vaults_and_plan, cmk, compliant_services, ebs_encryption_by_default, encrypted_table,
-                               multi_region_trail, rds_cluster, rds_instance, tls_parameter_group)
+from builders_services import (
+    ACCOUNT,
+    backup_vaults_and_plan,
+    cmk,
+    compliant_services,
+    ebs_encryption_by_default,
+    encrypted_table,
+    multi_region_trail,
+    rds_cluster,
+    rds_instance,
+    tls_parameter_group,
+)
 from helpers import collect, finding, policy_variant, repo_policy, run_checks
-from vigil.aws import Aws
+from moto import mock_aws
 from vigil.checks.collectors import backup
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.context import Context
@@ -30,8 +38,10 @@ from vigil.checks.controls.bak_04 import runs_daily
 from vigil.checks.model import Fact, Inventory, KmsKey, Status
 from vigil.checks.registry import evaluate
 
+from vigil.aws import Aws
+
 PASS, FAIL, ERROR, NA = Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)

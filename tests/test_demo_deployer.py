@@ -4,12 +4,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 import pytest
+from vigil.infra.deploytime import KNOWN
+from vigil.infra.mocks import run_program
 
 from vigil.aws import Aws
 from vigil.demo.deployer import APPLIERS, EmulatorMocks
 from vigil.demo.emulator import emulator
-from vigil.infra.deploytime import KNOWN
-from vigil.infra.mocks import run_program
 
 pytestmark = pytest.mark.e2e
 

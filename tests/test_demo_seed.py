@@ -5,13 +5,13 @@ import csv
 import io
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from tests.helpers import repo_policy
 from vigil.demo.seed import Seeder, hold_policy_text
 from vigil.policy import load_policy
-from tests.helpers import repo_policy
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Recorder:
@@ -21,11 +21,11 @@ class Recorder:
         self.calls: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
 
-    def client(self, service: str, region: str) -> "Recorder._Client":
+    def client(self, service: str, region: str) -> Recorder._Client:
         return Recorder._Client(self, region)
 
     class _Client:
-        def __init__(self, recorder: "Recorder", region: str) -> None:
+        def __init__(self, recorder: Recorder, region: str) -> None:
             self.recorder, self.region = recorder, region
 
         def __getattr__(self, name: str):

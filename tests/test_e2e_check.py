@@ -6,17 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import boto3
 import jsonschema
 import pytest
+from vigil.checks.catalogue import catalogue
 
 from tests import builders_services as services
-from tests.builders_s3 import build_s3_estate, bucket_policy, protect_bucket
+from tests.builders_s3 import bucket_policy, build_s3_estate, protect_bucket
 from tests.conftest import ROOT, SPEC
 from tests.helpers import repo_policy
-from vigil.checks.catalogue import catalogue
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
@@ -137,10 +138,11 @@ def test_check_with_retention_status_calls_no_api_twice_for_one_resource(estate:
     """RET-02's read-only verify reuses what the collectors read (location, replication, Object Lock,
     DescribeTable) instead of asking again; only the listings it alone needs are new calls."""
     from collections import Counter
-    from datetime import datetime, timezone
+    from datetime import datetime
+
+    from vigil.checks.runner import run_check
 
     from vigil.aws import Aws
-    from vigil.checks.runner import run_check
 
     monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVz")
     aws = Aws(endpoint_url=estate)
@@ -154,7 +156,7 @@ def test_check_with_retention_status_calls_no_api_twice_for_one_resource(estate:
 
     aws.session.events.register("before-parameter-build", count)  # `params` are the API's own arguments here
     policy = repo_policy()
-    run = run_check(aws, policy, policy.regions_in_scope, datetime.now(timezone.utc), "t")
+    run = run_check(aws, policy, policy.regions_in_scope, datetime.now(UTC), "t")
     assert any(f.control == "RET-02" and f.status.value == "pass" for f in run.findings)
     assert per_resource[("s3", "GetBucketPolicy", (("Bucket", "example-contacts"),))] == 1  # the hook sees the calls
     twice = {call: n for call, n in per_resource.items() if n > 1}

@@ -6,10 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from vigil.cli.main import main
 from vigil.evidence import keys, manifest, sample
 from vigil.evidence.render import write_report
+
+from vigil.cli.main import main
 
 
 @pytest.fixture

@@ -11,26 +11,26 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-
-from tests.conftest import ROOT, SPEC, loopback_moto
-from tests.helpers import repo_policy
 from vigil.checks.catalogue import catalogue
 from vigil.checks.formats.oscal import write_oscal
 from vigil.checks.formats.sarif import LEVEL, to_sarif
 from vigil.checks.model import Evidence, Finding, Status
+
+from tests.conftest import ROOT, SPEC, loopback_moto
+from tests.helpers import repo_policy
 from vigil.cli.main import main
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
 ACCOUNT = "123456789012"
 REFERRALS = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/referrals"
 WAIVER = {"control": "BAK-05", "resource": "arn:aws:dynamodb:*:table/referrals", "reason": "PITR returns with the table migration",
-          "owner": "dba@example.com", "approval": "CHG-42", "expires": (datetime.now(timezone.utc).date() + timedelta(days=60)).isoformat()}
+          "owner": "dba@example.com", "approval": "CHG-42", "expires": (datetime.now(UTC).date() + timedelta(days=60)).isoformat()}
 
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import botocore.handlers
 import pytest
+from vigil.checks.iam_policy import glob_match
 
 from tests.conftest import ROOT, loopback_moto
 from tests.helpers import repo_policy
-from vigil.checks.iam_policy import glob_match
 from vigil.cli.main import main
 from vigil.iam_actions import actions_for, call_sites
 

@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import pulumi
 import pulumi_aws as aws
 import pytest
-
 from vigil.checks.model import Status
 from vigil.checks.registry import evaluators
-from vigil.infra.components import AccessRoles, AuditTrail, BackupPlan, CustomerKey, SecureBucket, SecureTable
-from vigil.infra.components import bucket_policy
+from vigil.infra.components import (
+    AccessRoles,
+    AuditTrail,
+    BackupPlan,
+    CustomerKey,
+    SecureBucket,
+    SecureTable,
+    bucket_policy,
+)
 from vigil.infra.deploytime import RUN_TIME_ONLY, evaluate_declared
 from vigil.infra.mocks import declare_stack
 from vigil.infra.program import Parts
+
 from tests.helpers import repo_policy
 
 CONTACTS = "arn:aws:s3:::example-contacts"

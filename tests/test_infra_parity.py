@@ -7,16 +7,16 @@ have the same AWS shape, so one evaluator judges both.
 from __future__ import annotations
 
 import pytest
-
-from vigil.aws import Aws
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.model import Inventory
-from vigil.demo.deployer import EmulatorMocks
-from vigil.demo.emulator import emulator, load_aws_managed_policies
 from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.deploytime import inventory_from
 from vigil.infra.mocks import declare_stack
+
 from tests.helpers import repo_policy
+from vigil.aws import Aws
+from vigil.demo.deployer import EmulatorMocks
+from vigil.demo.emulator import emulator, load_aws_managed_policies
 
 pytestmark = pytest.mark.e2e
 

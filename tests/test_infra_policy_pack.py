@@ -1,14 +1,13 @@
 """The CrossGuard pack's validation functions, run on the stack as `pulumi preview` would hand it over."""
 from __future__ import annotations
 
-from pulumi_policy import PolicyProviderResource, PolicyResource, PolicyResourceOptions, StackValidationArgs
+from pulumi_policy import PolicyProviderResource, PolicyResource, PolicyResourceOptions, StackValidationArgs, proxy
 from pulumi_policy.policy import PolicyCustomTimeouts
-from pulumi_policy import proxy
-
 from vigil.checks.registry import evaluators
 from vigil.infra.deploytime import RUN_TIME_ONLY
 from vigil.infra.mocks import DeclaredResource, declare_stack
 from vigil.infra.policy_pack.pack import policies, violations
+
 from tests.helpers import repo_policy
 from tests.test_infra_controls import BREAKS
 

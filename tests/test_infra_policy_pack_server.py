@@ -13,8 +13,8 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-
 from vigil.infra.mocks import declare_stack
+
 from tests.conftest import ROOT
 from tests.helpers import repo_policy
 from tests.test_infra_controls import BREAKS

@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from vigil.checks.model import Status
 from vigil.checks.registry import evaluators
 from vigil.infra import lifecycle
 from vigil.infra.deploytime import RUN_TIME_ONLY, evaluate_declared, inventory_from
-from vigil.cli import iam_policy
 from vigil.infra.mocks import DeclaredResource, RecordingMocks, declare_stack, run_program
 from vigil.infra.program import Parts, build_stack
 from vigil.infra.settings import StackSettings
+
 from tests.helpers import repo_policy
+from vigil.cli import iam_policy
 
 # Controls the stack must be seen to pass once their evaluators exist (RDS ones have nothing to judge here).
 EXPECTED = {"ENC-01", "ENC-02", "ENC-03", "ENC-04", "ENC-06", "TLS-01", "TLS-02", "MFA-03", "MFA-04", "BAK-01", "BAK-02",
@@ -165,6 +165,7 @@ def test_unknown_resource_types_are_listed_not_dropped(declared: RecordingMocks)
 def test_main_reads_policy_file_and_settings_from_pulumi_config() -> None:
     import pulumi
     from vigil.infra.program import main
+
     from tests.conftest import ROOT
 
     pulumi.runtime.set_all_config({"vigil:policyFile": str(ROOT / "policy.yaml"), "vigil:namePrefix": "acme", "vigil:backupKeepDays": "20"})

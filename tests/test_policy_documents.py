@@ -8,11 +8,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from tests.helpers import repo_policy
 from vigil.checks.context import Context
 from vigil.checks.controls import acc_02, mfa_03, mfa_04, tls_01, tls_02
 from vigil.checks.model import Bucket, Fact, Inventory, Status
+
+from tests.helpers import repo_policy
 
 B = "example-contacts"
 ARN = f"arn:aws:s3:::{B}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,9 @@ def test_durations(text: str, days: int) -> None:
 
 
 def test_calendar_arithmetic_clamps_month_ends() -> None:
-    start = datetime(2024, 1, 31, tzinfo=timezone.utc)
-    assert Duration.parse("P1M").after(start) == datetime(2024, 2, 29, tzinfo=timezone.utc)
-    assert Duration.parse("P2Y").before(datetime(2026, 3, 1, tzinfo=timezone.utc)) == datetime(2024, 3, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 31, tzinfo=UTC)
+    assert Duration.parse("P1M").after(start) == datetime(2024, 2, 29, tzinfo=UTC)
+    assert Duration.parse("P2Y").before(datetime(2026, 3, 1, tzinfo=UTC)) == datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def _edit(old: str, new: str) -> str:
@@ -103,7 +103,7 @@ def test_bad_policy_files_name_file_line_and_key(tmp_path: Path, capsys: pytest.
     assert code == 2, err
     assert "Traceback" not in err
     if isinstance(anchor, str):
-        line = _line_of(text, anchor.split("\n")[0]) if "\n" not in anchor else text[: text.index(anchor)].count("\n") + 1 + anchor.split("\n").index(next(l for l in anchor.split("\n") if key.split(".")[-1].split("[")[0] in l))
+        line = _line_of(text, anchor.split("\n")[0]) if "\n" not in anchor else text[: text.index(anchor)].count("\n") + 1 + anchor.split("\n").index(next(ln for ln in anchor.split("\n") if key.split(".")[-1].split("[")[0] in ln))
         expected = f"{path}:{line}: {key}: "
         assert expected in err, f"{expected!r} not in {err!r}"
     elif isinstance(anchor, int):

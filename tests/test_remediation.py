@@ -5,11 +5,11 @@ import re
 from string import Template
 
 import pytest
-
-from tests.helpers import repo_policy
 from vigil.checks.catalogue import catalogue
 from vigil.checks.model import Evidence, Finding, Status
 from vigil.checks.remediation import RESOURCE_KINDS, for_control, for_finding, remediations
+
+from tests.helpers import repo_policy
 from vigil.cli.main import main
 
 KNOWN = set(RESOURCE_KINDS) | {"resource", "region", "account", "primary_region", "backup_region", "kms_key_arn"}

@@ -9,9 +9,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from vigil.evidence import screenshot
 
 from tests.conftest import ROOT
-from vigil.evidence import screenshot
 
 BROWSER = screenshot.find_browser()
 pytestmark = [

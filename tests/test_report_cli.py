@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,11 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
-
-from vigil.cli.main import main
 from vigil.evidence import keys, manifest, sample
 from vigil.evidence.render import write_report
 from vigil.evidence.upload import upload_pack
+
+from vigil.cli.main import main
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_upload_locks_every_file_in_compliance_mode(results: Path, key_dir: Path
     listed = {o["Key"] for o in s3.list_objects_v2(Bucket="example-evidence")["Contents"]}
     expected = {f"packs/{results.name}/{p.name}" for p in results.iterdir()}
     assert listed == expected
-    soon = datetime.now(timezone.utc) + timedelta(days=30)
+    soon = datetime.now(UTC) + timedelta(days=30)
     for key in listed:
         head = s3.head_object(Bucket="example-evidence", Key=key)
         assert head["ObjectLockMode"] == "COMPLIANCE"

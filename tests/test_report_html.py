@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
 import pytest
-
-from tests.conftest import ROOT, SPEC
 from vigil.checks.catalogue import catalogue
 from vigil.evidence import sample
 from vigil.evidence.render import write_report
+
+from tests.conftest import ROOT, SPEC
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>" onmouseover="alert(2)'
 
@@ -146,7 +146,7 @@ def test_a_policy_file_that_is_not_the_one_in_force_shows_the_hash_only(tmp_path
 
 
 def test_trend_lists_earlier_sibling_runs_by_start_time(tmp_path: Path) -> None:
-    base = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 10, 1, tzinfo=UTC)
     for day, name in ((3, "c-middle"), (1, "z-oldest"), (9, "a-later")):
         sample.write_sample(tmp_path / name, run_id=f"run-day{day}", started=base.replace(day=day), with_retention=False)
     current = sample.write_sample(tmp_path / "m-current", run_id="run-day5", started=base.replace(day=5), with_retention=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from botocore.stub import Stubber
-
-from vigil.aws import Aws
 from vigil.retention.apply import Applier
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.ledger import Ledger, read_lines
+
+from vigil.aws import Aws
 
 KEYS = RetentionKeys(evidence=b"e" * 32)
 

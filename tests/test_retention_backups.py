@@ -3,18 +3,18 @@ recovery points and no DeleteRecoveryPoint, so the listing is stubbed with AWS's
 shapes and the delete fails as moto fails it: a failed action in the ledger, never a crash."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
+from vigil.retention.engine import run_retention
+from vigil.retention.keys import load_keys
+from vigil.retention.ledger import read_lines
 
 from tests.test_retention_world import World
 from vigil.aws import Aws
 from vigil.policy import load_policy
-from vigil.retention.engine import run_retention
-from vigil.retention.keys import load_keys
-from vigil.retention.ledger import read_lines
 
 VAULT = "arn:aws:backup:us-east-1:123456789012:backup-vault:main"
 
@@ -34,17 +34,17 @@ def test_expired_recovery_point_is_planned_and_its_failed_delete_is_recorded(tmp
         stub = Stubber(backup)
         stub.add_response("list_backup_vaults", {"BackupVaultList": [{"BackupVaultName": "main", "BackupVaultArn": VAULT}]}, {"MaxResults": 1})
         stub.add_response("list_recovery_points_by_resource", {"RecoveryPoints": [
-            _point("old", datetime(2015, 1, 1, tzinfo=timezone.utc)), _point("new", datetime.now(timezone.utc))]},
+            _point("old", datetime(2015, 1, 1, tzinfo=UTC)), _point("new", datetime.now(UTC))]},
             {"ResourceArn": "arn:aws:s3:::example-billing"})
         stub.add_client_error("delete_recovery_point", service_error_code="404", service_message="Not yet implemented",
                               http_status_code=404, expected_params={"BackupVaultName": "main", "RecoveryPointArn": ANY})
         with stub:
-            run = run_retention(aws, policy, load_keys(policy, aws), datetime.now(timezone.utc), tmp_path, "r1",
+            run = run_retention(aws, policy, load_keys(policy, aws), datetime.now(UTC), tmp_path, "r1",
                                 apply=True, store_names=["billing"])
         billing = run.summaries[0]
         assert billing.counts["delete"] == 1 and billing.counts["keep"] == 1
         assert run.stats is not None and run.stats.failed == 1
         assert run.exit_code == 1
-        outcome = [l for l in read_lines(tmp_path / "ledger.jsonl") if l["phase"] == "outcome"]
+        outcome = [ln for ln in read_lines(tmp_path / "ledger.jsonl") if ln["phase"] == "outcome"]
         assert outcome[0]["action"] == "delete_recovery_point" and outcome[0]["outcome"] == "failed"
         assert "DeleteRecoveryPoint" in outcome[0]["detail"]

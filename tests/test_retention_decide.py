@@ -1,17 +1,17 @@
 """The cut-off window in Rules.decide agrees with exact calendar arithmetic for every start."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vigil.retention.decide import EXPIRED, KEEP, Rules
 
 from vigil.policy import Duration
 from vigil.policy.models import Category
-from vigil.retention.decide import EXPIRED, KEEP, Rules
 
 DURATIONS = ["P90D", "P18M", "P1M", "P2Y", "P7Y", "P1Y2M3D", "PT12H"]
-moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(timezone.utc))
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(UTC))
 
 
 @settings(max_examples=400, deadline=None)

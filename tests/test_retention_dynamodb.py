@@ -6,19 +6,19 @@ import copy
 import hmac
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from moto import mock_aws
-
-from tests.test_retention_world import KEY, World, days_ago, store_plan
-from vigil.aws import Aws
-from vigil.policy import load_policy
 from vigil.retention.apply import Applier, hashed_target
 from vigil.retention.keys import load_keys
 from vigil.retention.ledger import Ledger, chain_ok, read_lines
 from vigil.retention.scan import anonymizer_for, scan_store, store_rules
+
+from tests.test_retention_world import KEY, World, days_ago, store_plan
+from vigil.aws import Aws
+from vigil.policy import load_policy
 
 SESSIONS = {
     "description": "Web sessions", "retain": "P30D", "action": "anonymize",
@@ -142,7 +142,7 @@ def _planned(world: World, tmp_path: Path) -> tuple[Any, list[dict[str, Any]], A
     store = next(s for s in policy.stores if s.name == "sessions")
     keys = load_keys(policy)
     actions: list[dict[str, Any]] = []
-    as_of = datetime.now(timezone.utc)
+    as_of = datetime.now(UTC)
     with ThreadPoolExecutor(4) as pool:
         scan_store(Aws(), policy, keys, store, as_of, {}, pool, actions.append)
     context = {"sessions": (store, store_rules(policy, store, as_of, {}), anonymizer_for(policy, store, keys))}
@@ -184,7 +184,7 @@ def test_a_batch_written_before_a_crash_is_resumed_once(tmp_path: Path, monkeypa
         assert store_plan(plan, "sessions")["counts"]["anonymize"] == 0
         lines = list(read_lines(out / "ledger.jsonl"))
         assert chain_ok(out / "ledger.jsonl")
-        outcomes = [l for l in lines if l["phase"] == "outcome"]
+        outcomes = [ln for ln in lines if ln["phase"] == "outcome"]
         assert len(outcomes) == 1 and outcomes[0]["outcome"] == "ok" and outcomes[0]["detail"]["resumed"]
         assert outcomes[0]["target"]["count"] == 6
         assert all("vigil-anonymized" in i for i in world.items("sessions") if i["session_id"]["S"] != "b0")
@@ -228,8 +228,8 @@ def test_a_moved_key_that_collides_with_an_existing_item_fails_the_batch_and_wri
         before = by_key(world, "visitor")
         code, plan, out = world.retain("--apply", "--store", "sessions")
         assert code == 1
-        outcome = [l for l in read_lines(out / "ledger.jsonl") if l["phase"] == "outcome"]
-        assert [(l["outcome"], l["detail"]) for l in outcome] == [
+        outcome = [ln for ln in read_lines(out / "ledger.jsonl") if ln["phase"] == "outcome"]
+        assert [(ln["outcome"], ln["detail"]) for ln in outcome] == [
             ("failed", "an anonymized key collides with an existing item; the batch was not written")]
         assert store_plan(plan, "sessions")["verify"] == {"status": "fail", "remaining": 2}
         assert by_key(world, "visitor") == before, "all or nothing: v1 is not moved either"

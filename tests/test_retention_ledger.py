@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil.retention.inventory import ObjectEntry, Version
 from vigil.retention.ledger import GENESIS, Ledger, chain_ok, dangling, read_lines
 from vigil.retention.resume import Resume
 
-T = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _action(action_id: str, kind: str = "delete_versions") -> dict:

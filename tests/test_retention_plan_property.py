@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.conftest import ROOT
-from vigil.policy import Duration, load_policy
 from vigil.retention.anonymize import rewrite
 from vigil.retention.decide import Rules
 from vigil.retention.inventory import Item, Location, ObjectEntry, TableInfo, Version
@@ -22,8 +19,11 @@ from vigil.retention.plan_items import ItemPlanner, key_text
 from vigil.retention.records import parse
 from vigil.retention.transforms import Anonymizer
 
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
-HOLD_UNTIL = datetime(2030, 6, 1, tzinfo=timezone.utc)
+from tests.conftest import ROOT
+from vigil.policy import Duration, load_policy
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+HOLD_UNTIL = datetime(2030, 6, 1, tzinfo=UTC)
 
 
 def _policy():

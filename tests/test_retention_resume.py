@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+from vigil.retention.ledger import chain_ok, read_lines
+
 from tests.conftest import ROOT
 from tests.test_retention_s3 import old_logs
 from tests.test_retention_world import KEY_B64, NOW, World, jsonl
-from vigil.retention.ledger import chain_ok, read_lines
 
 OBJECTS, LOGS = 1200, 40
 
@@ -68,17 +69,17 @@ def test_sigkill_mid_apply_then_resume(tmp_path: Path, monkeypatch, moto_server:
         open_intents[line["action_id"]] += 1 if line["phase"] == "intent" else -1
         assert open_intents[line["action_id"]] >= 0, "an outcome always follows its intent"
     assert not +open_intents, "every intent has its outcome"
-    ok = [l for l in lines if l["phase"] == "outcome" and l["outcome"] == "ok"]
-    deleted = sum(l["target"]["count"] for l in ok if l["target"].get("location") == "arn:aws:s3:::example-billing")
+    ok = [ln for ln in lines if ln["phase"] == "outcome" and ln["outcome"] == "ok"]
+    deleted = sum(ln["target"]["count"] for ln in ok if ln["target"].get("location") == "arn:aws:s3:::example-billing")
     assert deleted == OBJECTS, "each deleted version is counted exactly once"
-    anonymized = Counter(l["action_id"] for l in ok if l["action"] == "anonymize_object")
+    anonymized = Counter(ln["action_id"] for ln in ok if ln["action"] == "anonymize_object")
     assert len(anonymized) == LOGS and set(anonymized.values()) == {1}
-    dangling = {l["action_id"] for l in killed if l["phase"] == "intent"} - {l["action_id"] for l in killed if l["phase"] == "outcome"}
+    dangling = {ln["action_id"] for ln in killed if ln["phase"] == "intent"} - {ln["action_id"] for ln in killed if ln["phase"] == "outcome"}
     for action_id in dangling:  # each intent the kill left open is closed by the resumed run, once
-        closing = [l for l in lines[len(killed):] if l["phase"] == "outcome" and l["action_id"] == action_id
-                   and isinstance(l["detail"], dict) and l["detail"].get("resumed")]
+        closing = [ln for ln in lines[len(killed):] if ln["phase"] == "outcome" and ln["action_id"] == action_id
+                   and isinstance(ln["detail"], dict) and ln["detail"].get("resumed")]
         assert len(closing) == 1
-    ok_ids = Counter(l["action_id"] for l in ok)
+    ok_ids = Counter(ln["action_id"] for ln in ok)
     assert set(ok_ids.values()) == {1}, "no action is counted ok twice"
     assert "inv/0" not in ledger.read_text()
     plan = json.loads((out / "retention-plan.json").read_text())

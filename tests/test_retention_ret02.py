@@ -2,25 +2,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from moto import mock_aws
-
-from tests.test_retention_s3 import live_logs, old_logs
-from tests.test_retention_world import BACKUP, KEY_B64, World, jsonl
-from vigil.aws import Aws
 from vigil.checks.context import Context
 from vigil.checks.model import Inventory, Status
 from vigil.checks.registry import evaluate
 from vigil.checks.runner import retention_status
+
+from tests.test_retention_s3 import live_logs, old_logs
+from tests.test_retention_world import BACKUP, KEY_B64, World, jsonl
+from vigil.aws import Aws
 from vigil.policy import load_policy
 
 
 def _ret02(world: World) -> dict[str, object]:
     """What `vigil check` does for RET-02 (runner.retention_status, then the registry), minus the other collectors."""
     policy = load_policy(world.policy_path)
-    as_of = datetime.now(timezone.utc)
+    as_of = datetime.now(UTC)
     inventory = Inventory(account_id="123456789012", regions=policy.regions_in_scope)
     retention_status(Aws(), policy, inventory, as_of)
     return {f.resource: f for f in evaluate(Context(policy, inventory, as_of), only=["RET-02"])}

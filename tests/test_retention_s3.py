@@ -11,11 +11,11 @@ from pathlib import Path
 
 import boto3
 from moto import mock_aws
+from vigil.retention.inventory import Location, listed_objects
+from vigil.retention.ledger import chain_ok, read_lines
 
 from tests.test_retention_world import BACKUP, NOW, World, days_ago, iso, jsonl, store_plan
 from vigil.aws import Aws
-from vigil.retention.inventory import Location, listed_objects
-from vigil.retention.ledger import chain_ok, read_lines
 
 OLD_DAY = (NOW - timedelta(days=200)).replace(hour=12, minute=0, second=0)
 
@@ -72,8 +72,8 @@ def test_jsonl_and_gz_with_replica_anonymized_everywhere(tmp_path: Path, monkeyp
         text = ledger.read_text()
         assert "web/a.jsonl" not in text and "acct-1" not in text and "203.0.113" not in text
         lines = list(read_lines(ledger))
-        assert {l["phase"] for l in lines} == {"intent", "outcome"}
-        assert all(l["outcome"] == "ok" for l in lines if l["phase"] == "outcome")
+        assert {ln["phase"] for ln in lines} == {"intent", "outcome"}
+        assert all(ln["outcome"] == "ok" for ln in lines if ln["phase"] == "outcome")
 
         before = world.versions("example-usage-logs")
         code, plan, out2 = world.retain("--apply", "--store", "web-logs")

@@ -9,11 +9,11 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
-
 from vigil.evidence import sample
 from vigil.evidence.render import write_report
-from vigil.policy import Duration
+
 from tests.test_retention_world import NOW, World, days_ago, jsonl, store_plan
+from vigil.policy import Duration
 
 SIX_YEARS = (NOW + timedelta(days=6 * 366)).date().isoformat()
 

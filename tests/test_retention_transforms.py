@@ -6,12 +6,12 @@ import hashlib
 import hmac
 
 import pytest
-
-from vigil.errors import UsageError
-from vigil.policy.models import Category, KeySource, Transform
 from vigil.retention.keys import derive_evidence_key, load_keys, read_key
 from vigil.retention.transforms import Anonymizer, apply_transform, generalize_ip, mask, truncate_time
+
 from tests.helpers import policy_variant, repo_policy
+from vigil.errors import UsageError
+from vigil.policy.models import Category, KeySource, Transform
 
 KEY = b"k" * 32
 
@@ -47,7 +47,7 @@ def test_mask_keeps_last_n_and_length() -> None:
 
 def test_pseudonymize_is_lowercase_hex_hmac_sha256_and_stable() -> None:
     out = apply_transform(Transform.parse("pseudonymize"), "acct-42", KEY)
-    assert out == hmac.new(KEY, "acct-42".encode(), hashlib.sha256).hexdigest()
+    assert out == hmac.new(KEY, b"acct-42", hashlib.sha256).hexdigest()
     assert len(out) == 64 and out == out.lower()
     assert apply_transform(Transform.parse("pseudonymize"), "acct-42", KEY) == out
 

@@ -119,8 +119,9 @@ def test_sigterm_mid_run_finishes_the_stage_and_abandons_the_rest(tmp_path: Path
 
 
 def test_a_replica_holding_the_s3_lock_makes_this_scheduler_skip(tmp_path: Path, endpoint: str) -> None:
-    import boto3
     from datetime import timedelta
+
+    import boto3
 
     from vigil.scheduler.lock import S3Lock
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,7 +47,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     class FakeDatetime(datetime):
         @classmethod
         def now(cls, tz=None):  # type: ignore[override]
-            return fake.t if tz is None else fake.t.replace(tzinfo=timezone.utc).astimezone(tz)
+            return fake.t if tz is None else fake.t.replace(tzinfo=UTC).astimezone(tz)
 
     monkeypatch.setattr(schedule, "datetime", SimpleNamespace(datetime=FakeDatetime, timedelta=timedelta, time=time, date=date))
     return fake
@@ -152,7 +152,7 @@ def test_file_lock_is_exclusive_and_released(tmp_path: Path) -> None:
 def test_s3_lock_lets_one_replica_in_and_takes_over_an_expired_one() -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="vigil-locks")
-    now = [datetime(2026, 11, 30, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 30, tzinfo=UTC)]
     one = S3Lock(s3, "vigil-locks", "locks/retain.lock", timedelta(hours=1), now=lambda: now[0])
     two = S3Lock(s3, "vigil-locks", "locks/retain.lock", timedelta(hours=1), now=lambda: now[0])
     assert one.acquire() and not two.acquire()

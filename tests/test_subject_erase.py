@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 
 from moto import mock_aws
-
-from tests.test_subject_world import REPLICAS, SubjectWorld
 from vigil.retention.ledger import chain_ok, read_lines
 
+from tests.test_subject_world import REPLICAS, SubjectWorld
 
 ANONYMIZED_ROW = re.compile(r"^[0-9a-f]{64},")  # the subject's call record, caller pseudonymized
 
@@ -78,8 +77,8 @@ def test_erase_dry_run_then_apply_everywhere(tmp_path: Path, monkeypatch, capsys
         ledger = out / "ledger.jsonl"
         assert chain_ok(ledger)
         lines = list(read_lines(ledger))
-        assert lines and all(len(l["target"]["subject"]) == 64 for l in lines)
-        assert all(l["outcome"] == "ok" for l in lines if l["phase"] == "outcome")
+        assert lines and all(len(ln["target"]["subject"]) == 64 for ln in lines)
+        assert all(ln["outcome"] == "ok" for ln in lines if ln["phase"] == "outcome")
         assert "alice" not in ledger.read_text()
         report = json.loads((out / "subject-erase.json").read_text())
         assert report["verify"] == {"status": "pass", "remaining": 0}

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from datetime import date, timedelta
+from pathlib import Path
 
 import boto3
 from moto import mock_aws

@@ -3,7 +3,7 @@ anonymize-category records of the subject are anonymized when they reach k, remo
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from moto import mock_aws
@@ -18,7 +18,7 @@ def test_object_lock_legal_hold_and_retention_are_kept(tmp_path: Path, monkeypat
         world.create_all()
         world.s3["us-east-1"].delete_bucket(Bucket="example-billing")
         world.bucket("example-billing", lock=True)
-        until = datetime.now(timezone.utc) + timedelta(days=400)
+        until = datetime.now(UTC) + timedelta(days=400)
         world.put("example-billing", "invoices/alice.json", "{}", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
         world.put("example-contacts", "contacts/alice.json", "{}")
         before = world.estate()["example-billing"]

@@ -10,10 +10,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vigil.retention.ledger import chain_ok, read_lines
+
 from tests.test_retention_resume import _env
 from tests.test_retention_world import jsonl
 from tests.test_subject_world import SubjectWorld, log
-from vigil.retention.ledger import chain_ok, read_lines
 
 OBJECTS = 80
 

@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-
-from tests.conftest import ROOT, SPEC
 from vigil.checks.catalogue import catalogue
 from vigil.checks.model import Evidence, Finding, Status
 from vigil.checks.waivers import apply_waivers
+
+from tests.conftest import ROOT, SPEC
 from vigil.cli.main import main
 from vigil.policy import PolicyError, load_policy
 from vigil.policy.models import Waiver
 from vigil.policy.rules import waiver_horizon
 
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 
 
 def write_policy(tmp_path: Path, waivers: list[dict]) -> Path:

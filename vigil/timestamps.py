@@ -1,15 +1,15 @@
 """The one timestamp format Vigil writes: ISO 8601 in UTC, whole seconds, with a Z."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def iso_z(ts: datetime) -> str:
     """`2026-11-26T21:36:48Z`; a naive datetime is taken to be UTC already."""
-    return (ts.astimezone(timezone.utc) if ts.tzinfo else ts).strftime(FORMAT)
+    return (ts.astimezone(UTC) if ts.tzinfo else ts).strftime(FORMAT)
 
 
 def parse_iso_z(text: str) -> datetime:
-    return datetime.strptime(text, FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, FORMAT).replace(tzinfo=UTC)

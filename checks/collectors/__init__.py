@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from concurrent.futures import ThreadPoolExecutor
 
-from vigil.aws import Aws
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.model import Inventory
+
+from vigil.aws import Aws
 from vigil.policy import Policy
 
 SERVICES = ("s3", "kms", "iam", "dynamodb", "rds", "ec2", "cloudtrail", "backup")

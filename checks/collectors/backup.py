@@ -38,7 +38,7 @@ def _selections(client: Any, plan_id: str) -> Fact[list[dict]]:
     for entry in listed.value or []:
         selection_id = entry["SelectionId"]
         got = fetch("backup:GetBackupSelection",
-                    lambda: client.get_backup_selection(BackupPlanId=plan_id, SelectionId=selection_id)["BackupSelection"])
+                    lambda sid=selection_id: client.get_backup_selection(BackupPlanId=plan_id, SelectionId=sid)["BackupSelection"])
         if not got.ok:
             return got  # one unreadable selection makes the plan's scope unknown
         selections.append(got.value)

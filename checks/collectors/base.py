@@ -1,14 +1,15 @@
 """What every collector shares: one call -> one Fact, with AWS errors kept as facts."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import botocore.exceptions
+from vigil.checks.model import Fact
 
 from vigil.aws import Aws
-from vigil.checks.model import Fact
 from vigil.policy import Policy
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ class CollectSession:
     regions: list[str]
     pool: Executor
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self.pool.submit(fn, *args)
 
 

@@ -74,7 +74,7 @@ def collect(session: CollectSession, inventory: Inventory) -> None:
         name = _instance_group(entry) if kind == "instance" else entry.get("DBClusterParameterGroup")
         keys.append(group_fact(region, kind, name))
 
-    for (region, kind, entry), key in zip(found, keys):
+    for (region, kind, entry), key in zip(found, keys, strict=True):
         api = "rds:DescribeDBParameters" if kind == "instance" else "rds:DescribeDBClusterParameters"
         parameters = groups[key].result() if key else Fact(api, error=f"{api}: the database names no parameter group")
         if kind == "instance":

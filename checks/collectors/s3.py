@@ -7,8 +7,9 @@ own region (real AWS answers a wrong-region client with a redirect, i.e. a secon
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import Future, as_completed
-from typing import Any, Callable
+from typing import Any
 
 from vigil.checks.collectors.base import CollectSession, fetch
 from vigil.checks.model import Bucket, Fact, Inventory

@@ -1,12 +1,12 @@
 """ACC-01: all four Block Public Access settings are effectively on, flag by flag (bucket OR account)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.model import Bucket, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import failed, passed
 
 ID = "ACC-01"

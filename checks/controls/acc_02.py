@@ -6,7 +6,7 @@ narrows nothing. An Allow with NotPrincipal grants everyone but the named princi
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context

@@ -6,7 +6,7 @@ access. It never fails; it errors only when the policy could not be read.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
@@ -51,7 +51,7 @@ def evaluate(ctx: Context) -> Iterator[Finding]:
         yield passed(ID, arn, bucket.region_name,
                      f"{len(reach)} principals can reach this store; review them (listed in the evidence)",
                      [bucket.policy.api, bucket.replication.api], reach)
-    for name, table in ctx.data_tables():
+    for _name, table in ctx.data_tables():
         if table is None:
             continue
         yield passed(ID, table.arn, table.region,

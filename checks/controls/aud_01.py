@@ -1,7 +1,7 @@
 """AUD-01: some multi-region CloudTrail trail is logging with log file validation; resource is the account id."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Finding, Trail

@@ -6,12 +6,12 @@ AWS::S3::Object data events with no ARN narrowing) include the bucket's store pr
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.model import Bucket, Evidence, Finding, Status, Trail
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "AUD-02"

@@ -1,12 +1,12 @@
 """BAK-01: data store buckets keep versions (versioning Enabled), so overwritten or deleted data can be recovered."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "BAK-01"

@@ -1,12 +1,12 @@
 """BAK-02: an enabled replication rule copies all of a data store bucket's objects to the backup region."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import data_store_buckets, enabled, filter_prefix, missing_bucket
 from vigil.checks.model import Bucket, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import data_store_buckets, enabled, filter_prefix, missing_bucket
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "BAK-02"

@@ -8,12 +8,12 @@ names the copy, not its source.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import bucket_arn
-from vigil.checks.model import Bucket, BackupVault, Evidence, Finding, Status
+from vigil.checks.model import BackupVault, Bucket, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import bucket_arn
 
 ID = "BAK-03"
 SUB_CONTROLS = ("ENC-01", "ENC-02", "TLS-01", "TLS-02", "ACC-01", "BAK-01")

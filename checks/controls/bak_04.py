@@ -7,8 +7,8 @@ at least daily and copies the recovery point to a vault in the policy's backup r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import DbCluster, DbInstance, Fact, Finding, Table
@@ -112,8 +112,8 @@ def _judge(ctx: Context, store: DataStore) -> Finding:
     # A plan backs up resources of its own region only.
     plans = [plan for plan, _selection in ctx.plans_for_store.get(store.arn, []) if plan.region == store.region]
     bodies = [(plan.plan.value or {}) for plan in plans]
-    observed = [_summary(body.get("BackupPlanName", plan.plan_id), body.get("Rules", [])) for plan, body in zip(plans, bodies)]
-    for plan, body in zip(plans, bodies):
+    observed = [_summary(body.get("BackupPlanName", plan.plan_id), body.get("Rules", [])) for plan, body in zip(plans, bodies, strict=True)]
+    for plan, body in zip(plans, bodies, strict=True):
         rule = qualifying_rule(body.get("Rules", []), backup_region)
         if rule is not None:
             schedule = rule.get("ScheduleExpression") or DEFAULT_SCHEDULE

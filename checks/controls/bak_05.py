@@ -1,7 +1,7 @@
 """BAK-05: DynamoDB data stores have point-in-time recovery; RDS data stores keep backups >= 7 days."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.controls.bak_04 import data_stores

@@ -1,12 +1,12 @@
 """ENC-01: every bucket's default encryption is AES-256 (SSE-S3, SSE-KMS or DSSE-KMS)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "ENC-01"

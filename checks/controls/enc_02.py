@@ -5,12 +5,13 @@ AWS-managed aws/s3 or aws/dynamodb keys and AWS-owned keys do not.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from vigil.checks.context import Context
-from vigil.checks.scope import data_store_buckets, missing_bucket, missing_table
 from vigil.checks.model import Bucket, Evidence, Finding, KmsKey, Status, Table
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import data_store_buckets, missing_bucket, missing_table
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "ENC-02"

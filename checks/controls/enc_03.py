@@ -6,7 +6,7 @@ material and asymmetric/HMAC keys cannot be given automatic rotation: not_applic
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Finding

@@ -1,7 +1,7 @@
 """ENC-05: every RDS instance and cluster has StorageEncrypted = true."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Finding

@@ -1,7 +1,7 @@
 """ENC-06: EBS encryption by default is on in every region in scope (resource `region:<name>`)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Fact, Finding

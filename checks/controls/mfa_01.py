@@ -1,7 +1,7 @@
 """MFA-01: the root user has MFA (GetAccountSummary AccountMFAEnabled = 1); resource is the account id."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Finding

@@ -4,7 +4,7 @@ Users without a console password cannot sign in to the console: not_applicable.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Finding

@@ -9,7 +9,7 @@ requests that say "no MFA" but not requests without the key (long-term keys), so
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context

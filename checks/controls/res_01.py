@@ -1,12 +1,12 @@
 """RES-01: every copy of personal data (data store, replica, backup vault) lives in an allowed region."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import bucket_arn, data_store_buckets, missing_bucket, missing_table
 from vigil.checks.model import Evidence, Fact, Finding, Status
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import bucket_arn, data_store_buckets, missing_bucket, missing_table
 from vigil.checks.verdicts import errored, verdict
 
 ID = "RES-01"

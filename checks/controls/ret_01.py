@@ -8,13 +8,14 @@ within retain + grace. One finding per bucket, even when several stores share it
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import data_store_buckets, enabled, filter_prefix, missing_bucket
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import data_store_buckets, enabled, filter_prefix, missing_bucket
 from vigil.checks.verdicts import errored, verdict
+
 from vigil.policy.models import S3Store
 
 ID = "RET-01"

@@ -6,8 +6,8 @@ counts, ages and keyed hashes only, never keys or subject ids.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from vigil.checks.context import Context
 from vigil.checks.model import Evidence, Finding, Status, StoreRetention
@@ -20,7 +20,7 @@ CONTROL = "RET-02"
 def _age_days(oldest: str | None, as_of: datetime) -> int | None:
     if not oldest:
         return None
-    start = datetime.strptime(oldest, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    start = datetime.strptime(oldest, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return max((as_of - start).days, 0)
 
 

@@ -8,8 +8,8 @@ be read are reported in the reason and evidence; the verdict then rests on the l
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from vigil.checks.context import Context
 from vigil.checks.model import BackupPlan, Evidence, Finding, Status
@@ -62,7 +62,7 @@ def _age_days(created: object, as_of: datetime) -> float | None:
         created = datetime.fromisoformat(created.replace("Z", "+00:00"))
     if not isinstance(created, datetime):
         return None
-    created = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
     return (as_of - created).total_seconds() / 86400
 
 

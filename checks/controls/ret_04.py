@@ -5,12 +5,12 @@ have no per-item guard against deletion, so such stores fail with that reason.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.scope import missing_bucket, missing_table
 from vigil.checks.model import Bucket, Finding
 from vigil.checks.registry import evaluator
+from vigil.checks.scope import missing_bucket, missing_table
 from vigil.checks.verdicts import errored, failed, verdict
 
 ID = "RET-04"

@@ -7,7 +7,7 @@ An Allow on SecureTransport=true does not make HTTP impossible.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context

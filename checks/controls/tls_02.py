@@ -1,7 +1,7 @@
 """TLS-02: data store buckets deny requests made with TLS older than 1.2 (s3:TlsVersion)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context

@@ -7,7 +7,7 @@ PostgreSQL and SQL Server need `rds.force_ssl` = 1; MySQL and MariaDB
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.model import Fact, Finding

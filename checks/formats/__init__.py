@@ -8,8 +8,9 @@ deploy-time checks produce the same files from the same data.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vigil.checks.formats.junit import to_junit
 from vigil.checks.formats.oscal import to_oscal

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def _testcase(finding: Mapping[str, Any], suite: str) -> tuple[ET.Element, str]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 OSCAL_VERSION = "1.1.2"
 NAMESPACE = uuid.UUID("6f0b8f4e-3a52-5b8e-9c1d-7a9e2f1c4b60")  # Vigil's namespace for uuid5
@@ -26,7 +27,7 @@ def _uuid(*parts: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _risk(finding: Mapping[str, Any], key: str) -> dict[str, Any]:

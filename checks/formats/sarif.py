@@ -11,13 +11,15 @@ reported, with an accepted external suppression carrying the waiver's justificat
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from vigil import __version__
 from vigil.checks.catalogue import Control, catalogue
 from vigil.checks.model import Finding
 from vigil.checks.remediation import remediations
+
+from vigil import __version__
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

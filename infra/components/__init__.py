@@ -1,9 +1,9 @@
 """The stack's building blocks: each a `pulumi.ComponentResource` with typed args."""
-from .backup import BackupPlan, BackupPlanArgs, BackupVault, BackupVaultArgs
 from .audit import AuditTrail, AuditTrailArgs
+from .backup import BackupPlan, BackupPlanArgs, BackupVault, BackupVaultArgs
+from .bucket import ReplicaTarget, SecureBucket, SecureBucketArgs
 from .iam import AccessRoles, AccessRolesArgs
 from .kms import CustomerKey, CustomerKeyArgs
-from .bucket import ReplicaTarget, SecureBucket, SecureBucketArgs
 from .table import SecureTable, SecureTableArgs
 
 __all__ = [

@@ -2,8 +2,8 @@
 encryption by default in every region of the stack (ENC-06)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -22,7 +22,7 @@ class AuditTrailArgs:
 class AuditTrail(pulumi.ComponentResource):
     trail: aws.cloudtrail.Trail
 
-    def __init__(self, name: str, args: AuditTrailArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AuditTrailArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:audit:AuditTrail", name, None, opts)
         self.args = args
         self.trail = aws.cloudtrail.Trail(

@@ -7,7 +7,6 @@ vault, with the same lifetime.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -24,7 +23,7 @@ class BackupVaultArgs:
 class BackupVault(pulumi.ComponentResource):
     vault: aws.backup.Vault
 
-    def __init__(self, name: str, args: BackupVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:backup:BackupVault", name, None, opts)
         self.vault = aws.backup.Vault(
             name, name=args.name, kms_key_arn=args.kms_key_arn,
@@ -49,7 +48,7 @@ class BackupPlanArgs:
 class BackupPlan(pulumi.ComponentResource):
     plan: aws.backup.Plan
 
-    def __init__(self, name: str, args: BackupPlanArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: BackupPlanArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:backup:BackupPlan", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)

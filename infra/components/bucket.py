@@ -9,12 +9,11 @@ Subclasses override one method to change one thing (the deploy-time tests do).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
-
 from vigil.infra.components import bucket_policy
 
 
@@ -26,7 +25,7 @@ class ReplicaTarget:
     region: str
     role_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    log_bucket: Optional[pulumi.Input[str]] = None
+    log_bucket: pulumi.Input[str] | None = None
     suffix: str = "-replica"
 
 
@@ -35,24 +34,24 @@ class SecureBucketArgs:
     bucket: str
     provider: aws.Provider
     region: str
-    kms_key_arn: Optional[pulumi.Input[str]] = None  # None: SSE-S3 (server access log targets cannot use SSE-KMS)
-    log_bucket: Optional[pulumi.Input[str]] = None
+    kms_key_arn: pulumi.Input[str] | None = None  # None: SSE-S3 (server access log targets cannot use SSE-KMS)
+    log_bucket: pulumi.Input[str] | None = None
     log_prefix: str = ""
     lifecycle_rules: list[dict] = field(default_factory=list)
-    object_lock_days: Optional[int] = None
+    object_lock_days: int | None = None
     object_lock_mode: str = "COMPLIANCE"
     require_mfa: bool = False  # data stores: object access needs MFA except for the exempt service roles
     exempt_role_arns: Sequence[pulumi.Input[str]] = ()
     extra_statements: pulumi.Input[Sequence[dict]] = ()  # e.g. log delivery for a log bucket
-    replica: Optional[ReplicaTarget] = None
+    replica: ReplicaTarget | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class SecureBucket(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
-    replica: Optional["SecureBucket"]
+    replica: SecureBucket | None
 
-    def __init__(self, name: str, args: SecureBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:storage:SecureBucket", name, None, opts)
         self.args = args
         self.bucket_name = args.bucket
@@ -120,7 +119,7 @@ class SecureBucket(pulumi.ComponentResource):
             statements.append(bucket_policy.deny_without_mfa(name, exempt_role_arns))
         return statements
 
-    def replication_rule(self, target: "SecureBucket", replica: ReplicaTarget) -> dict:
+    def replication_rule(self, target: SecureBucket, replica: ReplicaTarget) -> dict:
         return {
             "id": "all-objects",
             "status": "Enabled",
@@ -152,10 +151,10 @@ class SecureBucket(pulumi.ComponentResource):
             tags={**self.args.tags, "vigil:replica-of": self.args.bucket},
         )
 
-    def replica_component(self) -> type["SecureBucket"]:
+    def replica_component(self) -> type[SecureBucket]:
         return type(self)
 
-    def _replicate(self, name: str, replica: ReplicaTarget) -> "SecureBucket":
+    def _replicate(self, name: str, replica: ReplicaTarget) -> SecureBucket:
         target = self.replica_component()(f"{name}-replica", self.replica_args(replica), pulumi.ResourceOptions(parent=self))
         aws.s3.BucketReplicationConfig(
             f"{name}-replication", bucket=self.bucket.id, role=replica.role_arn,

@@ -7,8 +7,8 @@ and their replicas: no wildcard action (listing backup vaults alone needs resour
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -68,7 +68,7 @@ def _objects(names: Sequence[str]) -> list[str]:
 
 
 class AccessRoles(pulumi.ComponentResource):
-    def __init__(self, name: str, args: AccessRolesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AccessRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:security:AccessRoles", name, None, opts)
         self.args = args
         self._child = pulumi.ResourceOptions(parent=self, provider=args.provider)

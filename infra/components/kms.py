@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +20,7 @@ class CustomerKeyArgs:
 class CustomerKey(pulumi.ComponentResource):
     key: aws.kms.Key
 
-    def __init__(self, name: str, args: CustomerKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: CustomerKeyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:security:CustomerKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         # The default key policy (account root administers it) keeps access review in IAM, where

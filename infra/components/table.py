@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -23,7 +22,7 @@ class SecureTableArgs:
 class SecureTable(pulumi.ComponentResource):
     table: aws.dynamodb.Table
 
-    def __init__(self, name: str, args: SecureTableArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: SecureTableArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:storage:SecureTable", name, None, opts)
         self.args = args
         self.table = aws.dynamodb.Table(

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from pulumi_policy import PolicyPack
-
 from vigil.infra.policy_pack.pack import policies
+
 from vigil.policy import load_policy
 
 POLICY_FILE = Path(os.environ.get("VIGIL_POLICY") or Path(__file__).resolve().parents[2] / "policy.yaml")

@@ -8,15 +8,22 @@ property's dependencies, so a new stack is judged as it will be, not failed for 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from pulumi_policy import EnforcementLevel, PolicyResource, ReportViolation, StackValidationArgs, StackValidationPolicy
-from pulumi_policy import proxy
-
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ReportViolation,
+    StackValidationArgs,
+    StackValidationPolicy,
+    proxy,
+)
 from vigil.checks.catalogue import catalogue
 from vigil.checks.model import Status
 from vigil.infra.deploytime import deploy_time_controls, evaluate_declared
 from vigil.infra.mocks import ACCOUNT_ID, DeclaredResource, fake_identity
+
 from vigil.policy import Policy
 
 UNKNOWN = object()
@@ -102,7 +109,7 @@ def violations(resources: Iterable[PolicyResource], policy: Policy, control: str
     resources = list(resources)
     declared = declared_from(resources, policy.regions.primary)
     urn_of = {}
-    for resource, record in zip([r for r in resources if r.resource_type.startswith("aws:")], declared):
+    for resource, record in zip([r for r in resources if r.resource_type.startswith("aws:")], declared, strict=False):
         arn = record.state.get("arn")
         if arn:
             urn_of[arn] = resource.urn

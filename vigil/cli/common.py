@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil.errors import UsageError
@@ -22,7 +22,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
@@ -34,13 +34,13 @@ def output_dir(args: argparse.Namespace, run_id: str) -> Path:
 
 def parse_as_of(value: str | None) -> datetime:
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         raise UsageError(f"--as-of {value!r} is not an ISO 8601 date or timestamp (e.g. 2027-06-01 or 2027-06-01T00:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def load(args: argparse.Namespace) -> Policy:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +20,6 @@ from rich.console import Console
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
-from vigil.timestamps import iso_z
 from vigil.policy import Policy
 from vigil.retention.keys import RetentionKeys, load_keys
 from vigil.subjects import erase as erasing
@@ -28,6 +27,7 @@ from vigil.subjects.export import export_subject
 from vigil.subjects.locate import find_subject
 from vigil.subjects.requests import KINDS, SUMMARY_FILE, RequestLog, summary
 from vigil.subjects.show import print_found, print_requests
+from vigil.timestamps import iso_z
 
 NOT_FOUND = "no data found for subject"
 
@@ -124,11 +124,11 @@ def run_export(args: argparse.Namespace) -> int:
     found = find_subject(aws, policy, keys, subject, as_of, args.workers, export=True)
     if found.copies == 0 and not found.errors:
         return _not_found(subject)
-    written = export_subject(policy, found, Path(args.output), datetime.now(timezone.utc))
+    written = export_subject(policy, found, Path(args.output), datetime.now(UTC))
     for path in written:
         print(f"wrote {path}")
     if requests is not None and not found.errors:
-        requests.complete_open(subject, "access", datetime.now(timezone.utc))
+        requests.complete_open(subject, "access", datetime.now(UTC))
     return 1 if found.errors else 0
 
 
@@ -150,7 +150,7 @@ def run_erase(args: argparse.Namespace) -> int:
     if args.apply:
         console.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
         if run.exit_code == 0 and requests is not None:
-            requests.complete_open(subject, "erase", datetime.now(timezone.utc))
+            requests.complete_open(subject, "erase", datetime.now(UTC))
     print(f"plan: {out_dir / erasing.PLAN_FILE}")
     if args.apply and run.stats is not None:
         print(f"ledger: {out_dir / erasing.LEDGER_FILE}")
@@ -203,7 +203,7 @@ def run_process(args: argparse.Namespace) -> int:
     for request in due if args.apply else []:
         run = erasing.erase_subject(aws, policy, keys, request.subject, now, out_dir, common.new_run_id(), True, args.workers)
         if run.exit_code == 0 or run.nothing_found:
-            log.complete(request, datetime.now(timezone.utc))
+            log.complete(request, datetime.now(UTC))
         else:
             code = 1
         print(f"{request.id}: erase {'done' if not request.open else 'not complete'}")

@@ -10,8 +10,9 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 DEMO_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "demo-access-key",

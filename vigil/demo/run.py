@@ -6,10 +6,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from vigil.aws import Aws
 from vigil.demo import breakage, seed
@@ -68,7 +68,7 @@ def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path
     text = source.read_text(encoding="utf-8")
     if not re.search(r"^holds:", text, re.M):
         text = seed.hold_policy_text(text, held_subjects)
-    text = demo_additions(text, datetime.now(timezone.utc))
+    text = demo_additions(text, datetime.now(UTC))
     path = out / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     load_policy(path)  # the demo's policy must be as valid as the original
@@ -103,7 +103,7 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
         lap("deploy")
 
         say("seeding fake personal data ...")
-        seeder = seed.Seeder(aws, policy, datetime.now(timezone.utc), seed=seed_value,
+        seeder = seed.Seeder(aws, policy, datetime.now(UTC), seed=seed_value,
                              replica_suffix=StackSettings.defaults(policy).replica_suffix)
         run.seeded = seeder.run()
         say(f"  {run.seeded.subjects} subjects ({run.seeded.closed} closed accounts), "
@@ -136,7 +136,7 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
             lap("subject")
         if _has_command(cli, "retain"):
             # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
-            as_of = (datetime.now(timezone.utc) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            as_of = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
             say(f"retention dry run as of {as_of} (one year from now; nothing changes) ...")
             run.stages["retain"] = cli(["retain", *common, "--as-of", as_of])
             lap("retain")

@@ -25,7 +25,7 @@ class Duration:
     forever: bool = False
 
     @classmethod
-    def parse(cls, text: "str | Duration") -> "Duration":
+    def parse(cls, text: str | Duration) -> Duration:
         if isinstance(text, Duration):  # models built in code may pass a parsed value
             return text
         if not isinstance(text, str):

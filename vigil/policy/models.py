@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -43,7 +43,7 @@ class Transform(Strict):
     arg: str | int | None = None
 
     @classmethod
-    def parse(cls, text: Any) -> "Transform":
+    def parse(cls, text: Any) -> Transform:
         if isinstance(text, Transform):
             return text
         if not isinstance(text, str):
@@ -181,7 +181,7 @@ class RDSStore(Strict):
     category: str
 
 
-Store = Annotated[Union[S3Store, DynamoDBStore, RDSStore], Field(discriminator="kind")]
+Store = Annotated[S3Store | DynamoDBStore | RDSStore, Field(discriminator="kind")]
 
 
 class Hold(Strict):

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 from .models import DynamoDBStore, Policy, RDSStore, S3Store
 
@@ -127,7 +127,7 @@ def waiver_horizon(today: date) -> date:
 def _waivers(policy: Policy, today: date | None = None) -> Iterator[Issue]:
     from vigil.checks.catalogue import catalogue  # late: the catalogue is data the policy refers to
 
-    today = today or datetime.now(timezone.utc).date()  # the same calendar the runner applies waivers with
+    today = today or datetime.now(UTC).date()  # the same calendar the runner applies waivers with
     known = catalogue()
     for index, waiver in enumerate(policy.waivers):
         path: tuple[str | int, ...] = ("waivers", index)

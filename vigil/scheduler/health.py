@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vigil.scheduler.state import State
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-idle-seconds", type=float, default=300.0)
     parser.add_argument("--max-run-hours", type=float, default=6.0)
     args = parser.parse_args(argv)
-    ok, why = health(State(args.state_file), datetime.now(timezone.utc).replace(tzinfo=None),
+    ok, why = health(State(args.state_file), datetime.now(UTC).replace(tzinfo=None),
                      timedelta(seconds=args.max_idle_seconds), timedelta(hours=args.max_run_hours))
     print(("healthy: " if ok else "unhealthy: ") + why)
     return 0 if ok else 1

@@ -13,10 +13,11 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, TextIO
 
 import botocore.exceptions
 
@@ -50,7 +51,7 @@ class FileLock:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
@@ -118,8 +119,8 @@ def _parse(text: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(text))
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)  # unreadable lock: treat as expired
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)  # unreadable lock: treat as expired
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 LOG_FORMATS = ("text", "json")
@@ -26,7 +26,7 @@ class EventLog:
         return self._stream or sys.stderr
 
     def event(self, name: str, level: str = "info", **fields: Any) -> None:
-        ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if self.fmt == "json":
             line = json.dumps({"ts": ts, "level": level, "event": name, **fields}, default=str, separators=(",", ":"))
         else:

@@ -5,9 +5,9 @@ after a restart) and EventBridge expressions (the Lambda recipe). All times are 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Callable
 
 import schedule
 
@@ -27,7 +27,7 @@ class Phrase:
     at: time | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Phrase":
+    def parse(cls, text: str) -> Phrase:
         match = _SCHEDULE.match(str(text).strip().lower())
         if not match:
             raise UsageError(

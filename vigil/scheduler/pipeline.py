@@ -12,9 +12,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from vigil.errors import UsageError
 from vigil.scheduler.logs import EventLog
@@ -48,7 +48,7 @@ class JobOptions:
     max_delete: int | None = None  # retain stops (exit 1, nothing deleted) above this many deletions
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "JobOptions":
+    def from_args(cls, args: argparse.Namespace) -> JobOptions:
         return cls(
             policy=args.policy, endpoint_url=args.endpoint_url, regions=tuple(args.region or ()),
             profile=args.profile, as_of=getattr(args, "as_of", None), apply=bool(args.apply),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
 from vigil.timestamps import iso_z as _iso
 
 SCHEMA = "vigil.run/v1"
@@ -27,7 +28,7 @@ class RunResult:
     run_id: str
     run_dir: str
     apply: bool
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     stages: list[StageResult] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)
@@ -51,11 +52,11 @@ class RunResult:
 
     @property
     def duration_s(self) -> float:
-        end = self.finished_at or datetime.now(timezone.utc)
+        end = self.finished_at or datetime.now(UTC)
         return round((end - self.started_at).total_seconds(), 3)
 
     def finish(self) -> None:
-        self.finished_at = datetime.now(timezone.utc)
+        self.finished_at = datetime.now(UTC)
 
     def summary_fields(self) -> dict[str, Any]:
         """The run summary line: one event with everything an operator alerts on."""

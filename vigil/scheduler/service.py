@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Callable, Protocol
+from typing import Protocol
 
 import schedule
 
@@ -55,7 +56,7 @@ class SystemClock:
     """Naive UTC, the same time the `schedule` library reads once the process runs in UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
 
     def sleep(self, seconds: float, stop: StopFlag) -> None:
         end = time.monotonic() + seconds
@@ -141,5 +142,5 @@ class Service:
         return 0
 
     def next_runs(self) -> dict[str, str]:
-        return {kind: job.next_run.strftime("%Y-%m-%dT%H:%M:%SZ") for kind, job in zip(self.phrases, self.scheduler.jobs)
+        return {kind: job.next_run.strftime("%Y-%m-%dT%H:%M:%SZ") for kind, job in zip(self.phrases, self.scheduler.jobs, strict=True)
                 if job.next_run is not None}

@@ -10,8 +10,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from vigil.timestamps import iso_z as _iso
 
+from vigil.timestamps import iso_z as _iso
 
 
 def _parse(text: Any) -> datetime | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import botocore.exceptions
 
@@ -226,7 +227,7 @@ class Finder:
 def _lock_state(version: Version, answer: dict[str, Any]) -> None:
     version.lock_mode = answer.get("ObjectLockMode")
     until = answer.get("ObjectLockRetainUntilDate")
-    version.lock_until = until.astimezone(timezone.utc) if isinstance(until, datetime) else parse_time(until)
+    version.lock_until = until.astimezone(UTC) if isinstance(until, datetime) else parse_time(until)
     version.legal_hold = answer.get("ObjectLockLegalHoldStatus") == "ON"
     version.anonymized = FLAG in (answer.get("Metadata") or {})
 

@@ -48,7 +48,7 @@ class Request:
         return out
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Request":
+    def from_item(cls, item: dict[str, Any]) -> Request:
         def text(name: str) -> str:
             return item.get(name, {}).get("S", "")
         return cls(text("id"), text("subject"), text("kind"), parse_time(text("received_at")), parse_time(text("deadline")),

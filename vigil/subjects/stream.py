@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 CHUNK = 64 * 1024
 
@@ -45,7 +45,7 @@ def mentions(chunks: Iterable[bytes], gz: bool, needle: bytes, keep: list[bytes]
     for piece in pieces:
         window = tail + piece
         if needle in window:
-            for rest in stream:  # the compressed remainder, kept for the whole read
+            for _rest in stream:  # the compressed remainder, kept for the whole read
                 pass
             return True
         tail = window[-overlap:] if overlap else b""

@@ -3,8 +3,9 @@ otherwise by a parallel Scan with a filter (only matching items come back over t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import botocore.exceptions
 from boto3.dynamodb.types import TypeDeserializer

@@ -31,14 +31,20 @@ def evaluators() -> dict[str, Evaluator]:
     return dict(sorted(_EVALUATORS.items()))
 
 
-def evaluate(ctx: Context, only: Iterable[str] | None = None) -> list[Finding]:
-    """Run the evaluators (all, or `only`); one finding per (control, resource)."""
-    registry = evaluators()
+def evaluate(ctx: Context, only: Iterable[str] | None = None, registry: dict[str, Evaluator] | None = None) -> list[Finding]:
+    """Run the evaluators (all, or `only`); one finding per (control, resource).
+
+    `registry` defaults to every evaluator in checks/controls/."""
+    registry = evaluators() if registry is None else registry
     wanted = list(only) if only is not None else list(catalogue())
     findings: dict[tuple[str, str], Finding] = {}
     for control_id in wanted:
         fn = registry.get(control_id)
-        if fn is None:
+        if fn is None:  # catalogued but not implemented: say so rather than report nothing
+            findings.setdefault((control_id, f"control:{control_id}"), Finding(
+                control_id, f"control:{control_id}", "", Status.ERROR,
+                f"{control_id} is in the catalogue but has no evaluator (checks/controls/), so it was not judged",
+                Evidence("vigil", None)))
             continue
         try:
             produced = list(fn(ctx))

@@ -1,8 +1,8 @@
 """`vigil check` as a function: collect -> evaluate -> findings.json."""
 from __future__ import annotations
 
-import importlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 from vigil.checks.catalogue import catalogue
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
-from vigil.checks.model import Finding, Inventory, Status
+from vigil.checks.model import Finding, Inventory, Status, StoreRetention
 from vigil.checks.registry import evaluate
 from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
@@ -89,19 +89,18 @@ class CheckRun:
         return path
 
 
-def retention_status(aws: Aws, policy: Policy, inventory: Inventory, as_of: datetime) -> None:
-    """Fill inventory.retention from the retention engine's read-only verify (RET-02), when present."""
-    try:
-        verify = importlib.import_module("vigil.retention.verify")
-    except ModuleNotFoundError:
-        return
-    inventory.retention = list(verify.retention_status(aws, policy, inventory, as_of))
+# Reads the retention state RET-02 judges (the retention engine's read-only verify,
+# `vigil.retention.verify.retention_status`); passed in because retention sits above checks.
+RetentionReader = Callable[[Aws, Policy, Inventory, datetime], Iterable[StoreRetention]]
 
 
-def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run_id: str, only: list[str] | None = None) -> CheckRun:
+def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run_id: str, only: list[str] | None = None,
+              *, retention: RetentionReader | None) -> CheckRun:
+    """`retention=None` leaves RET-02 not applicable ("retention state was not read in this run")."""
     started = datetime.now(UTC)
     inventory = collect_inventory(aws, policy, regions)
-    retention_status(aws, policy, inventory, as_of)
+    if retention is not None and (only is None or "RET-02" in only):
+        inventory.retention = list(retention(aws, policy, inventory, as_of))
     findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)
     # Waivers expire by the calendar, not by --as-of (which only moves the retention clock).
     waived, states = apply_waivers(policy.waivers, findings, started.date())

@@ -14,17 +14,34 @@ there is no risk to accept. Every waiver is reported with its state:
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from vigil.checks.catalogue import catalogue
 from vigil.checks.model import Finding, Status
 
+from vigil.policy import Policy, load_policy
 from vigil.policy.models import Waiver
+from vigil.policy.rules import Issue
 
 ACTIVE, EXPIRED, STALE = "active", "expired", "stale"
 WAIVABLE = (Status.FAIL, Status.ERROR)
+
+
+def unknown_controls(policy: Policy) -> Iterator[Issue]:
+    """A waiver must name a control of the catalogue (checked when the policy file is loaded)."""
+    known = catalogue()
+    for index, waiver in enumerate(policy.waivers):
+        if waiver.control not in known:
+            yield ("waivers", index, "control"), f"unknown control id '{waiver.control}' (see 'vigil controls')"
+
+
+def load_checked_policy(path: str | Path) -> Policy:
+    """The policy file, validated, with its waivers' control ids checked against the catalogue."""
+    return load_policy(path, rules=(unknown_controls,))
 
 
 @dataclass(frozen=True)

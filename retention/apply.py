@@ -17,9 +17,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import botocore.exceptions
-from vigil.checks.collectors.base import describe_error
 
-from vigil.aws import Aws
+from vigil.aws import Aws, describe_error
 
 from . import items
 from .anonymize import new_body, rewrite

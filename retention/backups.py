@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
-from vigil.checks.collectors.base import describe_error
 
-from vigil.aws import Aws
+from vigil.aws import Aws, describe_error
 
 from .decide import EXPIRED, HELD, Rules
 from .plan import Summary, action_id

@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
-from vigil.checks.collectors.base import describe_error
 from vigil.checks.model import Inventory
 
-from vigil.aws import Aws
+from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 

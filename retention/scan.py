@@ -11,10 +11,9 @@ from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
-from vigil.checks.collectors.base import describe_error
 from vigil.checks.model import Inventory
 
-from vigil.aws import Aws
+from vigil.aws import Aws, describe_error
 from vigil.policy import Duration, Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 

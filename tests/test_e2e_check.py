@@ -141,6 +141,7 @@ def test_check_with_retention_status_calls_no_api_twice_for_one_resource(estate:
     from datetime import datetime
 
     from vigil.checks.runner import run_check
+    from vigil.retention.verify import retention_status
 
     from vigil.aws import Aws
 
@@ -156,7 +157,7 @@ def test_check_with_retention_status_calls_no_api_twice_for_one_resource(estate:
 
     aws.session.events.register("before-parameter-build", count)  # `params` are the API's own arguments here
     policy = repo_policy()
-    run = run_check(aws, policy, policy.regions_in_scope, datetime.now(UTC), "t")
+    run = run_check(aws, policy, policy.regions_in_scope, datetime.now(UTC), "t", retention=retention_status)
     assert any(f.control == "RET-02" and f.status.value == "pass" for f in run.findings)
     assert per_resource[("s3", "GetBucketPolicy", (("Bucket", "example-contacts"),))] == 1  # the hook sees the calls
     twice = {call: n for call, n in per_resource.items() if n > 1}

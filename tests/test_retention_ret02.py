@@ -9,7 +9,7 @@ from moto import mock_aws
 from vigil.checks.context import Context
 from vigil.checks.model import Inventory, Status
 from vigil.checks.registry import evaluate
-from vigil.checks.runner import retention_status
+from vigil.retention.verify import retention_status
 
 from tests.test_retention_s3 import live_logs, old_logs
 from tests.test_retention_world import BACKUP, KEY_B64, World, jsonl
@@ -18,11 +18,11 @@ from vigil.policy import load_policy
 
 
 def _ret02(world: World) -> dict[str, object]:
-    """What `vigil check` does for RET-02 (runner.retention_status, then the registry), minus the other collectors."""
+    """What `vigil check` does for RET-02 (the retention reader it is given, then the registry), minus the other collectors."""
     policy = load_policy(world.policy_path)
     as_of = datetime.now(UTC)
     inventory = Inventory(account_id="123456789012", regions=policy.regions_in_scope)
-    retention_status(Aws(), policy, inventory, as_of)
+    inventory.retention = list(retention_status(Aws(), policy, inventory, as_of))
     return {f.resource: f for f in evaluate(Context(policy, inventory, as_of), only=["RET-02"])}
 
 

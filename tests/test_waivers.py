@@ -10,7 +10,7 @@ import pytest
 import yaml
 from vigil.checks.catalogue import catalogue
 from vigil.checks.model import Evidence, Finding, Status
-from vigil.checks.waivers import apply_waivers
+from vigil.checks.waivers import apply_waivers, load_checked_policy
 
 from tests.conftest import ROOT, SPEC
 from vigil.cli.main import main
@@ -66,7 +66,7 @@ def test_bad_waivers_name_file_line_and_key(tmp_path: Path, change: dict, key: s
         change = {"expires": (waiver_horizon(TODAY) + timedelta(days=1)).isoformat()}
     path = write_policy(tmp_path, [waiver(), waiver(**change)])
     with pytest.raises(PolicyError) as caught:
-        load_policy(path)
+        load_checked_policy(path)  # the policy loader with the checks layer's rule (waivers name catalogued controls)
     text = str(caught.value)
     assert f"{path}:{second_waiver_line(path, key)}: waivers[1].{key}: " in text, text
     assert message in text, text

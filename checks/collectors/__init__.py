@@ -6,16 +6,16 @@ calls run on the shared, bounded resource pool of the session.
 """
 from __future__ import annotations
 
-import importlib
 from concurrent.futures import ThreadPoolExecutor
 
+from vigil.checks.collectors import backup, cloudtrail, dynamodb, ec2, iam, kms, rds, s3
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.model import Inventory
 
 from vigil.aws import Aws
 from vigil.policy import Policy
 
-SERVICES = ("s3", "kms", "iam", "dynamodb", "rds", "ec2", "cloudtrail", "backup")
+SERVICES = (s3, kms, iam, dynamodb, rds, ec2, cloudtrail, backup)
 
 
 def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int = 32) -> Inventory:
@@ -25,13 +25,7 @@ def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int
         max_workers=len(SERVICES), thread_name_prefix="vigil-service"
     ) as services:
         session = CollectSession(aws=aws, policy=policy, regions=list(regions), pool=pool)
-        futures = []
-        for name in SERVICES:
-            try:
-                module = importlib.import_module(f"vigil.checks.collectors.{name}")
-            except ModuleNotFoundError:
-                continue
-            futures.append(services.submit(module.collect, session, inventory))
+        futures = [services.submit(module.collect, session, inventory) for module in SERVICES]
         for future in futures:
             future.result()
     return inventory

@@ -7,43 +7,32 @@ names the copy, not its source.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 
 from vigil.checks.context import Context
+from vigil.checks.controls import acc_01, bak_01, enc_01, enc_02, tls_01, tls_02
 from vigil.checks.model import BackupVault, Bucket, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import bucket_arn
 
 ID = "BAK-03"
-SUB_CONTROLS = ("ENC-01", "ENC-02", "TLS-01", "TLS-02", "ACC-01", "BAK-01")
-
-
-def _bucket_rule(control: str) -> Callable[[Context, Bucket], Finding] | None:
-    # Imported lazily: the rules live in their own control modules (some written elsewhere).
-    try:
-        module = importlib.import_module(f"vigil.checks.controls.{control.lower().replace('-', '_')}")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "check_bucket", None)
+# The per-bucket rule of each control a replica must pass, judged exactly as on its source.
+BUCKET_RULES: dict[str, Callable[[Context, Bucket], Finding]] = {
+    module.ID: module.check_bucket for module in (enc_01, enc_02, tls_01, tls_02, acc_01, bak_01)
+}
+SUB_CONTROLS = tuple(BUCKET_RULES)
 
 
 def check_replica(ctx: Context, bucket: Bucket, sources: list[str]) -> Finding:
-    results: dict[str, Finding | None] = {}
-    for control in SUB_CONTROLS:
-        rule = _bucket_rule(control)
-        results[control] = rule(ctx, bucket) if rule else None
-    failed = [c for c, f in results.items() if f is not None and f.status == Status.FAIL]
-    errors = [c for c, f in results.items() if f is None or f.status == Status.ERROR]
-    observed = {
-        control: ({"status": f.status.value, "reason": f.reason, "observed": f.evidence.observed} if f else
-                  {"status": "error", "reason": f"no per-bucket rule for {control} is installed"})
-        for control, f in results.items()
-    }
-    apis = sorted({api for f in results.values() if f for api in ([f.evidence.api] if isinstance(f.evidence.api, str) else f.evidence.api)})
+    results = {control: rule(ctx, bucket) for control, rule in BUCKET_RULES.items()}
+    failed = [c for c, f in results.items() if f.status == Status.FAIL]
+    errors = [c for c, f in results.items() if f.status == Status.ERROR]
+    observed = {control: {"status": f.status.value, "reason": f.reason, "observed": f.evidence.observed}
+                for control, f in results.items()}
+    apis = sorted({api for f in results.values() for api in ([f.evidence.api] if isinstance(f.evidence.api, str) else f.evidence.api)})
     of = f"replica {bucket.name} of {', '.join(sources)}"
     if failed:
-        details = "; ".join(f"{c}: {results[c].reason}" for c in failed)  # type: ignore[union-attr]
+        details = "; ".join(f"{c}: {results[c].reason}" for c in failed)
         return Finding(ID, bucket.arn, bucket.region_name, Status.FAIL,
                        f"{of} is less protected than its source: fails {', '.join(failed)} ({details})",
                        Evidence(apis, observed))
@@ -56,8 +45,6 @@ def check_replica(ctx: Context, bucket: Bucket, sources: list[str]) -> Finding:
 
 
 def check_vault(ctx: Context, vault: BackupVault, stores: set[str]) -> Finding:
-    from vigil.checks.controls.enc_02 import judge_key
-
     reference = vault.description.get("EncryptionKeyArn")
     observed = {"EncryptionKeyArn": reference, "Stores": sorted(stores)}
     what = f"backup vault {vault.name} (holding {', '.join(sorted(stores))})"
@@ -65,7 +52,7 @@ def check_vault(ctx: Context, vault: BackupVault, stores: set[str]) -> Finding:
         return Finding(ID, vault.arn, vault.region, Status.FAIL,
                        f"{what} names no encryption key; recreate it with a customer-managed KMS key",
                        Evidence("backup:ListBackupVaults", observed))
-    result = judge_key(ctx, vault.arn, vault.region, what, reference, ["backup:ListBackupVaults"], observed)
+    result = enc_02.judge_key(ctx, vault.arn, vault.region, what, reference, ["backup:ListBackupVaults"], observed)
     return Finding(ID, result.resource, result.region, result.status, result.reason, result.evidence)
 
 

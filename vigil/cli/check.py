@@ -14,6 +14,7 @@ from vigil.checks.remediation import for_finding
 from vigil.checks.runner import CheckRun, run_check
 from vigil.cli import common
 from vigil.errors import UsageError
+from vigil.retention.verify import retention_status
 
 STYLE = {Status.FAIL: "bold red", Status.ERROR: "yellow", Status.PASS: "green", Status.NOT_APPLICABLE: "dim"}
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     as_of = common.parse_as_of(args.as_of)
     aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
     run_id = common.new_run_id()
-    result = run_check(aws, policy, common.regions(args, policy), as_of, run_id, only)
+    result = run_check(aws, policy, common.regions(args, policy), as_of, run_id, only, retention=retention_status)
     directory = common.output_dir(args, run_id)
     path = result.write(directory)
     extra = write_formats(result.to_json(), directory, args.formats)

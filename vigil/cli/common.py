@@ -7,8 +7,9 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
-from vigil.policy import Policy, load_policy
+from vigil.policy import Policy
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def parse_as_of(value: str | None) -> datetime:
 
 
 def load(args: argparse.Namespace) -> Policy:
-    return load_policy(args.policy)
+    return load_checked_policy(args.policy)
 
 
 def regions(args: argparse.Namespace, policy: Policy) -> list[str]:

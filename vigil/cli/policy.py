@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from vigil.policy import load_policy
+from vigil.checks.waivers import load_checked_policy
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = load_policy(args.file)
+    policy = load_checked_policy(args.file)
     print(f"{args.file}: valid (schema version {policy.version}; {len(policy.categories)} categories, "
           f"{len(policy.stores)} stores; sha256 {policy.sha256})")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ import yaml
 from pydantic import ValidationError
 
 from .models import Policy
-from .rules import cross_field_errors
+from .rules import Issue, cross_field_errors
 
 KeyPath = tuple[str | int, ...]
+# A rule a layer above the core adds (checks: waivers name catalogued controls); yields (key path, message).
+Rule = Callable[[Policy], Iterable[Issue]]
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,8 @@ def _loc(error: dict[str, Any]) -> KeyPath:
     return tuple(out)
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Parse and validate `path`; raise PolicyError naming file:line:key for every problem."""
+def load_policy(path: str | Path, rules: Iterable[Rule] = ()) -> Policy:
+    """Parse and validate `path` (and check it against `rules`); raise PolicyError naming file:line:key for every problem."""
     path = Path(path)
     name = str(path)
     try:
@@ -158,7 +161,7 @@ def load_policy(path: str | Path) -> Policy:
             loc = _loc(error)
             issues.append(PolicyIssue(lines.line_of(loc), loc, _message(error)))
         raise PolicyError(name, issues) from None
-    issues = [PolicyIssue(lines.line_of(p), p, m) for p, m in cross_field_errors(policy)]
+    issues = [PolicyIssue(lines.line_of(p), p, m) for p, m in [*cross_field_errors(policy), *(i for rule in rules for i in rule(policy))]]
     if issues:
         raise PolicyError(name, issues)
     return policy.model_copy(update={"source_path": str(path), "sha256": hashlib.sha256(raw).hexdigest()})

@@ -18,8 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from vigil.aws import Aws
-from vigil.checks.collectors.base import describe_error
+from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
 from vigil.policy.models import Category, DynamoDBStore, RDSStore, S3Store
 from vigil.retention.anonymize import rewrite

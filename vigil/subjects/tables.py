@@ -10,7 +10,7 @@ from typing import Any
 import botocore.exceptions
 from boto3.dynamodb.types import TypeDeserializer
 
-from vigil.checks.collectors.base import describe_error
+from vigil.aws import describe_error
 from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore
 from vigil.retention.decide import Rules

@@ -1,0 +1,24 @@
+"""The catalogue and the evaluators describe the same set of controls."""
+from __future__ import annotations
+
+from vigil.checks.catalogue import catalogue
+from vigil.checks.context import Context
+from vigil.checks.model import Inventory, Status
+from vigil.checks.registry import evaluate, evaluators
+
+from tests.helpers import repo_policy
+
+
+def test_every_catalogued_control_has_an_evaluator_and_every_evaluator_is_catalogued() -> None:
+    assert set(evaluators()) == set(catalogue())
+
+
+def test_a_catalogued_control_without_an_evaluator_is_an_error_finding() -> None:
+    registry = evaluators()
+    del registry["ENC-01"]
+    ctx = Context(repo_policy(), Inventory(account_id="123456789012", regions=["us-east-1"]))
+    findings = evaluate(ctx, only=["ENC-01", "MFA-01"], registry=registry)
+    missing = [f for f in findings if f.control == "ENC-01"]
+    assert len(missing) == 1 and missing[0].status == Status.ERROR
+    assert "no evaluator" in missing[0].reason
+    assert any(f.control == "MFA-01" for f in findings)  # the others are still judged

@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from vigil import safe_yaml
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Control:
 
 @cache
 def catalogue() -> dict[str, Control]:
-    data = yaml.safe_load(resources.files("vigil.checks").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
+    data = safe_yaml.safe_load(resources.files("vigil.checks").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
     clauses = {name: Clause(**value) for name, value in data["clauses"].items()}
     return {
         entry["id"]: Control(

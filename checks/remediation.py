@@ -14,9 +14,9 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-import yaml
 from vigil.checks.model import Finding
 
+from vigil import safe_yaml
 from vigil.policy import Policy
 
 
@@ -36,7 +36,7 @@ def remediations() -> dict[str, Remediation]:
     return {
         control: Remediation(summary=entry["summary"].strip(), cli=tuple(c.strip() for c in entry["cli"]),
                              pulumi=entry["pulumi"].rstrip())
-        for control, entry in yaml.safe_load(text).items()
+        for control, entry in safe_yaml.safe_load(text).items()
     }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from vigil import safe_yaml
+
 from .models import Policy
 from .rules import Issue, cross_field_errors
 
@@ -45,8 +47,8 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text: the models parse them and report a bad one by key
+class _Loader(safe_yaml.Loader):
+    """The safe loader (aliases on a budget) that leaves dates as text: the models parse them and report a bad one by key
     (PyYAML would raise a bare ValueError for `2026-13-45`)."""
 
 
@@ -135,13 +137,13 @@ def load_policy(path: str | Path, rules: Iterable[Rule] = ()) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError(name, [PolicyIssue(1, (), f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        root, data = safe_yaml.parse(text, _Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(name, [PolicyIssue(line, (), f"YAML syntax error: {problem}")]) from None
+        kind = "YAML refused" if isinstance(exc, safe_yaml.Refused) else "YAML syntax error"
+        raise PolicyError(name, [PolicyIssue(line, (), f"{kind}: {problem}")]) from None
     lines = _Lines(root)
     if data is None:
         raise PolicyError(name, [PolicyIssue(1, (), "the policy file is empty")])

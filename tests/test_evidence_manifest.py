@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -43,6 +44,61 @@ def test_generate_refuses_to_overwrite(key_dir: Path, capsys: pytest.CaptureFixt
     assert main(["keys", "generate", "--out", str(key_dir)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (key_dir / "signing.key").read_bytes() == before
+
+
+@pytest.mark.parametrize("occupied", ["signing.key", "signing.pub"])
+@pytest.mark.parametrize("form", ["dangling link", "link to a file", "file", "folder"])
+def test_generate_refuses_any_existing_name_and_leaves_nothing(tmp_path: Path, occupied: str, form: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "keys"
+    out.mkdir()
+    target = tmp_path / "elsewhere"
+    if form == "dangling link":
+        (out / occupied).symlink_to(target)
+    elif form == "link to a file":
+        target.write_text("someone else's")
+        (out / occupied).symlink_to(target)
+    elif form == "file":
+        (out / occupied).write_text("old")
+    else:
+        (out / occupied).mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["keys", "generate", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite" in err and occupied in err and "unexpected" not in err
+    assert sorted(p.name for p in out.iterdir()) == before  # no orphan private key, no temporary file
+    assert not target.exists() or target.read_text() == "someone else's"
+
+
+def test_generate_sets_both_modes_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        private, public = keys.generate(tmp_path / "keys")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["signing.key", "signing.pub"]
+    old = os.umask(0o077)
+    try:
+        _, public = keys.generate(tmp_path / "strict")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644  # auditors must be able to read it
+
+
+def test_generate_into_a_read_only_folder_is_an_environment_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions")
+    out = tmp_path / "keys"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        assert main(["keys", "generate", "--out", str(out)]) == 3
+    finally:
+        out.chmod(0o700)
+    assert "cannot write the keys" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
 
 
 def test_keys_generate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,10 +15,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import botocore.exceptions
+
 from vigil.aws import Aws
 from vigil.checks.collectors import SERVICES
 from vigil.cli import common
-from vigil.errors import UsageError
+from vigil.errors import EnvironmentFailure, UsageError
 from vigil.iam_actions import VIA_S3_KMS, CallSite, actions_for, call_sites, imported_modules, module_path
 from vigil.policy import Policy
 
@@ -130,15 +132,27 @@ def build(command: str, t: Targets) -> dict[str, Any]:
 
 
 def replicas(aws: Aws, policy: Policy) -> dict[str, list[str]]:
-    """Store bucket -> the replica buckets its replication configuration names (read live)."""
+    """Store bucket -> the replica buckets its replication configuration names (read live).
+
+    A bucket without replication (or not created yet) has none; anything else (endpoint
+    unreachable, no credentials, access denied) would leave replicas out of the policy, so it
+    ends the command with exit 3 instead of printing an incomplete policy.
+    """
+    aws.account_id(policy.regions.primary)  # pre-flight: a broken environment fails fast, not after retries
     out: dict[str, list[str]] = {}
     s3 = aws.client("s3", policy.regions.primary)
     for bucket in sorted(policy.data_buckets):
         try:
             rules = s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"].get("Rules", [])
-        except Exception as exc:  # noqa: BLE001 - no replication, or not readable: say so, keep going
-            print(f"vigil: no replicas read for {bucket}: {exc}", file=sys.stderr)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in ("ReplicationConfigurationNotFoundError", "NoSuchBucket"):
+                raise EnvironmentFailure(f"cannot read the replication rules of {bucket}: {exc}") from None
+            if code == "NoSuchBucket":
+                print(f"vigil: {bucket} does not exist yet, so it has no replicas", file=sys.stderr)
             continue
+        except botocore.exceptions.BotoCoreError as exc:
+            raise EnvironmentFailure(f"cannot read the replication rules of {bucket}: {exc}") from None
         out[bucket] = sorted({r["Destination"]["Bucket"].removeprefix("arn:aws:s3:::") for r in rules if r.get("Destination")})
     return out
 

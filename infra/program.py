@@ -7,7 +7,6 @@ exactly one for a subclass that breaks exactly one control.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -31,7 +30,7 @@ from vigil.infra.components import (
     bucket_policy,
 )
 from vigil.infra.components.table import BACKUP_TAG
-from vigil.infra.settings import StackSettings
+from vigil.infra.settings import StackSettings, policy_path
 
 from vigil.policy import Policy, S3Store, load_policy
 
@@ -195,14 +194,6 @@ def _expire_all(rule_id: str, days: int, policy: Policy) -> dict:
     return {"id": rule_id, "status": "Enabled", "filter": {"prefix": ""}, "expiration": {"days": days},
             "noncurrent_version_expiration": {"noncurrent_days": lifecycle.noncurrent_days(policy)},
             "abort_incomplete_multipart_upload": {"days_after_initiation": lifecycle.ABORT_MULTIPART_DAYS}}
-
-
-def policy_path(config: pulumi.Config) -> Path:
-    configured = config.get("policyFile")
-    if configured:
-        return Path(configured)
-    here = Path.cwd() / "policy.yaml"
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "policy.yaml"
 
 
 def main() -> None:

@@ -1,12 +1,40 @@
-"""What the stack needs beyond the policy file: names and periods, from Pulumi config."""
+"""What the stack reads from Pulumi config: where the policy file is, and the names and periods it does not say."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
 from vigil.policy import Policy
+
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding Pulumi.yaml: what relative paths in the stack's config are relative to.
+
+    `pulumi up` runs the program with `main:` (infra/) as its working directory, so the
+    working directory is not the root. The SDK knows the root when the engine tells it; with
+    an older engine, or under mocks, it answers a placeholder, so the root is then the
+    nearest folder at or above the working directory that holds a Pulumi.yaml.
+    """
+    answer = getattr(pulumi, "get_root_directory", lambda: None)()
+    if answer and Path(answer).is_absolute() and _holds_project(Path(answer)):
+        return Path(answer)
+    here = (start or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if _holds_project(folder)), here)
+
+
+def _holds_project(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in PROJECT_FILES)
+
+
+def policy_path(config: pulumi.Config) -> Path:
+    """vigil:policyFile (Pulumi.yaml's default: policy.yaml), relative to the project root unless absolute."""
+    configured = Path(config.get("policyFile") or "policy.yaml").expanduser()
+    return configured if configured.is_absolute() else project_root() / configured
 
 
 def slug(text: str) -> str:

@@ -7,8 +7,10 @@ in memory, the KMS signer never sees the private key (AWS KMS `ECC_NIST_EDWARDS2
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,23 +90,67 @@ class KmsSigner:
 
 
 def generate(out_dir: Path) -> tuple[Path, Path]:
-    """Write DIR/signing.key (PKCS#8 PEM, mode 0600) and DIR/signing.pub; never overwrite either."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write DIR/signing.key (PKCS#8 PEM, mode 0600) and DIR/signing.pub (mode 0644), whatever the umask.
+
+    Refused (exit 2, nothing written) when either name exists in any form, a dangling
+    symlink included. Each key is written to a temporary file with its final mode, then
+    hard-linked to its name (a link never replaces an existing name, so a file or link that
+    appears meanwhile is not overwritten); a failure removes whatever this call created.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
     private_path, public_path = out_dir / PRIVATE_NAME, out_dir / PUBLIC_NAME
-    existing = [str(p) for p in (private_path, public_path) if p.exists()]
+    existing = [str(p) for p in (private_path, public_path) if os.path.lexists(p)]
     if existing:
-        raise UsageError(f"refusing to overwrite {', '.join(existing)}")
+        raise UsageError(f"refusing to overwrite {', '.join(existing)} (a file or link of that name exists)")
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    # O_EXCL closes the race between the check above and the write; 0600 from the first byte.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_pem)
-    os.chmod(private_path, 0o600)  # in case the umask was stricter than needed, or looser
-    with open(public_path, "xb") as handle:
-        handle.write(public_pem)
+    created: list[Path] = []
+    try:
+        for path, data, mode in ((private_path, private_pem, 0o600), (public_path, public_pem, 0o644)):
+            _place(path, data, mode, created)
+    except FileExistsError as exc:
+        _remove(created)
+        raise UsageError(f"refusing to overwrite {exc.filename or out_dir}: it appeared while the keys were written") from None
+    except OSError as exc:
+        _remove(created)
+        raise EnvironmentFailure(f"--out {out_dir}: cannot write the keys ({exc.strerror or exc}); nothing was kept") from None
     return private_path, public_path
+
+
+def _place(path: Path, data: bytes, mode: int, created: list[Path]) -> None:
+    """Write `data` to a temporary file with `mode` (0600 from the first byte), then link it to `path`."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    created.append(tmp)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)  # explicit: the umask plays no part
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "exists", str(path))
+    try:
+        os.link(tmp, path, follow_symlinks=False)  # fails on any existing name, a dangling link included
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        os.rename(tmp, path)  # a file system without hard links: checked just above instead
+        created[created.index(tmp)] = path
+        return
+    created.append(path)
+    tmp.unlink()
+    created.remove(tmp)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def load_private(path: Path) -> FileSigner:

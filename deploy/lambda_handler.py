@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from vigil.aws import Aws
-from vigil.cli.common import new_run_id
-from vigil.errors import UsageError
+from vigil.errors import ExitCode, UsageError
 from vigil.policy import load_policy
 from vigil.scheduler.lock import S3Lock
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.pipeline import STAGES, JobOptions, run_pipeline
+from vigil.stages.common import new_run_id
 
 HERE = Path(__file__).resolve().parent
 RUN_FOLDER = re.compile(r"^\d{8}T\d{6}Z-[a-z]+-[0-9a-f]+$")
@@ -84,7 +84,7 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
         if lock is not None:
             lock.release()
     summary = result.summary_fields()
-    if result.exit_code in (2, 3):
+    if result.exit_code in (ExitCode.USAGE, ExitCode.ENVIRONMENT):
         raise JobFailed(f"vigil {job} exited {result.exit_code}: {[s.message for s in result.stages if s.message]}")
     return summary
 

@@ -13,7 +13,6 @@ import pytest
 
 from vigil.cli.main import main
 from vigil.scheduler.metrics import read_samples
-from vigil.scheduler.pipeline import available_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policy.yaml")
@@ -70,10 +69,8 @@ def signed_run(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         for name, value in FAKE_ENV.items():
             env.setenv(name, value)
         env.delenv("VIGIL_SIGNING_KEY", raising=False)
-        keys_available = "keys" in available_commands()
-        if keys_available:
-            assert vigil("keys", "generate", "--out", str(base / "keys"))[0] == 0
-        key = ["--signing-key", str(base / "keys" / "signing.key")] if keys_available else []
+        assert vigil("keys", "generate", "--out", str(base / "keys"))[0] == 0
+        key = ["--signing-key", str(base / "keys" / "signing.key")]
         code, log = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1",
                           "--output", str(base / "out"), "--log-format", "json",
                           "--metrics-file", str(base / "vigil.prom"), "--as-of", "2040-01-01",
@@ -99,30 +96,23 @@ def test_run_writes_one_folder_and_exits_with_the_worst_stage(signed_run: dict) 
 
 
 def test_a_failed_check_still_gets_a_report_and_the_pack_verifies(signed_run: dict) -> None:
-    available = available_commands()
-    if "report" not in available:
-        pytest.skip("`vigil report` is not in this installation yet")
     assert (signed_run["dir"] / "report.html").is_file() and (signed_run["dir"] / "manifest.json").is_file()
     manifest = json.loads((signed_run["dir"] / "manifest.json").read_text())
     assert "run.json" in json.dumps(manifest), "run.json is written before the report, so the pack covers it"
     summary = json.loads(signed_run["log"].splitlines()[-1])
     assert summary["stages"]["report"] == 0
-    if signed_run["signed"] and "verify" in available:
-        assert summary["stages"]["verify"] == 0
-        assert vigil("verify", str(signed_run["dir"]))[0] == 0  # an auditor's verify later agrees
+    assert signed_run["signed"]
+    assert summary["stages"]["verify"] == 0
+    assert vigil("verify", str(signed_run["dir"]))[0] == 0  # an auditor's verify later agrees
 
 
 def test_without_apply_retention_only_plans(signed_run: dict) -> None:
-    if "retain" not in available_commands():
-        pytest.skip("`vigil retain` is not in this installation yet")
     assert (signed_run["dir"] / "retention-plan.json").is_file()
     assert len(signed_run["billing_after"]) == 3, "a dry run deletes nothing"
     assert not json.loads(signed_run["log"].splitlines()[-1])["retention"]
 
 
 def test_the_report_uploads_the_pack_when_configured(signed_run: dict) -> None:
-    if "report" not in available_commands():
-        pytest.skip("`vigil report` is not in this installation yet")
     names = {key.rsplit("/", 1)[-1] for key in signed_run["uploaded"]}
     assert {"manifest.json", "report.html", "findings.json", "run.json"} <= names
     assert all(key.startswith("packs/") for key in signed_run["uploaded"])
@@ -130,8 +120,6 @@ def test_the_report_uploads_the_pack_when_configured(signed_run: dict) -> None:
 
 def test_apply_deletes_what_is_past_retention_and_counts_it(endpoint: str, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    if "retain" not in available_commands():
-        pytest.skip("`vigil retain` is not in this installation yet")
     monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", FAKE_ENV["VIGIL_PSEUDONYM_KEY"])
     seed_old_billing(endpoint)
     code, _ = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1", "--apply",
@@ -179,11 +167,10 @@ def test_unreachable_endpoint_stops_the_run_at_the_first_stage(tmp_path: Path) -
 
 
 def test_bad_as_of_is_bad_input_and_nothing_else_runs(tmp_path: Path) -> None:
-    code, log = vigil("run", "--policy", POLICY, "--as-of", "not-a-date", "--output", str(tmp_path / "o"))
-    assert code == 2
-    record = json.loads((tmp_path / "o" / "run.json").read_text())
-    assert [s["exit_code"] for s in record["stages"]][:2] == [2, None]
-    assert "stage.finished" in log and "exit_code=2" in log
+    """The job parses --as-of once, before any stage: bad input is exit 2 before any folder is made."""
+    code, err = vigil("run", "--policy", POLICY, "--as-of", "not-a-date", "--output", str(tmp_path / "o"))
+    assert code == 2 and "--as-of 'not-a-date'" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_policy_exits_2_before_any_folder_is_made(tmp_path: Path) -> None:
@@ -199,17 +186,28 @@ def test_bad_upload_location_is_bad_input(tmp_path: Path) -> None:
     assert code == 2 and "s3://" in err
 
 
-def test_stage_flags_a_command_does_not_know_are_left_out_but_never_the_deletion_cap(tmp_path: Path) -> None:
-    from vigil.scheduler.pipeline import JobOptions, stage_argv
+def test_every_job_option_reaches_its_stage_typed(tmp_path: Path) -> None:
+    """Stages get typed options, not argv: the as-of instant, the deletion cap and apply reach retain
+    (no flag can be silently dropped), and only the stages that may change data are told to apply."""
+    from datetime import UTC, datetime
 
-    options = JobOptions(policy="p.yaml", endpoint_url="http://127.0.0.1:1", apply=True, max_delete=5, upload="s3://b/p")
-    full = stage_argv("retain", options, tmp_path)
-    assert full[-3:] == ["--apply", "--max-delete", "5"]
-    older_retain = {"--policy", "--endpoint-url", "--output", "--apply"}
-    assert stage_argv("retain", options, tmp_path, older_retain) == [
-        "retain", "--policy", "p.yaml", "--endpoint-url", "http://127.0.0.1:1", "--output", str(tmp_path)]
-    report = stage_argv("report", options, tmp_path, {"--policy"})
-    assert report == ["report", str(tmp_path), "--policy", "p.yaml"]
+    from vigil.scheduler.pipeline import STAGES, JobOptions, stage_call
+    from vigil.stages.retain import RetainOptions, retain
+
+    as_of = datetime(2040, 1, 1, tzinfo=UTC)
+    options = JobOptions(policy="p.yaml", endpoint_url="http://127.0.0.1:1", regions=("eu-west-1",), profile="audit",
+                         as_of=as_of, apply=True, max_delete=5, signing_key="kms:alias/k", upload="s3://b/p")
+    function, retain_options = stage_call("retain", options, tmp_path)
+    assert function is retain and retain_options == RetainOptions(
+        policy="p.yaml", endpoint_url="http://127.0.0.1:1", regions=("eu-west-1",), profile="audit", as_of=as_of,
+        output=tmp_path, apply=True, max_delete=5)
+    for stage in {s for stages in STAGES.values() for s in stages}:
+        _, stage_options = stage_call(stage, options, tmp_path)
+        if hasattr(stage_options, "as_of"):
+            assert stage_options.as_of == as_of and stage_options.output == tmp_path, stage
+        assert getattr(stage_options, "apply", True) is True, stage  # apply is never lost on the way
+    _, report_options = stage_call("report", options, tmp_path)
+    assert (report_options.signing_key, report_options.upload, report_options.profile) == ("kms:alias/k", "s3://b/p", "audit")
 
 
 def test_an_unwritable_metrics_file_is_logged_not_fatal(tmp_path: Path) -> None:

@@ -6,15 +6,12 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from vigil.aws import Aws
-from vigil.checks.catalogue import catalogue
-from vigil.checks.formats import FORMATS, write_formats
+from vigil.checks.formats import FORMATS
 from vigil.checks.model import Status
 from vigil.checks.remediation import for_finding
-from vigil.checks.runner import CheckRun, run_check
+from vigil.checks.runner import CheckRun
 from vigil.cli import common
-from vigil.errors import UsageError
-from vigil.retention.verify import retention_status
+from vigil.stages.check import CheckOptions, CheckOutcome, check
 
 STYLE = {Status.FAIL: "bold red", Status.ERROR: "yellow", Status.PASS: "green", Status.NOT_APPLICABLE: "dim"}
 
@@ -33,29 +30,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = common.load(args)
     if args.validate_only:
+        policy = common.load(args)
         print(f"{args.policy}: valid ({len(policy.stores)} stores, {len(policy.categories)} categories)")
         return 0
-    only = [c.upper() for c in args.control] if args.control else None
-    unknown = sorted(set(only or []) - set(catalogue()))
-    if unknown:
-        raise UsageError(f"unknown control id {', '.join(unknown)} (see 'vigil controls')")
-    as_of = common.parse_as_of(args.as_of)
-    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
-    run_id = common.new_run_id()
-    result = run_check(aws, policy, common.regions(args, policy), as_of, run_id, only, retention=retention_status)
-    directory = common.output_dir(args, run_id)
-    path = result.write(directory)
-    extra = write_formats(result.to_json(), directory, args.formats)
+    outcome = check(CheckOptions(**common.target(args), controls=tuple(args.control or ()), formats=tuple(args.formats)))
+    show(outcome, explain=args.explain)
+    return outcome.exit_code
+
+
+def show(outcome: CheckOutcome, explain: bool = False) -> None:
     console = Console()
-    print_result(result, console)
-    if args.explain:
-        print_explanations(result, console)
-    print(f"findings: {path}")
-    for name, written in extra.items():
+    print_result(outcome.run, console)
+    if explain:
+        print_explanations(outcome.run, console)
+    print(f"findings: {outcome.findings}")
+    for name, written in outcome.extra.items():
         print(f"{name}: {written}")
-    return result.exit_code
 
 
 def print_result(result: CheckRun, console: Console) -> None:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vigil.checks.waivers import load_checked_policy
-from vigil.errors import UsageError
 from vigil.policy import Policy
+from vigil.stages import common as stages
+from vigil.stages.common import new_run_id
+
+__all__ = ["add_common", "load", "new_run_id", "output_dir", "parse_as_of", "regions", "target"]
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -18,30 +21,23 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="send every AWS call here (a local emulator); plain http only for loopback")
     parser.add_argument("--region", action="append", metavar="R", help="region in scope (repeatable); default: the policy's regions")
     parser.add_argument("--profile", metavar="NAME", help="AWS profile; the standard credential chain otherwise")
-    parser.add_argument("--output", metavar="DIR", help="where files are written; default ./evidence/<run-id>/")
+    parser.add_argument("--output", metavar="DIR", help=f"where files are written; default ./{stages.DEFAULT_OUTPUT}/<run-id>/")
     parser.add_argument("--as-of", metavar="TIMESTAMP", help="evaluate retention as if it were this instant (ISO 8601)")
 
 
-def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+def target(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared flags as the fields of `vigil.stages.common.Target`."""
+    return {"policy": args.policy, "endpoint_url": args.endpoint_url, "regions": tuple(args.region or ()),
+            "profile": args.profile, "as_of": stages.parse_as_of(args.as_of), "output": args.output}
 
 
 def output_dir(args: argparse.Namespace, run_id: str) -> Path:
-    path = Path(args.output) if getattr(args, "output", None) else Path("evidence") / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return stages.Target(output=getattr(args, "output", None)).output_dir(run_id)
 
 
 def parse_as_of(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise UsageError(f"--as-of {value!r} is not an ISO 8601 date or timestamp (e.g. 2027-06-01 or 2027-06-01T00:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """--as-of's instant; now when it is not given."""
+    return stages.parse_as_of(value) or datetime.now(UTC)
 
 
 def load(args: argparse.Namespace) -> Policy:
@@ -50,4 +46,3 @@ def load(args: argparse.Namespace) -> Policy:
 
 def regions(args: argparse.Namespace, policy: Policy) -> list[str]:
     return list(dict.fromkeys(args.region)) if args.region else policy.regions_in_scope
-

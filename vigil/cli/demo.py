@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from vigil.cli import common
+from vigil.cli import check, common
+from vigil.cli.run import show_stage as show_job_stage
+from vigil.subjects.show import print_found
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +32,22 @@ def _policy_path(value: str | None) -> Path:
     return here if here.exists() else Path(__file__).resolve().parents[2] / "policy.yaml"
 
 
+def show_stage(stage: str, outcome: Any) -> None:
+    """Each stage's outcome as its own command prints it; the check with its explanations."""
+    if stage == "check":
+        check.show(outcome, explain=True)
+    elif stage == "subject erase":
+        print_found(outcome.found, Console(), f"Erase subject {outcome.subject_hash[:16]}…: dry run (nothing changed)")
+    else:
+        show_job_stage(stage, outcome)
+
+
 def run(args: argparse.Namespace) -> int:
-    from vigil.cli.main import main as cli
     from vigil.demo.run import findings, run_demo
 
     console = Console()
     out = Path(args.output) if args.output else Path("evidence-out") / f"demo-{common.new_run_id()}"
-    result = run_demo(_policy_path(args.policy), out, cli, seed_value=args.seed, say=console.print)
+    result = run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage)
 
     console.rule("[bold]Vigil demo: results")
     all_findings = findings(out)

@@ -7,11 +7,11 @@ import os
 import sys
 
 from vigil import __version__
-from vigil.errors import VigilError
-from vigil.policy import PolicyError
+from vigil.errors import ExitCode
+from vigil.stages.common import failure, unexpected
 
-# Command modules, in the order `vigil --help` lists them. A module may be absent while its
-# feature is being built; the command then does not appear.
+# Command modules, in the order `vigil --help` lists them. Each is imported only when the
+# parser is built, so `vigil --version` stays quick.
 COMMANDS = ("check", "retain", "report", "verify", "run", "schedule", "keys", "demo", "controls", "policy", "subject", "iam_policy")
 
 
@@ -20,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vigil {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"vigil.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"vigil.cli.{name}":
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"vigil.cli.{name}").add_parser(subparsers)
     return parser
 
 
@@ -35,23 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
-        return 2
+        return ExitCode.USAGE
     try:
         return int(args.handler(args) or 0)
-    except PolicyError as exc:
-        print(f"vigil: invalid policy file\n{exc}", file=sys.stderr)
-        return 2
-    except VigilError as exc:
-        print(f"vigil: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("vigil: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # never a traceback for users; VIGIL_DEBUG=1 shows it
-        if os.environ.get("VIGIL_DEBUG"):
+    except (Exception, KeyboardInterrupt) as exc:  # never a traceback for users; VIGIL_DEBUG=1 shows it
+        if unexpected(exc) and os.environ.get("VIGIL_DEBUG"):
             raise
-        print(f"vigil: unexpected error: {type(exc).__name__}: {exc} (set VIGIL_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+        code, message = failure(exc)
+        print(f"vigil: {message}" + (" (set VIGIL_DEBUG=1 for details)" if unexpected(exc) else ""), file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

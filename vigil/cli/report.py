@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from vigil.aws import Aws
 from vigil.evidence import keys, upload
-from vigil.evidence.render import refuse_key_inside, write_report
+from vigil.stages.report import ReportOptions, ReportOutcome, report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,27 +32,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    directory = Path(args.directory)
-    aws: Aws | None = None
+    options = ReportOptions(args.directory, policy=args.policy, signing_key=args.signing_key, upload=args.upload,
+                            retain_days=args.retain_days, endpoint_url=args.endpoint_url, profile=args.profile,
+                            region=args.region)
+    outcome = report(options)
+    show(outcome)
+    return outcome.exit_code
 
-    def client(service: str):
-        nonlocal aws
-        aws = aws or Aws(profile=args.profile, endpoint_url=args.endpoint_url)
-        region = args.region or aws.session.region_name or "us-east-1"
-        return aws.client(service, region)
 
-    if args.upload:
-        upload.check_options(args.upload, args.retain_days)
-    refuse_key_inside(directory, args.signing_key)
-    signer = keys.load_signer(args.signing_key, kms_client=lambda: client("kms"))
-    written = write_report(directory, args.policy, signer)
-    for path in written:
+def show(outcome: ReportOutcome) -> None:
+    for path in outcome.written:
         print(f"wrote {path}")
-    if signer is None:
+    if outcome.signer is None:
         print(f"warning: the pack is UNSIGNED (no --signing-key, no ${keys.ENV_VAR}); 'vigil verify' will report it as unsigned")
     else:
-        print(f"signed with {signer.description}, fingerprint {keys.fingerprint(signer.public_key_raw())}")
-    if args.upload:
-        uploaded = upload.upload_pack(directory, args.upload, client("s3"), retain_days=args.retain_days)
-        print(f"uploaded {len(uploaded)} files to {args.upload} (Object Lock COMPLIANCE, {args.retain_days} days)")
-    return 0
+        print(f"signed with {outcome.signer}, fingerprint {outcome.fingerprint}")
+    options = outcome.options
+    if options.upload:
+        print(f"uploaded {len(outcome.uploaded)} files to {options.upload} (Object Lock COMPLIANCE, {options.retain_days} days)")

@@ -7,11 +7,9 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from vigil.aws import Aws
 from vigil.cli import common
-from vigil.errors import UsageError
-from vigil.retention.engine import LEDGER_FILE, RDS_REASON, RetentionRun, run_retention
-from vigil.retention.keys import load_keys
+from vigil.retention.engine import RDS_REASON, RetentionRun
+from vigil.stages.retain import RetainOptions, RetainOutcome, retain
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,27 +26,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = common.load(args)
-    if args.max_delete is not None and args.max_delete < 0:
-        raise UsageError("--max-delete must be 0 or more")
-    known = {s.name for s in policy.stores}
-    unknown = sorted(set(args.store or []) - known)
-    if unknown:
-        raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    as_of = common.parse_as_of(args.as_of)
-    aws = Aws(profile=args.profile, endpoint_url=args.endpoint_url)
-    keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
-    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
-    run_id = common.new_run_id()
-    out_dir = common.output_dir(args, run_id)
-    result = run_retention(aws, policy, keys, as_of, out_dir, run_id, apply=args.apply, max_delete=args.max_delete,
-                           store_names=args.store, workers=args.workers)
+    outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
+                                   stores=tuple(args.store or ()), workers=args.workers))
+    show(outcome)
+    return outcome.exit_code
+
+
+def show(outcome: RetainOutcome) -> None:
     # A pipe or a log file gets the full table, not one squeezed to 80 columns.
-    print_result(result, Console() if sys.stdout.isatty() else Console(width=200))
-    print(f"plan: {out_dir / 'retention-plan.json'}")
-    if args.apply and not result.max_delete_exceeded:
-        print(f"ledger: {out_dir / LEDGER_FILE}")
-    return result.exit_code
+    print_result(outcome.run, Console() if sys.stdout.isatty() else Console(width=200))
+    print(f"plan: {outcome.plan}")
+    if outcome.ledger is not None:
+        print(f"ledger: {outcome.ledger}")
 
 
 def _size(n: int) -> str:

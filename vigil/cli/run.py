@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vigil.cli import common
 from vigil.scheduler.logs import LOG_FORMATS, EventLog
 from vigil.scheduler.metrics import record_run_logged
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
+from vigil.stages.common import DEFAULT_OUTPUT
 
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +32,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def show_stage(stage: str, outcome: Any) -> None:
+    """A stage's outcome printed as its own command prints it."""
+    from vigil.cli import check, report, retain, subject, verify
+
+    if stage == "check":
+        check.show(outcome)
+    elif stage == "retain":
+        retain.show(outcome)
+    elif stage == "requests":
+        subject.show_process(outcome)
+    elif stage == "report":
+        report.show(outcome)
+    elif stage == "verify":
+        verify.show(outcome)
+
+
+def stage_printer(log_format: str) -> Callable[[str, Any], None] | None:
+    """Text logs go to a person: each stage's output too. JSON logs go to a collector: events only."""
+    return show_stage if log_format == "text" else None
+
+
 def run(args: argparse.Namespace) -> int:
     options = JobOptions.from_args(args)
     common.load(args)  # a bad policy file is bad input: exit 2 before any folder is made
     options.validate()
     run_id = common.new_run_id()
-    run_dir = Path(args.output) if args.output else Path("evidence") / run_id
+    run_dir = Path(args.output) if args.output else DEFAULT_OUTPUT / run_id
     log = EventLog(args.log_format)
-    result = run_pipeline("run", options, run_dir, log, run_id=run_id)
+    result = run_pipeline("run", options, run_dir, log, run_id=run_id, show=stage_printer(args.log_format))
     if args.metrics_file:
         record_run_logged(Path(args.metrics_file), result, log)
     return result.exit_code

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vigil.aws import Aws
 from vigil.cli import common
-from vigil.cli.run import add_job_flags
+from vigil.cli.run import add_job_flags, stage_printer
 from vigil.errors import EnvironmentFailure, UsageError
 from vigil.scheduler.lock import Locks, S3Lock
 from vigil.scheduler.logs import EventLog
@@ -19,6 +19,7 @@ from vigil.scheduler.phrases import phrases_of
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
 from vigil.scheduler.service import Job, Service, StopFlag
 from vigil.scheduler.state import State
+from vigil.stages.common import DEFAULT_OUTPUT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     options.validate()
     if args.lock_ttl_hours <= 0:
         raise UsageError("--lock-ttl-hours must be positive")
-    base = Path(args.output or "evidence")
+    base = Path(args.output) if args.output else DEFAULT_OUTPUT
     state_path = Path(args.state_file) if args.state_file else base / ".vigil" / "schedule-state.json"
     log = EventLog(args.log_format)
     stop = StopFlag()
@@ -84,7 +85,8 @@ def scheduled_job(options: JobOptions, base: Path, log: EventLog, stop: StopFlag
         stamp, _, token = run_id.partition("-")
         run_options = dataclasses.replace(options, apply=options.apply and kind == "retain")
         result = run_pipeline(kind, run_options, base / f"{stamp}-{kind}-{token}", log,
-                              should_stop=lambda: stop.requested, run_id=f"{stamp}-{kind}-{token}")
+                              should_stop=lambda: stop.requested, run_id=f"{stamp}-{kind}-{token}",
+                              show=stage_printer(log.fmt))
         if metrics_file is not None:
             record_run_logged(metrics_file, result, log)
         return result.exit_code

@@ -22,10 +22,11 @@ from vigil.cli import common
 from vigil.errors import UsageError
 from vigil.policy import Policy
 from vigil.retention.keys import RetentionKeys, load_keys
+from vigil.stages.requests import ProcessOptions, ProcessOutcome, process
 from vigil.subjects import erase as erasing
 from vigil.subjects.export import export_subject
 from vigil.subjects.locate import find_subject
-from vigil.subjects.requests import KINDS, SUMMARY_FILE, RequestLog, summary
+from vigil.subjects.requests import KINDS, RequestLog
 from vigil.subjects.show import print_found, print_requests
 from vigil.timestamps import iso_z
 
@@ -190,25 +191,18 @@ def run_requests(args: argparse.Namespace) -> int:
 
 def run_process(args: argparse.Namespace) -> int:
     """The `vigil run` hook: due erase requests erased (--apply), counts for the report."""
-    policy = common.load(args)
-    if policy.requests is None:
+    outcome = process(ProcessOptions(**common.target(args), apply=args.apply, workers=args.workers))
+    show_process(outcome)
+    return outcome.exit_code
+
+
+def show_process(outcome: ProcessOutcome) -> None:
+    if outcome.directory is None:
         print("no 'requests:' section in the policy: no subject requests to process")
-        return 0
-    now = common.parse_as_of(args.as_of)
-    policy, aws, keys = _setup(args)
-    log = RequestLog(aws, policy)
-    out_dir = common.output_dir(args, common.new_run_id())
-    code = 0
-    due = [r for r in log.all() if r.open and r.kind == "erase" and r.received_at <= now]
-    for request in due if args.apply else []:
-        run = erasing.erase_subject(aws, policy, keys, request.subject, now, out_dir, common.new_run_id(), True, args.workers)
-        if run.exit_code == 0 or run.nothing_found:
-            log.complete(request, datetime.now(UTC))
-        else:
-            code = 1
-        print(f"{request.id}: erase {'done' if not request.open else 'not complete'}")
-    counts = summary(log.all(), now, policy.requests.deadline.text)
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
+        return
+    for request_id, done in outcome.erased.items():
+        print(f"{request_id}: erase {'done' if done else 'not complete'}")
+    counts = outcome.counts
     print(f"requests: {counts['received']} received, {counts['completed']} completed ({counts['on_time']} on time), "
-          f"{counts['open']} open, {counts['overdue']} overdue; {len(due)} erase request(s) due" + ("" if args.apply else " (dry run)"))
-    return code
+          f"{counts['open']} open, {counts['overdue']} overdue; {outcome.due} erase request(s) due"
+          + ("" if outcome.apply else " (dry run)"))

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from vigil.errors import UsageError
-from vigil.evidence import keys
-from vigil.evidence.manifest import verify_pack
+from vigil.stages.verify import VerifyOptions, VerifyOutcome, verify
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,11 +18,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    directory = Path(args.directory)
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: no such directory")
-    public = keys.load_public(Path(args.public_key)) if args.public_key else None
-    result = verify_pack(directory, public)
+    outcome = verify(VerifyOptions(args.directory, args.public_key))
+    show(outcome)
+    return outcome.exit_code
+
+
+def show(outcome: VerifyOutcome) -> None:
+    result, directory = outcome.result, outcome.directory
     for failure in result.failures:
         print(f"FAIL  {failure}")
     for note in result.notes:
@@ -34,6 +33,5 @@ def run(args: argparse.Namespace) -> int:
     if result.ok:
         proven = "integrity and origin" if result.origin_proven else "integrity only (not origin)"
         print(f"OK    {directory}: {checked}; {proven} proven")
-        return 0
-    print(f"FAILED {directory}: {len(result.failures)} problem(s); {checked}")
-    return 1
+    else:
+        print(f"FAILED {directory}: {len(result.failures)} problem(s); {checked}")

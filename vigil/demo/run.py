@@ -7,19 +7,29 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from vigil.aws import Aws
 from vigil.demo import breakage, seed
 from vigil.demo.deployer import EmulatorMocks, Outcome
 from vigil.demo.emulator import DEMO_CREDENTIALS, emulator, load_aws_managed_policies, set_root_mfa
+from vigil.evidence import keys
 from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.mocks import declare_stack
 from vigil.infra.settings import StackSettings
 from vigil.policy import Policy, load_policy
+from vigil.retention.keys import load_keys
+from vigil.stages.check import CheckOptions, check
+from vigil.stages.common import Target, new_run_id, run_stage
+from vigil.stages.report import ReportOptions, report
+from vigil.stages.retain import RetainOptions, retain
+from vigil.stages.verify import VerifyOptions, verify
+from vigil.subjects.erase import EraseRun, erase_subject
 from vigil.subjects.requests import RequestLog
+from vigil.timestamps import iso_z
 
 DEMO_PSEUDONYM_KEY = base64.b64encode(b"vigil-demo-pseudonym-key-32bytes").decode()  # demo only, never for real data
 
@@ -75,7 +85,9 @@ def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path
     return path
 
 
-def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed_value: int = 7, say: Callable[[str], None] = print) -> DemoRun:
+def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[str], None] = print,
+             show: Callable[[str, Any], None] = lambda stage, outcome: None) -> DemoRun:
+    """The whole demo; `show(stage, outcome)` presents each stage's outcome (the CLI prints it as its command would)."""
     demo_environment()
     out.mkdir(parents=True, exist_ok=True)
     run = DemoRun(out=out)
@@ -118,47 +130,58 @@ def run_demo(policy_path: Path, out: Path, cli: Callable[[list[str]], int], seed
         demo_policy = str(write_demo_policy(policy_path, out, run.seeded.held_subjects))
         lap("break")
 
-        common = ["--policy", demo_policy, "--endpoint-url", endpoint, "--output", str(out)]
+        def stage(name: str, function: Callable[[Any], Any], options: Any) -> None:
+            code, message, outcome = run_stage(function, options)
+            run.stages[name] = code
+            if outcome is not None:
+                show(name, outcome)
+            if message:
+                say(f"  [yellow]{name}: {message}[/]")
+
+        target = Target(policy=demo_policy, endpoint_url=endpoint, output=out)
         # The signing key sits beside the run folder: a pack must not carry its own private key.
         keys_dir = out.parent / f"{out.name}-keys"
         signing_key = keys_dir / "signing.key"
-        if _has_command(cli, "keys") and not signing_key.exists():
-            run.stages["keys"] = cli(["keys", "generate", "--out", str(keys_dir)])
-        run.stages["check"] = cli(["check", *common, "--explain"])
+        if not signing_key.exists():
+            keys.generate(keys_dir)
+            say(f"signing key: {signing_key} (public key {keys_dir / 'signing.pub'})")
+        stage("check", check, CheckOptions(**asdict(target)))
         lap("check")
-        if _has_command(cli, "subject"):
-            # One open erase request, and the plan that would answer it (a dry run: nothing changes).
-            RequestLog(aws, load_policy(demo_policy)).create_table()
-            say(f"subject rights: an erase request for {DEMO_SUBJECT}, and its plan ...")
-            subject_out = out.parent / f"{out.name}-subject"  # beside the pack: it names a person
-            run.stages["subject request"] = cli(["subject", "request", "add", DEMO_SUBJECT, "--kind", "erase", *common[:4]])
-            run.stages["subject erase"] = cli(["subject", "erase", DEMO_SUBJECT, *common[:4], "--output", str(subject_out)])
-            lap("subject")
-        if _has_command(cli, "retain"):
-            # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
-            as_of = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            say(f"retention dry run as of {as_of} (one year from now; nothing changes) ...")
-            run.stages["retain"] = cli(["retain", *common, "--as-of", as_of])
-            lap("retain")
-        if _has_command(cli, "report"):
-            # The signed pack also goes to the stack's Object Lock evidence bucket, as in production.
-            evidence_bucket = f"{StackSettings.defaults(policy).name_prefix}-evidence"
-            report = ["report", str(out), "--policy", demo_policy, "--endpoint-url", endpoint, "--region", policy.regions.primary,
-                      "--upload", f"s3://{evidence_bucket}/packs/{out.name}"]
-            if signing_key.exists():
-                report += ["--signing-key", str(signing_key)]
-            run.stages["report"] = cli(report)
-            if _has_command(cli, "verify"):
-                run.stages["verify"] = cli(["verify", str(out)])
-            lap("report")
+        # One open erase request, and the plan that would answer it (a dry run: nothing changes).
+        say(f"subject rights: an erase request for {DEMO_SUBJECT}, and its plan ...")
+        requests = RequestLog(aws, load_policy(demo_policy))
+        requests.create_table()
+        request = requests.add(DEMO_SUBJECT, "erase", datetime.now(UTC))
+        say(f"  {request.id}: {request.kind} request received {iso_z(request.received_at)}, due by {iso_z(request.deadline)}")
+        stage("subject erase", plan_subject_erase, SubjectPlan(target, out.parent / f"{out.name}-subject"))
+        lap("subject")
+        # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
+        as_of = datetime.now(UTC) + timedelta(days=365)
+        say(f"retention dry run as of {iso_z(as_of)} (one year from now; nothing changes) ...")
+        stage("retain", retain, RetainOptions(**{**asdict(target), "as_of": as_of}))
+        lap("retain")
+        # The signed pack also goes to the stack's Object Lock evidence bucket, as in production.
+        evidence_bucket = f"{StackSettings.defaults(policy).name_prefix}-evidence"
+        stage("report", report, ReportOptions(out, policy=demo_policy, endpoint_url=endpoint, region=policy.regions.primary,
+                                              upload=f"s3://{evidence_bucket}/packs/{out.name}", signing_key=str(signing_key)))
+        stage("verify", verify, VerifyOptions(out, keys_dir / "signing.pub"))
+        lap("report")
     return run
 
 
-def _has_command(cli: Callable[[list[str]], int], name: str) -> bool:
-    from vigil.cli.main import build_parser
+@dataclass(frozen=True)
+class SubjectPlan:
+    target: Target
+    output: Path  # beside the pack, never in it: the plan is about one person
 
-    choices = next(a.choices for a in build_parser()._actions if getattr(a, "choices", None))
-    return name in choices
+
+def plan_subject_erase(options: SubjectPlan) -> EraseRun:
+    """The plan that would answer the demo subject's erase request (a dry run: nothing changes)."""
+    target = options.target
+    policy = load_policy(target.policy)
+    aws = Aws(endpoint_url=target.endpoint_url)
+    options.output.mkdir(parents=True, exist_ok=True)
+    return erase_subject(aws, policy, load_keys(policy, aws), DEMO_SUBJECT, target.when(), options.output, new_run_id())
 
 
 def findings(out: Path) -> list[dict]:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vigil.errors import ExitCode
 from vigil.timestamps import iso_z as _iso
 
 SCHEMA = "vigil.run/v1"
-INTERRUPTED = 130
 
 
 @dataclass
@@ -41,13 +41,13 @@ class RunResult:
 
     @property
     def interrupted(self) -> bool:
-        return any(s.exit_code == INTERRUPTED for s in self.stages)
+        return any(s.exit_code == ExitCode.INTERRUPTED for s in self.stages)
 
     @property
     def exit_code(self) -> int:
         """cli.md: the worst stage wins (0 < 1 < 2 < 3); an interrupted run exits 130."""
         if self.interrupted:
-            return INTERRUPTED
+            return ExitCode.INTERRUPTED
         return max((s.exit_code for s in self.ran if s.exit_code is not None), default=0)
 
     @property

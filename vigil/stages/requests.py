@@ -1,0 +1,57 @@
+"""The requests stage (`vigil subject process`): erase every due erase request (with apply), write the request counts."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vigil.aws import Aws
+from vigil.checks.waivers import load_checked_policy
+from vigil.errors import ExitCode
+from vigil.retention.keys import load_keys
+from vigil.stages.common import Target, new_run_id
+from vigil.subjects import erase as erasing
+from vigil.subjects.requests import SUMMARY_FILE, RequestLog, summary
+
+
+@dataclass(frozen=True)
+class ProcessOptions(Target):
+    apply: bool = False  # False: count only, nothing is erased
+    workers: int = 16
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    directory: Path | None  # None: the policy has no request log, nothing was written
+    counts: dict[str, Any] = field(default_factory=dict)
+    due: int = 0
+    erased: dict[str, bool] = field(default_factory=dict)  # request id -> erase complete
+    apply: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.OK if all(self.erased.values()) else ExitCode.FAILED
+
+
+def process(options: ProcessOptions) -> ProcessOutcome:
+    policy = load_checked_policy(options.policy)
+    if policy.requests is None:
+        return ProcessOutcome(None, apply=options.apply)
+    now = options.when()
+    aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
+    keys = load_keys(policy, aws)  # exit 2 before anything is read or changed
+    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    log = RequestLog(aws, policy)
+    directory = options.output_dir(new_run_id())
+    erased: dict[str, bool] = {}
+    due = [r for r in log.all() if r.open and r.kind == "erase" and r.received_at <= now]
+    for request in due if options.apply else []:
+        run = erasing.erase_subject(aws, policy, keys, request.subject, now, directory, new_run_id(), True, options.workers)
+        erased[request.id] = run.exit_code == 0 or run.nothing_found
+        if erased[request.id]:
+            log.complete(request, datetime.now(UTC))
+    counts = summary(log.all(), now, policy.requests.deadline.text)
+    (directory / SUMMARY_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
+    return ProcessOutcome(directory, counts, len(due), erased, options.apply)

@@ -1,0 +1,57 @@
+"""The retain stage: plan retention (a dry run), or apply it, then verify; writes the plan and the ledger."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.aws import Aws
+from vigil.checks.waivers import load_checked_policy
+from vigil.errors import UsageError
+from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
+from vigil.retention.keys import load_keys
+from vigil.stages.common import Target, new_run_id
+
+
+@dataclass(frozen=True)
+class RetainOptions(Target):
+    apply: bool = False  # False: plan only, nothing changes
+    max_delete: int | None = None  # stop, deleting nothing, if the plan deletes more than this
+    stores: tuple[str, ...] = ()  # empty: every store
+    workers: int = 16
+
+
+@dataclass(frozen=True)
+class RetainOutcome:
+    run: RetentionRun
+    directory: Path
+
+    @property
+    def plan(self) -> Path:
+        return self.directory / "retention-plan.json"
+
+    @property
+    def ledger(self) -> Path | None:
+        """The ledger, when this run wrote one (it applied and stayed within --max-delete)."""
+        return self.directory / LEDGER_FILE if self.run.apply and not self.run.max_delete_exceeded else None
+
+    @property
+    def exit_code(self) -> int:
+        return self.run.exit_code
+
+
+def retain(options: RetainOptions) -> RetainOutcome:
+    policy = load_checked_policy(options.policy)
+    if options.max_delete is not None and options.max_delete < 0:
+        raise UsageError("--max-delete must be 0 or more")
+    known = {s.name for s in policy.stores}
+    unknown = sorted(set(options.stores) - known)
+    if unknown:
+        raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
+    keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
+    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    run_id = new_run_id()
+    directory = options.output_dir(run_id)
+    result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
+                           max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers)
+    return RetainOutcome(result, directory)

@@ -1,0 +1,33 @@
+"""The verify stage: check an evidence pack offline (signature, digests, files, ledger chain)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.errors import ExitCode, UsageError
+from vigil.evidence import keys
+from vigil.evidence.manifest import VerifyResult, verify_pack
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    directory: str | Path
+    public_key: str | Path | None = None  # the signer's signing.pub; without it only integrity, not origin, is proven
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    directory: Path
+    result: VerifyResult
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.OK if self.result.ok else ExitCode.FAILED
+
+
+def verify(options: VerifyOptions) -> VerifyOutcome:
+    directory = Path(options.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    public = keys.load_public(Path(options.public_key)) if options.public_key else None
+    return VerifyOutcome(directory, verify_pack(directory, public))

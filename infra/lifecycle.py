@@ -1,8 +1,9 @@
 """Lifecycle rules and Object Lock derived from a store's category (RET-01, RET-04).
 
-Durations in lifecycle rules are whole days: a year counts 365 days and a month 30
-(`Duration.approx_days()`). The rules come out in Pulumi's argument shape (snake_case
-keys), ready for `aws.s3.BucketLifecycleConfiguration(rules=...)`.
+The retention rules themselves (what expires when, what must be kept) are methods of the
+policy model (`Policy.expiry_days`, `keep_at_least_days`, ...), in whole days. The rules
+come out in Pulumi's argument shape (snake_case keys), ready for
+`aws.s3.BucketLifecycleConfiguration(rules=...)`.
 """
 from __future__ import annotations
 
@@ -17,21 +18,6 @@ def noncurrent_days(policy: Policy) -> int:
     return max(1, policy.grace.approx_days())
 
 
-def expiry_days(policy: Policy, store: S3Store) -> int | None:
-    """Days after which current objects expire, or None when lifecycle must not expire them.
-
-    Only whole-object stores whose action is delete and whose clock starts at creation are
-    expired by S3 itself; records inside objects, anonymization and `after:` clocks (account
-    closed) are the retention job's work.
-    """
-    category = policy.category_of(store)
-    if category.retain.forever or category.after is not None or category.action != "delete":
-        return None
-    if store.layout != "object":
-        return None
-    return category.retain.approx_days()
-
-
 def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
     """One rule per store (its prefix), in the shape of BucketLifecycleConfigurationRuleArgs."""
     rules: list[dict] = []
@@ -43,7 +29,7 @@ def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
             "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days(policy)},
             "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_MULTIPART_DAYS},
         }
-        days = expiry_days(policy, store)
+        days = policy.expiry_days(store)
         if days is not None:
             rule["expiration"] = {"days": days}
         rules.append(rule)
@@ -51,17 +37,5 @@ def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
 
 
 def object_lock_days(policy: Policy, stores: list[S3Store]) -> int | None:
-    """Default Object Lock retention: the longest `keep_at_least` of the bucket's categories."""
-    days = [policy.category_of(s).keep_at_least.approx_days() for s in stores if policy.category_of(s).keep_at_least]
-    return max(days) if days else None
-
-
-def longest_retention_days(policy: Policy, categories: list[str]) -> int | None:
-    """The longest retention among `categories` (None if any is forever)."""
-    longest = 0
-    for name in categories:
-        retain = policy.categories[name].retain
-        if retain.forever:
-            return None
-        longest = max(longest, retain.approx_days())
-    return longest
+    """Default Object Lock retention: the longest `keep_at_least` of the bucket's categories (None: no lock)."""
+    return policy.keep_at_least_days(stores) or None

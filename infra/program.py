@@ -138,7 +138,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
     vaults = {region: parts.vault(f"vault-{region}", BackupVaultArgs(
         name=f"vigil-{region}", provider=providers[region], region=region, kms_key_arn=keys[region].arn)) for region in (primary, backup)}
     held = sorted({c for _key, categories in table_specs.values() for c in categories})
-    longest = lifecycle.longest_retention_days(policy, held)
+    longest = policy.longest_retention_days(held)
     keep_days = settings.backup_keep_days if longest is None else min(settings.backup_keep_days, longest)
     parts.plan("backup-plan", BackupPlanArgs(
         name="vigil-daily", provider=providers[primary], region=primary, vault_name=vaults[primary].vault.name,

@@ -104,11 +104,8 @@ def protect_bucket(name: str, region: str, key_arn: str, account: str, service_r
 def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
     """One rule per store, derived from its category as RET-01 reads it."""
     rules = []
-    grace = policy.grace.approx_days()
     for store in stores:
-        category = policy.category_of(store)
-        timed = not category.retain.forever and category.after is None
-        limit = category.retain.approx_days() + grace if timed else None
+        limit = policy.retention_limit_days(store)
         rule: dict = {
             "ID": f"retention-{store.name}",
             "Status": "Enabled",
@@ -116,15 +113,11 @@ def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
             "NoncurrentVersionExpiration": {"NoncurrentDays": limit or NONCURRENT_DAYS_FOR_UNTIMED},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
         }
-        if store.layout == "object" and category.action == "delete" and limit is not None:
-            rule["Expiration"] = {"Days": category.retain.approx_days()}
+        expiry = policy.expiry_days(store)
+        if expiry is not None:
+            rule["Expiration"] = {"Days": expiry}
         rules.append(rule)
     return rules
-
-
-def keep_at_least_days(policy: Policy, stores: list[S3Store]) -> int:
-    lows = [policy.category_of(s).keep_at_least for s in stores]
-    return max((d.approx_days() for d in lows if d is not None), default=0)
 
 
 def build_data_store(policy: Policy, estate: Estate, bucket: str, replica: str | None = None) -> str:
@@ -132,7 +125,7 @@ def build_data_store(policy: Policy, estate: Estate, bucket: str, replica: str |
     primary, backup = policy.regions.primary, policy.regions.backup
     stores = [s for s in policy.s3_stores if s.bucket == bucket]
     roles = policy.access.service_roles
-    lock_days = keep_at_least_days(policy, stores)
+    lock_days = policy.keep_at_least_days(stores)
     replica = replica or f"{bucket}-replica"
 
     for name, region in ((bucket, primary), (replica, backup)):

@@ -34,8 +34,7 @@ def store_problems(ctx: Context, store: S3Store, rules: list[dict]) -> list[str]
     category = ctx.policy.category_of(store)
     covering = covering_rules(rules, store.prefix)
     where = f"store {store.name} ({store.prefix or 'whole bucket'})"
-    timed = not category.retain.forever and category.after is None
-    limit = category.retain.approx_days() + ctx.policy.grace.approx_days() if timed else None
+    limit = ctx.policy.retention_limit_days(store)
     problems = []
 
     noncurrent = [r["NoncurrentVersionExpiration"].get("NoncurrentDays") for r in covering
@@ -50,7 +49,7 @@ def store_problems(ctx: Context, store: S3Store, rules: list[dict]) -> list[str]
     if not any("AbortIncompleteMultipartUpload" in r for r in covering):
         problems.append(f"{where}: no enabled rule aborts incomplete multipart uploads")
 
-    if store.layout == "object" and category.action == "delete" and limit is not None:
+    if ctx.policy.expiry_days(store) is not None:  # S3 lifecycle itself must expire current objects
         current = [r["Expiration"].get("Days") for r in covering if isinstance(r.get("Expiration", {}).get("Days"), int)]
         if not current:
             problems.append(f"{where}: no enabled rule expires current objects (needed within {limit} days)")

@@ -32,10 +32,8 @@ def store_categories(ctx: Context, arn: str) -> set[str]:
 
 def limit_days(ctx: Context, categories: set[str]) -> int | None:
     """Longest retention + grace in whole days; None when some category is kept forever."""
-    retains = [ctx.policy.categories[c].retain for c in categories]
-    if any(r.forever for r in retains):
-        return None
-    return max(r.approx_days() for r in retains) + ctx.policy.grace.approx_days()
+    longest = ctx.policy.longest_retention_days(categories)
+    return None if longest is None else longest + ctx.policy.grace.approx_days()
 
 
 def lifecycles(ctx: Context, vault_arn: str, region: str, name: str, stores: set[str]) -> list[tuple[str, int | None]]:

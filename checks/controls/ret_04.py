@@ -16,11 +16,6 @@ from vigil.checks.verdicts import errored, failed, verdict
 ID = "RET-04"
 
 
-def minimum_days(ctx: Context, stores: list) -> int:
-    lows = [ctx.policy.category_of(s).keep_at_least for s in stores]
-    return max((low.approx_days() for low in lows if low is not None), default=0)
-
-
 def guarded(ctx: Context, store) -> bool:
     return ctx.policy.category_of(store).keep_at_least is not None
 
@@ -36,7 +31,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     if not fact.ok:
         return errored(ID, bucket.arn, region, fact)
     stores = [s for s in ctx.stores_by_bucket.get(bucket.name, []) if guarded(ctx, s)]
-    needed = minimum_days(ctx, stores)
+    needed = ctx.policy.keep_at_least_days(stores)
     config = fact.value or {}
     if config.get("ObjectLockEnabled") != "Enabled":
         return failed(ID, bucket.arn, region,
@@ -73,9 +68,9 @@ def evaluate(ctx: Context) -> Iterator[Finding]:
         if table is None:
             yield missing_table(ctx, ID, name)
         else:
-            yield _no_guard(ctx, table.arn, table.region, f"table {name}", minimum_days(ctx, stores), "dynamodb:DescribeTable")
+            yield _no_guard(ctx, table.arn, table.region, f"table {name}", ctx.policy.keep_at_least_days(stores), "dynamodb:DescribeTable")
     for store in ctx.rds_stores:
         if guarded(ctx, store):
             kind, ident = ("cluster", store.cluster) if store.cluster else ("db", store.instance)
             arn = f"arn:aws:rds:{primary}:{ctx.inventory.account_id}:{kind}:{ident}"
-            yield _no_guard(ctx, arn, primary, f"RDS {kind} {ident}", minimum_days(ctx, [store]), "rds:DescribeDBInstances")
+            yield _no_guard(ctx, arn, primary, f"RDS {kind} {ident}", ctx.policy.keep_at_least_days([store]), "rds:DescribeDBInstances")

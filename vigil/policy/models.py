@@ -98,6 +98,11 @@ class Category(Strict):
     keep_at_least: DurationField | None = None
     basis: str | None = None
 
+    @property
+    def timed(self) -> bool:
+        """Its clock starts when the data is written and runs out: an age alone says when it is due."""
+        return not self.retain.forever and self.after is None
+
 
 class KeySource(Strict):
     source: Literal["env", "file", "kms"]
@@ -254,3 +259,36 @@ class Policy(Strict):
     def regions_in_scope(self) -> list[str]:
         ordered = [self.regions.primary, self.regions.backup, *self.regions.allowed]
         return list(dict.fromkeys(ordered))
+
+    # --- retention rules, in whole days (a year is 365, a month 30: Duration.approx_days) ---
+    # The stack's lifecycle rules (infra/lifecycle.py), the controls that judge them (RET-01,
+    # RET-03, RET-04) and the tests' builders all read these, so they cannot drift apart.
+
+    def retention_limit_days(self, store: S3Store | DynamoDBStore | RDSStore) -> int | None:
+        """retain + grace for a timed category; None when kept forever or its clock starts at an event."""
+        category = self.category_of(store)
+        return category.retain.approx_days() + self.grace.approx_days() if category.timed else None
+
+    def expiry_days(self, store: S3Store) -> int | None:
+        """Days after which S3 lifecycle itself expires the store's current objects, or None.
+
+        Only whole-object stores whose action is delete and whose clock starts at creation are
+        expired by S3; records inside objects, anonymization and `after:` clocks (account
+        closed) are the retention job's work.
+        """
+        category = self.category_of(store)
+        if not category.timed or category.action != "delete" or store.layout != "object":
+            return None
+        return category.retain.approx_days()
+
+    def keep_at_least_days(self, stores: list[S3Store] | list[DynamoDBStore] | list[RDSStore]) -> int:
+        """The longest `keep_at_least` among the stores' categories (0: none must be kept)."""
+        lows = [self.category_of(s).keep_at_least for s in stores]
+        return max((low.approx_days() for low in lows if low is not None), default=0)
+
+    def longest_retention_days(self, categories: list[str] | set[str]) -> int | None:
+        """The longest retention among `categories` (None if any is kept forever)."""
+        retains = [self.categories[name].retain for name in categories]
+        if any(retain.forever for retain in retains):
+            return None
+        return max((retain.approx_days() for retain in retains), default=0)

@@ -20,7 +20,7 @@ from typing import Any
 from vigil import __version__
 from vigil.aws import Aws
 from vigil.policy import Policy
-from vigil.policy.models import RDSStore
+from vigil.policy.models import PostgresStore, RDSStore
 from vigil.timestamps import iso_z as iso
 
 from . import ledger as ledgers
@@ -28,6 +28,7 @@ from .apply import Applier, Stats, hashed_target
 from .backups import plan_recovery_points, vault_regions
 from .keys import RetentionKeys
 from .plan import KINDS, Summary
+from .postgres import PostgresRetention, is_postgres_action
 from .resume import Resume
 from .scan import anonymizer_for, load_closed, scan_store, store_rules
 from .verify import verify_stores
@@ -100,7 +101,7 @@ class Spool:
 
     def emit(self, action: dict[str, Any]) -> None:
         public = {"action_id": action["action_id"], "action": action["action"], "store": action["store"],
-                  "target": hashed_target(action, self._keys)}
+                  "target": action.get("target") or hashed_target(action, self._keys)}  # postgres actions carry their own
         with self._lock:
             self._private.write(json.dumps(action) + "\n")
             self._public.write(json.dumps(public, separators=(",", ":")) + "\n")
@@ -122,8 +123,12 @@ RDS_REASON = ("rows inside a database are beyond the AWS APIs vigil uses; enforc
               "database's own retention job")
 
 
-def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False) -> list:
-    stores = [s for s in policy.stores if isinstance(s, RDSStore) == rds]
+def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, postgres: bool = False) -> list:
+    """The AWS-API stores (default), the RDS stores retention cannot reach, or the PostgreSQL tables."""
+    if postgres:
+        stores = [s for s in policy.stores if isinstance(s, PostgresStore)]
+    else:
+        stores = [s for s in policy.stores if isinstance(s, RDSStore) == rds and not isinstance(s, PostgresStore)]
     return [s for s in stores if s.name in names] if names else stores
 
 
@@ -133,7 +138,9 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
     stores = selected_stores(policy, store_names)
     run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)])
     resume = Resume.load(out_dir / LEDGER_FILE, keys) if apply else Resume.empty()
-    closed, subjects_error = load_closed(aws, policy, stores)
+    tables = selected_stores(policy, store_names, postgres=True)
+    closed, subjects_error = load_closed(aws, policy, stores + tables)
+    pg = PostgresRetention(aws, policy, keys, as_of, closed, subjects_error)
     backup_regions = vault_regions(aws, policy.regions_in_scope)
     spool = Spool(out_dir, keys)
     try:
@@ -146,7 +153,7 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
                 for action in plan_recovery_points(aws, backup_regions, summary.resource, rules, summary):
                     spool.emit(action)
                 return summary
-            run.summaries = list(per_store.map(one, stores))
+            run.summaries = list(per_store.map(one, stores)) + [pg.plan(table, spool.emit) for table in tables]
         spool.close()
         run.write(out_dir)
         if not apply:
@@ -158,12 +165,17 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
         try:
             readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
                                                                  for e in s.errors)}
-            run.resumed = resume.resolve(ledger, readable)
+            run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
-            run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(spool.actions())
+            run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(
+                a for a in spool.actions() if not is_postgres_action(a))
+            pg.apply(ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
         finally:
             ledger.close()
         remaining = verify_stores(aws, policy, keys, stores, as_of, closed, subjects_error, workers)
+        for table in tables:
+            checked = pg.verify(table, policy.grace)
+            remaining[table.name] = (checked.outstanding, bool(checked.errors))
         for summary in run.summaries:
             left, unreadable = remaining.get(summary.store, (0, False))
             summary.verify = {"status": "fail" if left or unreadable else "pass", "remaining": left}

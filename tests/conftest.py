@@ -65,3 +65,18 @@ def moto_server_module() -> Iterator[str]:
     """One server for a whole test module (tests that only add state and read their own)."""
     with loopback_moto() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on 127.0.0.1 for the session (statements logged, to prove what never reaches them)."""
+    from vigil.retention.postgres.local_server import LocalPostgres, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = LocalPostgres({"log_statement": "all", "log_min_duration_statement": "0"}).start()
+    try:
+        yield server
+    finally:
+        server.stop()

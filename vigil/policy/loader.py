@@ -101,9 +101,9 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "literal_error":
         return f"{value!r} is not allowed: {msg[len('Input should be '):] if msg.startswith('Input should be ') else msg}"
     if kind == "union_tag_invalid":
-        return f"unknown store kind {error.get('ctx', {}).get('tag')!r} (expected 's3', 'dynamodb' or 'rds')"
+        return f"unknown store kind {error.get('ctx', {}).get('tag')!r} (expected 's3', 'dynamodb', 'rds' or 'postgres')"
     if kind == "union_tag_not_found":
-        return "required key 'kind' is missing (one of 's3', 'dynamodb', 'rds')"
+        return "required key 'kind' is missing (one of 's3', 'dynamodb', 'rds', 'postgres')"
     if msg.startswith("Value error, "):
         return msg[len("Value error, "):]
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -111,7 +111,7 @@ def _message(error: dict[str, Any]) -> str:
     return f"{msg} (got a {type(value).__name__})"
 
 
-_STORE_TAGS = ("s3", "dynamodb", "rds")
+_STORE_TAGS = ("s3", "dynamodb", "rds", "postgres")
 
 
 def _loc(error: dict[str, Any]) -> KeyPath:

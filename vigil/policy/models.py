@@ -9,7 +9,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .duration import Duration
 
@@ -186,7 +186,53 @@ class RDSStore(Strict):
     category: str
 
 
-Store = Annotated[S3Store | DynamoDBStore | RDSStore, Field(discriminator="kind")]
+_IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
+Column = Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+
+
+class PostgresConnection(Strict):
+    """Exactly one of: an RDS instance with IAM auth (a fresh token per connection, TLS verify-full
+    against the RDS CA bundle), a Secrets Manager secret, or a libpq string in an environment variable."""
+
+    rds_instance: str | None = Field(default=None, pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
+    database: str | None = None
+    user: str | None = None
+    secret: str | None = Field(default=None, min_length=1)
+    dsn_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    region: Region | None = None  # rds_instance / secret name: where it lives (default: the primary region)
+    ca_bundle: str | None = None  # the RDS CA bundle (PEM); default $VIGIL_RDS_CA_BUNDLE or the usual places
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PostgresConnection:
+        ways = [w for w in ("rds_instance", "secret", "dsn_env") if getattr(self, w) is not None]
+        if len(ways) != 1:
+            raise ValueError("name exactly one of 'rds_instance' (with 'database' and 'user'), 'secret' or 'dsn_env'")
+        if ways == ["rds_instance"] and (self.database is None or self.user is None):
+            raise ValueError("'rds_instance' needs 'database' and 'user' (the IAM-enabled database user)")
+        if ways != ["rds_instance"] and (self.database or self.user):
+            raise ValueError("'database' and 'user' go with 'rds_instance' (a secret or DSN names its own)")
+        return self
+
+
+class PostgresStore(Strict):
+    """A table in a PostgreSQL database (RDS, Aurora or self-run): one row per record."""
+
+    name: str
+    kind: Literal["postgres"]
+    connection: PostgresConnection
+    table: str = Field(pattern=rf"^({_IDENT}\.)?{_IDENT}$")  # schema.table (default schema: public)
+    primary_key: list[Column] = Field(min_length=1)
+    timestamp_column: Column | None = None
+    subject_column: Column | None = None
+    category: str
+
+    @property
+    def schema_table(self) -> tuple[str, str]:
+        schema, _, table = self.table.rpartition(".")
+        return schema or "public", table
+
+
+Store = Annotated[S3Store | DynamoDBStore | RDSStore | PostgresStore, Field(discriminator="kind")]
 
 
 class Hold(Strict):
@@ -229,7 +275,7 @@ class Policy(Strict):
     source_path: str = Field(default="", exclude=True)
     sha256: str = Field(default="", exclude=True)
 
-    def category_of(self, store: S3Store | DynamoDBStore | RDSStore) -> Category:
+    def category_of(self, store: S3Store | DynamoDBStore | RDSStore | PostgresStore) -> Category:
         return self.categories[store.category]
 
     @property
@@ -243,6 +289,10 @@ class Policy(Strict):
     @property
     def rds_stores(self) -> list[RDSStore]:
         return [s for s in self.stores if isinstance(s, RDSStore)]
+
+    @property
+    def postgres_stores(self) -> list[PostgresStore]:
+        return [s for s in self.stores if isinstance(s, PostgresStore)]
 
     @property
     def data_buckets(self) -> set[str]:

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from .models import DynamoDBStore, Policy, RDSStore, S3Store
+from .models import DynamoDBStore, Policy, PostgresStore, RDSStore, S3Store
 
 Issue = tuple[tuple[str | int, ...], str]
 
@@ -85,6 +85,8 @@ def _stores(policy: Policy) -> Iterator[Issue]:
                 yield path + ("timestamp_attribute",), "required to age items of this category"
         elif isinstance(store, RDSStore) and (store.instance is None) == (store.cluster is None):
             yield path + ("instance",), "name exactly one of 'instance' or 'cluster'"
+        elif isinstance(store, PostgresStore):
+            yield from _postgres_store(path, store, category, policy)
 
 
 def _s3_store(path: tuple[str | int, ...], store: S3Store, after: str | None) -> Iterator[Issue]:
@@ -98,6 +100,21 @@ def _s3_store(path: tuple[str | int, ...], store: S3Store, after: str | None) ->
         yield path + ("subject_field",), "required for a category whose clock starts at account_closed"
     if store.subject_from_key is not None and not store.subject_from_key.startswith(store.prefix):
         yield path + ("subject_from_key",), f"'{store.subject_from_key}' does not start with the store's prefix '{store.prefix}'"
+
+
+def _postgres_store(path: tuple[str | int, ...], store: PostgresStore, category, policy: Policy) -> Iterator[Issue]:
+    if category.after == "account_closed" and store.subject_column is None:
+        yield path + ("subject_column",), "required for a category whose clock starts at account_closed"
+    if category.after is None and not category.retain.forever and store.timestamp_column is None:
+        yield path + ("timestamp_column",), "required to age rows of this category"
+    held = [h for h in policy.holds if h.subjects and (not h.stores or store.name in h.stores)]
+    if held and store.subject_column is None and not category.retain.forever:
+        yield path + ("subject_column",), "required: a legal hold names subjects, and rows are matched to them by this column"
+    for column in store.primary_key:
+        transform = (category.anonymize or {}).get(column)
+        if transform is not None and transform.name != "keep":
+            yield path + ("primary_key",), (f"primary key column '{column}' is transformed by '{transform}' in category "
+                                            f"'{store.category}'; key columns are kept (a row keeps its identity)")
 
 
 def _holds(policy: Policy) -> Iterator[Issue]:

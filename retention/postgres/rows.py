@@ -1,0 +1,152 @@
+"""Batches of rows: read in primary-key order (keyset), anonymized in Python, written with bound values.
+
+The transforms are retention's own (`transforms.Anonymizer`, as for S3 records and DynamoDB
+items), applied in this process: the HMAC key never reaches the database, its SQL text or
+its logs; only the resulting values travel, as parameters. A row is read as `to_jsonb(t)`
+in a UTC session, so timestamps reach the transforms as ISO 8601 text (truncation in UTC
+whatever the server's TimeZone) and are written back cast to the column's type.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from ..anonymize import refusal
+from ..transforms import Anonymizer
+from .sql import DUE, Selection, q
+
+BATCH = 1000  # rows judged together for k-anonymity, and written in one transaction
+
+
+@dataclass
+class Row:
+    key: list[str | None]  # primary key values as text (cast back to the column types when bound)
+    xmin: str  # the row version read: the write is guarded by it
+    fields: dict[str, Any] | None = None  # the row as JSON values (anonymize, export)
+
+    @property
+    def key_text(self) -> str:
+        return json.dumps(self.key)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def key_params(sel: Selection, keys: list[list[str | None]], prefix: str = "k") -> tuple[str, dict[str, Any]]:
+    """unnest() arguments for a list of keys: one text[] per key column, cast to the column's type."""
+    params = {f"{prefix}{i}": [k[i] for k in keys] for i in range(len(sel.pk))}
+    args = ", ".join(f"%({prefix}{i})s::text[]::{typ}[]" for i, typ in enumerate(sel.pk_types))
+    return args, params
+
+
+def _after(sel: Selection, after: list[str | None] | None, params: dict[str, Any]) -> str:
+    if after is None:
+        return ""
+    for i, value in enumerate(after):
+        params[f"a{i}"] = value
+    bound = ", ".join(f"%(a{i})s::{typ}" for i, typ in enumerate(sel.pk_types))
+    return f" AND {sel.pk_row} > {'ROW(' + bound + ')' if len(sel.pk) > 1 else bound}"
+
+
+def select_batch(conn: psycopg.Connection, sel: Selection, after: list[str | None] | None, limit: int = BATCH,
+                 lock: bool = False, whole: bool = False, states: tuple[str, ...] = (DUE,),
+                 extra: str = "", extra_params: dict[str, Any] | None = None) -> list[Row]:
+    """The next rows in these states after key `after`, in key order; `lock`: FOR UPDATE SKIP LOCKED
+    (rows another transaction is changing are left for a later run); `whole`: with their fields."""
+    params = {**sel.params, **(extra_params or {})}
+    keys = ", ".join(f"t.{c}" for c in sel.pk)
+    body = ", to_jsonb(t)" if whole else ""
+    text = (f"SELECT {keys}, t.xmin::text{body} FROM {sel.table} t WHERE {sel.where(states)}{extra}"
+            f"{_after(sel, after, params)} ORDER BY {keys} LIMIT {int(limit)}")
+    if lock:
+        text += " FOR UPDATE OF t SKIP LOCKED"
+    n = len(sel.pk)
+    out = []
+    for row in conn.execute(text, params):
+        out.append(Row([_text(v) for v in row[:n]], row[n], row[n + 1] if whole else None))
+    return out
+
+
+@dataclass
+class Judged:
+    """A batch after the transforms: what to write to each row, which rows to delete, or why neither."""
+
+    updates: list[tuple[Row, dict[str, Any]]] = field(default_factory=list)
+    suppressed: list[Row] = field(default_factory=list)
+    refused: str | None = None
+    unnamed: dict[str, int] = field(default_factory=dict)
+
+
+def written_columns(sel: Selection) -> list[str]:
+    """Columns an UPDATE sets: transformed ones, and those dropped or not named (to NULL). Kept ones are not touched."""
+    transforms = sel.category.anonymize or {}
+    return [c for c in sel.info.columns if c not in sel.store.primary_key and
+            (c not in transforms or transforms[c].name != "keep")]
+
+
+def judge(anonymizer: Anonymizer, sel: Selection, rows: list[Row]) -> Judged:
+    out = Judged()
+    if not rows:
+        return out
+    records = []
+    for row in rows:
+        present = {k: v for k, v in (row.fields or {}).items() if v is not None}  # NULL stays NULL
+        records.append(anonymizer.record(present))
+        for name in sel.unnamed:
+            if name in present:
+                out.unnamed[name] = out.unnamed.get(name, 0) + 1
+    suppressed = anonymizer.suppressed(records)
+    out.refused = refusal(anonymizer, len(suppressed), len(rows))
+    if out.refused is not None:
+        return out
+    columns = written_columns(sel)
+    for index, (row, record) in enumerate(zip(rows, records, strict=True)):
+        if index in suppressed:
+            out.suppressed.append(row)
+        else:
+            out.updates.append((row, {c: _text(record.get(c)) for c in columns}))
+    return out
+
+
+def write_updates(conn: psycopg.Connection, sel: Selection, updates: list[tuple[Row, dict[str, Any]]]) -> int:
+    """One UPDATE for the batch, each row guarded by the version (xmin) that was read and transformed."""
+    if not updates:
+        return 0
+    columns = written_columns(sel)
+    args, params = key_params(sel, [row.key for row, _ in updates])
+    params["xm"] = [row.xmin for row, _ in updates]
+    names = [f"k{i}" for i in range(len(sel.pk))]
+    for j, column in enumerate(columns):
+        params[f"c{j}"] = [values[column] for _, values in updates]
+        args += f", %(c{j})s::text[]"
+        names.append(f"c{j}")
+    types = {c.name: c.type for c in sel.info.columns.values()}
+    sets = ", ".join(f"{q(c)} = v.c{j}::{types[c]}" for j, c in enumerate(columns))
+    match = " AND ".join(f"t.{c} = v.k{i}" for i, c in enumerate(sel.pk))
+    text = (f"UPDATE {sel.table} AS t SET {sets} FROM unnest(%(xm)s::text[], {args}) AS v(xm, {', '.join(names)}) "
+            f"WHERE {match} AND t.xmin::text = v.xm")
+    return conn.execute(text, params).rowcount
+
+
+def delete_rows(conn: psycopg.Connection, sel: Selection, rows: list[Row], guard: bool = True) -> int:
+    """DELETE the rows by key (and, with `guard`, only in the version that was read)."""
+    if not rows:
+        return 0
+    args, params = key_params(sel, [row.key for row in rows])
+    names = [f"k{i}" for i in range(len(sel.pk))]
+    match = " AND ".join(f"t.{c} = v.k{i}" for i, c in enumerate(sel.pk))
+    if guard:
+        params["xm"] = [row.xmin for row in rows]
+        text = (f"DELETE FROM {sel.table} AS t USING unnest(%(xm)s::text[], {args}) AS v(xm, {', '.join(names)}) "
+                f"WHERE {match} AND t.xmin::text = v.xm")
+    else:
+        text = f"DELETE FROM {sel.table} AS t USING unnest({args}) AS v({', '.join(names)}) WHERE {match}"
+    return conn.execute(text, params).rowcount

@@ -1,0 +1,169 @@
+"""PostgreSQL stores against a real server on loopback: plan, delete, anonymize, holds, as-of, idempotence."""
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+from vigil.retention.ledger import chain_ok, read_lines
+
+from tests.postgres_world import CALLS_TABLE, CONSENT_TABLE, PgWorld, ago, call, database, insert
+from tests.test_retention_world import KEY, store_plan
+
+
+@pytest.fixture
+def dsn(postgres_server):
+    with database(postgres_server) as url:
+        yield url
+
+
+def consent_rows(world: PgWorld) -> None:
+    world.sql(CONSENT_TABLE)
+    insert(world, "consent", [
+        {"id": 1, "created_at": ago(90), "account": "acct-1", "method": "sms"},     # due
+        {"id": 2, "created_at": ago(200), "account": "acct-2", "method": "web"},    # due
+        {"id": 3, "created_at": ago(10), "account": "acct-1", "method": "sms"},     # young
+        {"id": 4, "created_at": ago(400), "account": "held-1", "method": "sms"},    # legal hold
+        {"id": 5, "created_at": None, "account": "acct-3", "method": "sms"},        # cannot be aged
+    ])
+
+
+def test_dry_run_counts_in_sql_and_changes_nothing(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        consent_rows(world)
+        before = world.rows("consent")
+        code, plan, _ = world.retain("--store", "consent-db")
+        summary = store_plan(plan, "consent-db")
+        assert summary["kind"] == "postgres" and summary["resource"].endswith("#public.consent")
+        assert {k: summary["counts"][k] for k in ("delete", "keep", "held", "error")} == {"delete": 2, "keep": 1, "held": 1, "error": 1}
+        assert summary["holds"] == [{"reason": "legal hold: Litigation 42", "until": None, "count": 1}]
+        assert "no rds_instance" in summary["postgres"]["backups"]["note"]
+        assert code == 1  # a row that cannot be aged is an error
+        assert world.rows("consent") == before
+
+
+def test_delete_apply_keeps_held_and_young_rows_and_a_second_run_changes_nothing(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        consent_rows(world)
+        world.sql("DELETE FROM consent WHERE id = 5")
+        code, plan, out = world.retain("--apply", "--store", "consent-db")
+        summary = store_plan(plan, "consent-db")
+        assert code == 0, summary
+        assert summary["verify"] == {"status": "pass", "remaining": 0}
+        assert sorted(world.rows("consent")) == [3, 4]
+        lines = list(read_lines(out / "ledger.jsonl"))
+        assert chain_ok(out / "ledger.jsonl")
+        intents = [ln for ln in lines if ln["phase"] == "intent"]
+        outcomes = [ln for ln in lines if ln["phase"] == "outcome"]
+        assert len(intents) == len(outcomes) == 1 and outcomes[0]["outcome"] == "ok" and outcomes[0]["target"]["count"] == 2
+        assert "acct-1" not in (out / "ledger.jsonl").read_text()  # keyed hashes only
+        assert len(intents[0]["target"]["rows"][0]) == 64
+
+        code, plan, out2 = world.retain("--apply", "--store", "consent-db")
+        assert code == 0 and store_plan(plan, "consent-db")["counts"]["delete"] == 0
+        assert sorted(world.rows("consent")) == [3, 4]
+
+
+def test_keep_at_least_holds_rows_past_retention_by_their_creation(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    """keep_at_least counts from the row's own timestamp; as-of moves every cut-off."""
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        consent_rows(world)
+        world.sql("DELETE FROM consent WHERE id = 5")
+        future = (ago(-30)).date().isoformat()  # 30 days on: row 3 (10 days old) is 40, still young
+        code, plan, _ = world.retain("--store", "consent-db", "--as-of", future)
+        assert store_plan(plan, "consent-db")["counts"]["delete"] == 2
+        later = (ago(-100)).date().isoformat()
+        code, plan, _ = world.retain("--apply", "--store", "consent-db", "--as-of", later)
+        assert code == 0
+        assert sorted(world.rows("consent")) == [4]  # only the held row is left
+
+
+def test_every_transform_matches_the_s3_path_in_utc_whatever_the_server_timezone(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        world.sql(CALLS_TABLE)
+        world.sql("ALTER DATABASE " + dsn.split("dbname=")[1].split()[0] + " SET TimeZone = 'Pacific/Chatham'")
+        insert(world, "calls", [call(1, 40, started_at=ago(40).replace(hour=23, minute=59, second=58)),
+                                call(2, 45, caller="acct-2", ip="2001:db8:12:34::1"),
+                                call(3, 5), call(4, 50, caller="held-1"), call(5, 60, card_number="12", note=None)])
+        code, plan, out = world.retain("--apply", "--store", "calls-db")
+        summary = store_plan(plan, "calls-db")
+        assert code == 0, summary
+        assert {k: summary["counts"][k] for k in ("anonymize", "keep", "held")} == {"anonymize": 3, "keep": 1, "held": 1}
+        assert summary["unnamed_fields"] == {"channel": 3}
+        rows = world.rows()
+        one = rows[1]
+        assert one["caller"] == hmac.new(KEY, b"acct-1", "sha256").hexdigest()
+        assert one["callee"] == hmac.new(KEY, b"+15550100", "sha256").hexdigest()
+        assert one["caller_ip"] == "203.0.113.0/24"
+        assert one["started_at"] == ago(40).replace(hour=23, minute=0, second=0).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        assert one["card_number"] == "************1111" and one["duration"] == 60
+        assert one["note"] is None and one["channel"] is None
+        assert rows[2]["caller_ip"] == "2001:db8:12::/48"
+        assert rows[5]["card_number"] == "12"
+        assert rows[3]["caller"] == "acct-1" and rows[4]["caller"] == "held-1"  # young, held: untouched
+        assert summary["verify"] == {"status": "pass", "remaining": 0}
+
+        before = world.rows()
+        code, plan, _ = world.retain("--apply", "--store", "calls-db")
+        assert code == 0 and store_plan(plan, "calls-db")["counts"]["anonymize"] == 0
+        assert world.rows() == before  # nothing anonymized twice
+
+
+def test_hmac_key_never_reaches_the_server(tmp_path: Path, monkeypatch, dsn: str, postgres_server) -> None:
+    import base64
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        world.sql(CALLS_TABLE)
+        insert(world, "calls", [call(i, 40) for i in range(1, 6)])
+        code, _, _ = world.retain("--apply", "--store", "calls-db")
+        assert code == 0
+        log = postgres_server.server_log()
+        assert "UPDATE" in log  # statements are logged, so absence below means something
+        for form in (KEY.hex(), base64.b64encode(KEY).decode(), KEY.hex().upper()):
+            assert form not in log
+
+
+def test_k_anonymity_suppresses_rows_alone_in_their_class(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    calls = {"verify": {"quasi_identifiers": ["caller_ip"], "k": 2, "max_suppression": 0.5}}
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, calls=calls)
+        world.sql(CALLS_TABLE)
+        insert(world, "calls", [call(1, 40, ip="203.0.113.7"), call(2, 41, ip="203.0.113.9"), call(3, 42, ip="198.51.100.1")])
+        code, plan, _ = world.retain("--store", "calls-db")
+        summary = store_plan(plan, "calls-db")
+        assert (summary["counts"]["anonymize"], summary["counts"]["suppress"]) == (2, 1)
+        code, plan, _ = world.retain("--apply", "--store", "calls-db")
+        assert code == 0, store_plan(plan, "calls-db")
+        assert sorted(world.rows()) == [1, 2]
+
+
+def test_k_anonymity_refuses_a_batch_over_max_suppression(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    calls = {"verify": {"quasi_identifiers": ["caller_ip"], "k": 2, "max_suppression": 0.1}}
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, calls=calls)
+        world.sql(CALLS_TABLE)
+        insert(world, "calls", [call(1, 40, ip="203.0.113.7"), call(2, 41, ip="198.51.100.9")])
+        before = world.rows()
+        code, plan, _ = world.retain("--apply", "--store", "calls-db")
+        summary = store_plan(plan, "calls-db")
+        assert code == 1 and summary["counts"]["error"] == 2 and summary["verify"]["status"] == "fail"
+        assert world.rows() == before
+
+
+def test_not_null_unnamed_column_is_an_error_before_anything_changes(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        world.sql(CALLS_TABLE.replace("channel text", "channel text NOT NULL DEFAULT 'web'"))
+        insert(world, "calls", [call(1, 40), call(2, 50)])
+        before = world.rows()
+        code, plan, out = world.retain("--apply", "--store", "calls-db")
+        summary = store_plan(plan, "calls-db")
+        assert code == 1
+        assert any("'channel' is NOT NULL and not named" in e["reason"] for e in summary["errors"])
+        assert world.rows() == before
+        assert not [ln for ln in read_lines(out / "ledger.jsonl") if ln["phase"] == "intent"] if (out / "ledger.jsonl").exists() else True

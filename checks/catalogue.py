@@ -11,12 +11,13 @@ from vigil import safe_yaml
 
 @dataclass(frozen=True)
 class Clause:
-    seed: str
+    seed: str  # the seed file the clause is quoted from
     section: str
     text: str
+    notice: str = ""  # the notice's name (catalogue.yaml `notices:`), what a reader cites
 
     def cite(self) -> str:
-        return f"\u201c{self.text}\u201d ({self.seed}, s.{self.section})"
+        return f"\u201c{self.text}\u201d ({self.notice or self.seed}, s.{self.section})"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Control:
 @cache
 def catalogue() -> dict[str, Control]:
     data = safe_yaml.safe_load(resources.files("vigil.checks").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
-    clauses = {name: Clause(**value) for name, value in data["clauses"].items()}
+    notices = data.get("notices") or {}
+    clauses = {name: Clause(**value, notice=notices.get(value["seed"], "")) for name, value in data["clauses"].items()}
     return {
         entry["id"]: Control(
             id=entry["id"],

@@ -11,7 +11,7 @@ from html import escape
 from markupsafe import Markup
 
 # Colours chosen to stay distinguishable in greyscale print (dark fail, light pass).
-COLOURS = {"pass": "#2e7d32", "fail": "#b71c1c", "error": "#ef6c00", "not_applicable": "#9e9e9e"}
+COLOURS = {"pass": "#2e7d32", "fail": "#b71c1c", "error": "#ef6c00", "waived": "#0277bd", "not_applicable": "#9e9e9e"}
 STATUSES = tuple(COLOURS)
 
 
@@ -45,7 +45,7 @@ def bar_chart(bars: list[Bar], chart_id: str, title: str, width: int = 720) -> M
     for status in STATUSES:  # legend on top
         parts.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{COLOURS[status]}"/>')
         parts.append(_text(x + 16, 16, status.replace("_", " "), size=11))
-        x += 120
+        x += 110
     for index, bar in enumerate(bars):
         y = top + index * row
         parts.append(_text(label_width - 6, y + 15, bar.label, anchor="end", size=11))

@@ -1,7 +1,9 @@
 """From loaded results to what the templates show: plain dicts and lists, no I/O.
 
-Statuses roll up worst-first (fail, error, pass, not applicable) from findings to controls,
-to framework references, and to the privacy promises the controls enforce.
+Statuses roll up worst-first (fail, error, waived, pass, not applicable) from findings to
+controls, to framework references, and to the privacy promises the controls enforce. A fail
+or error finding that a waiver in force accepts is shown and counted as `waived` (its real
+status stays beside it); the first page (glance.py) is built from the same views.
 """
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ from typing import Any
 
 from vigil.checks.catalogue import Clause, catalogue
 
-from . import charts
+from . import charts, glance
 from .results import Results
 
 FRAMEWORKS = {"pci_dss_4": "PCI DSS 4.0", "soc2": "SOC 2", "iso27001_2022": "ISO/IEC 27001:2022",
               "gdpr": "GDPR", "aws_config": "AWS Config rule"}
-STATUSES = ("pass", "fail", "error", "not_applicable")
-WORST_FIRST = ("fail", "error", "pass", "not_applicable", "not_evaluated")
+STATUSES = ("pass", "fail", "error", "waived", "not_applicable")
+WORST_FIRST = ("fail", "error", "waived", "pass", "not_applicable", "not_evaluated")
 RETENTION_KEYS = ("delete", "anonymize", "suppress", "keep", "held", "error")
 
 
@@ -27,7 +29,8 @@ def worst(statuses: list[str]) -> str:
 
 
 def pass_rate(counts: dict[str, int]) -> float | None:
-    judged = sum(int(counts.get(s, 0)) for s in ("pass", "fail", "error"))
+    """Passing / judged findings; a waived failure is judged, and not a pass."""
+    judged = sum(int(counts.get(s, 0)) for s in ("pass", "fail", "error", "waived"))
     return int(counts.get("pass", 0)) / judged if judged else None
 
 
@@ -35,22 +38,48 @@ def observed_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def effective_status(finding: dict[str, Any]) -> str:
+    """`waived` for a fail/error finding a waiver in force accepts; the finding's own status otherwise."""
+    status = str(finding.get("status", ""))
+    return "waived" if status in ("fail", "error") and isinstance(finding.get("waived"), dict) else status
+
+
+def _waiver_view(waiver: dict[str, Any]) -> dict[str, str]:
+    return {key: str(waiver.get(key, "")) for key in ("reason", "owner", "approval", "expires")}
+
+
+def _fix_view(finding: dict[str, Any]) -> str:
+    remediation = finding.get("remediation")
+    return str(remediation.get("summary", "")) if isinstance(remediation, dict) else ""
+
+
 def _finding_view(finding: dict[str, Any]) -> dict[str, Any]:
     evidence = finding.get("evidence") or {}
     api = evidence.get("api", "")
+    waived = finding.get("waived")
     return {
         "control": str(finding.get("control", "")),
         "resource": str(finding.get("resource", "")),
         "region": str(finding.get("region", "")),
-        "status": str(finding.get("status", "")),
+        "account": str(finding.get("account", "")),
+        "status": effective_status(finding),
+        "found": str(finding.get("status", "")),  # the status as judged, before any waiver
         "reason": str(finding.get("reason", "")),
+        "fix": _fix_view(finding),
+        "waiver": _waiver_view(waived) if isinstance(waived, dict) else None,
         "api": ", ".join(map(str, api)) if isinstance(api, list) else str(api),
         "observed": observed_json(evidence.get("observed")),
     }
 
 
 def _clause_view(clause: Clause) -> dict[str, str]:
-    return {"text": clause.text, "seed": clause.seed, "section": clause.section}
+    return {"text": clause.text, "notice": clause.notice or "the privacy notice", "section": clause.section}
+
+
+def not_evaluated_reasons(findings: dict[str, Any]) -> dict[str, str]:
+    """control id -> why the run did not evaluate it, as the run recorded it (`not_evaluated` in findings.json)."""
+    recorded = findings.get("not_evaluated") or []
+    return {str(entry.get("control", "")): str(entry.get("reason", "")) for entry in recorded if isinstance(entry, dict)}
 
 
 def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,6 +87,7 @@ def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
     by_control: dict[str, list[dict[str, Any]]] = {}
     for finding in findings["findings"]:
         by_control.setdefault(str(finding.get("control", "")), []).append(_finding_view(finding))
+    skipped = not_evaluated_reasons(findings)
     declared = list(findings["controls"])
     listed = {str(control.get("id", "")) for control in declared}
     for cid in sorted(set(by_control) - listed):  # a finding whose control the file does not list still shows
@@ -72,7 +102,7 @@ def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
         if entry:
             clauses = [_clause_view(c) for c in (entry.clause, *entry.also)]
         else:
-            clauses = [{"text": str(control["clause"]), "seed": "", "section": ""}] if control.get("clause") else []
+            clauses = [{"text": str(control["clause"]), "notice": "", "section": ""}] if control.get("clause") else []
         frameworks = control.get("frameworks") or {}
         views.append({
             "id": cid,
@@ -83,6 +113,11 @@ def control_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
             "clauses": clauses,
             "frameworks": [(FRAMEWORKS.get(key, key), [str(ref) for ref in refs]) for key, refs in frameworks.items() if refs],
             "findings": rows,
+            "problems": [row for row in rows if row["status"] not in ("pass", "not_applicable")],
+            "passing": [row for row in rows if row["status"] in ("pass", "not_applicable")],
+            "not_evaluated": "" if rows else skipped.get(cid) or (
+                "nothing in its scope was found in the accounts and regions checked (scope: "
+                f"{control.get('scope') or (entry.scope if entry else 'unknown')})"),
         })
     return views
 
@@ -113,8 +148,13 @@ def promise_views(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for clause in control["clauses"]:
             promise = promises.setdefault(clause["text"], {**clause, "controls": []})
             promise["controls"].append(control)
-    for promise in promises.values():
+    for number, promise in enumerate(promises.values(), start=1):
         promise["status"] = worst([c["status"] for c in promise["controls"]])
+        promise["number"] = number
+        for control in promise["controls"]:  # each control links to the promises it keeps, by number
+            for clause in control["clauses"]:
+                if clause["text"] == promise["text"]:
+                    clause["promise"] = number
     return list(promises.values())
 
 
@@ -133,7 +173,7 @@ def retention_view(plan: dict[str, Any] | None, policy_sha256: str = "") -> dict
             "replicas": [str(r if not isinstance(r, dict) else r.get("resource", r)) for r in store.get("replicas") or []],
             "counts": {key: int(counts.get(key, 0) or 0) for key in RETENTION_KEYS},
             "bytes": {key: int(sizes.get(key, 0) or 0) for key in RETENTION_KEYS},
-            "holds": [{"reason": str(h.get("reason", "")), "until": str(h.get("until") or "indefinitely"),
+            "holds": [{"reason": str(h.get("reason", "")), "until": str(h.get("until") or ""),
                        "count": int(h.get("count", 0) or 0)} for h in store.get("holds") or []],
             "errors": [{"object": str(e.get("object", "")), "reason": str(e.get("reason", ""))} for e in store.get("errors") or []],
             "verify": {"status": str(verify.get("status", "not_run")), "remaining": int(verify.get("remaining", 0) or 0)},
@@ -166,7 +206,7 @@ def ledger_view(results: Results) -> dict[str, Any] | None:
     intents = sum(1 for e in ledger.entries if e.get("phase") == "intent")
     return {"lines": ledger.lines, "ok": ledger.ok, "failures": ledger.failures, "head": ledger.head, "intents": intents,
             "outcomes": [{"action": a, "outcome": o, "count": n} for (a, o), n in sorted(outcomes.items())],
-            "unfinished": intents - sum(outcomes.values())}
+            "unfinished": intents - sum(outcomes.values()), "done": glance.retention_done(ledger.entries)}
 
 
 def requests_view(data: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -206,20 +246,35 @@ def trend_view(results: Results) -> dict[str, Any]:
     return {"rows": rows, "svg": charts.line_chart(points, "trend-chart", "Pass rate over runs (pass / judged findings)")}
 
 
+def waiver_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every waiver of the policy with its state (active, expired, stale) and what it matches."""
+    views = []
+    for entry in findings.get("waivers") or []:
+        if not isinstance(entry, dict):
+            continue
+        views.append({**{key: str(entry.get(key, "")) for key in ("policy_key", "control", "resource", "reason", "owner",
+                                                                   "approval", "expires", "state")},
+                      "matches": [str(m) for m in entry.get("matches") or []]})
+    return views
+
+
 def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
     findings = results.findings
     controls = control_views(findings)
-    summary = {status: int(findings["summary"].get(status, 0)) for status in STATUSES}
+    summary = Counter(effective_status(f) for f in findings["findings"])
+    summary = {status: int(summary.get(status, 0)) for status in STATUSES}
     rate = pass_rate(summary)
     bars = [charts.Bar(c["id"], c["counts"]) for c in controls]
-    return {
+    context = {
         "run": {key: str(value) if not isinstance(value, list) else ", ".join(map(str, value))
                 for key, value in findings["run"].items()},
         "signing": signing,
         "summary": summary,
+        "not_evaluated": [{"id": c["id"], "title": c["title"], "reason": c["not_evaluated"]} for c in controls if c["not_evaluated"]],
         "pass_rate": "" if rate is None else f"{rate * 100:.1f}%",
         "control_status": Counter(c["status"] for c in controls),
         "controls": controls,
+        "waivers": waiver_views(findings),
         "frameworks": framework_views(controls),
         "promises": promise_views(controls),
         "retention": retention_view(results.plan, str(findings["run"].get("policy_sha256", ""))),
@@ -230,6 +285,8 @@ def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
         "summary_svg": charts.bar_chart(bars, "summary-chart", "Findings per control by status"),
         "statuses": STATUSES,
     }
+    context["glance"] = glance.build(context, findings)
+    return context
 
 
 def summary_json(context: dict[str, Any]) -> dict[str, Any]:
@@ -241,13 +298,19 @@ def summary_json(context: dict[str, Any]) -> dict[str, Any]:
         "run": context["run"],
         "signed": bool(context["signing"]["signed"]),
         "signing_key_fingerprint": context["signing"]["fingerprint"] or None,
-        "findings": context["summary"],
+        "findings": context["summary"],  # fail and error count the findings no waiver accepts; waived ones apart
+        "not_evaluated": {entry["id"]: entry["reason"] for entry in context["not_evaluated"]},
         "pass_rate": pass_rate(context["summary"]),
         "controls": {c["id"]: c["status"] for c in context["controls"]},
         "frameworks": {f["label"]: {r["ref"]: r["status"] for r in f["refs"]} for f in context["frameworks"]},
+        "waivers": [{key: w[key] for key in ("control", "resource", "state", "reason", "owner", "approval", "expires", "matches")}
+                    for w in context["waivers"]],
+        "waived": [{"control": f["control"], "resource": f["resource"], "status": f["found"], **f["waiver"]}
+                   for c in context["controls"] for f in c["findings"] if f["waiver"] and f["status"] == "waived"],
         "retention": None if retention is None else {"mode": retention["run"]["mode"], "verify": retention["verify"],
                                                       "totals": retention["totals"]},
-        "ledger": None if ledger is None else {"lines": ledger["lines"], "chain_ok": ledger["ok"], "head": ledger["head"]},
+        "ledger": None if ledger is None else {"lines": ledger["lines"], "chain_ok": ledger["ok"], "head": ledger["head"],
+                                               "done": ledger["done"]},
         "policy_sha256": context["policy"]["sha256"],
         "requests": context.get("requests"),
     }

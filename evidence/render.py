@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from vigil import __version__
 from vigil.errors import UsageError
@@ -77,10 +77,19 @@ def _common(env: Environment) -> Environment:
     return env
 
 
+_BREAK_AFTER = re.compile(r"([:/])")
+
+
+def breakable(value: Any) -> Markup:
+    """Escaped text with a line-break opportunity after each ':' and '/': an ARN wraps at its own seams, never mid-word."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(value))))
+
+
 @cache  # one environment per process: templates are compiled once
 def html_environment() -> Environment:
     env = Environment(loader=PackageLoader("vigil.evidence", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["breakable"] = breakable
     return _common(env)
 
 

@@ -75,3 +75,27 @@ def test_demo_shows_a_waiver_explain_output_and_a_subject_request(demo) -> None:
     plan = json.loads((out.parent / f"{out.name}-subject" / "subject-erase.json").read_text())
     assert "ACC-00005" not in json.dumps(plan)  # the subject appears only as a keyed hash
     assert "erase request received" in done.stdout
+
+
+def test_demo_pack_shows_the_request_it_logged_and_the_waiver(demo) -> None:
+    _done, out, _seconds = demo
+    counts = json.loads((out / "subject-requests.json").read_text())
+    assert counts["received"] == 1 and counts["by_kind"]["erase"] == 1 and counts["open"] == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"]["open"] == 1
+    assert summary["findings"]["waived"] == 1 and summary["waived"][0]["control"] == "MFA-02"
+    html = (out / "report.html").read_text()
+    assert "1 open, " in html and "ACC-00005" not in html
+
+
+def test_the_printed_demo_report_is_twenty_pages_or_fewer(demo, tmp_path: Path) -> None:
+    from vigil.evidence import screenshot
+
+    browser = screenshot.find_browser()
+    if browser is None:
+        pytest.skip("Chromium is not installed (run 'make browser' to install it)")
+    _done, out, _seconds = demo
+    pdf = screenshot.print_pdf(out / "report.html", tmp_path / "report.pdf", browser)
+    pages = screenshot.count_pages(pdf)
+    print(f"printed demo report: {pages} pages")
+    assert 1 <= pages <= 20

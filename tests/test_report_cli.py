@@ -148,3 +148,15 @@ def test_a_signing_key_inside_the_pack_is_refused(results: Path, capsys: pytest.
     assert main(["report", str(results), "--signing-key", str(results / "keys" / "signing.key")]) == 2
     assert "inside the pack" in capsys.readouterr().err
     assert not (results / "manifest.json").exists()
+
+
+def test_screenshot_never_replaces_an_existing_file_unless_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vigil.evidence import screenshot
+
+    target = tmp_path / "report.png"
+    target.write_bytes(b"tracked picture")
+    assert screenshot.main(["--out", str(target)]) == 2
+    assert target.read_bytes() == b"tracked picture"
+    assert "--overwrite" in capsys.readouterr().err
+    assert (screenshot.ROOT / "docs" / "report.png").is_file()
+    assert screenshot.main([]) == 2  # the default target is the tracked docs/report.png: kept

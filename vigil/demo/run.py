@@ -25,6 +25,7 @@ from vigil.retention.keys import load_keys
 from vigil.stages.check import CheckOptions, check
 from vigil.stages.common import Target, new_run_id, run_stage
 from vigil.stages.report import ReportOptions, report
+from vigil.stages.requests import ProcessOptions, process
 from vigil.stages.retain import RetainOptions, retain
 from vigil.stages.verify import VerifyOptions, verify
 from vigil.subjects.erase import EraseRun, erase_subject
@@ -154,6 +155,8 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         request = requests.add(DEMO_SUBJECT, "erase", datetime.now(UTC))
         say(f"  {request.id}: {request.kind} request received {iso_z(request.received_at)}, due by {iso_z(request.deadline)}")
         stage("subject erase", plan_subject_erase, SubjectPlan(target, out.parent / f"{out.name}-subject"))
+        # The request's counts (no ids, no subject) go into the pack, for its "Subject requests" section.
+        stage("subject requests", process, ProcessOptions(**asdict(target)))
         lap("subject")
         # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
         as_of = datetime.now(UTC) + timedelta(days=365)

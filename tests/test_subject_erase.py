@@ -81,7 +81,8 @@ def test_erase_dry_run_then_apply_everywhere(tmp_path: Path, monkeypatch, capsys
         assert all(ln["outcome"] == "ok" for ln in lines if ln["phase"] == "outcome")
         assert "alice" not in ledger.read_text()
         report = json.loads((out / "subject-erase.json").read_text())
-        assert report["verify"] == {"status": "pass", "remaining": 0}
+        assert report["verify"] == {"status": "pass", "remaining": 0, "incomplete": []}
+        assert report["complete"] is True and report["incomplete"] == []
 
         assert world.subject("erase", "alice", "--apply", out=out) == 0  # only the held copy remains: nothing to do
         assert world.estate() == after

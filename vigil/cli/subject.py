@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from vigil.stages.requests import ProcessOptions, ProcessOutcome, process
 from vigil.subjects import erase as erasing
 from vigil.subjects.export import export_subject
 from vigil.subjects.locate import find_subject
+from vigil.subjects.model import Found
 from vigil.subjects.requests import KINDS, RequestLog
 from vigil.subjects.show import print_found, print_requests
 from vigil.timestamps import iso_z
@@ -102,6 +104,12 @@ def _not_found(subject: str) -> int:
     return 1
 
 
+def _say_incomplete(found: Found) -> None:
+    """To the operator: each reason the answer may leave some of the person's data out."""
+    for reason in found.incomplete:
+        print(f"vigil: incomplete: {reason}", file=sys.stderr)
+
+
 def run_find(args: argparse.Namespace) -> int:
     subject, as_of = _subject(args), common.parse_as_of(args.as_of)
     policy, aws, keys = _setup(args)
@@ -109,11 +117,12 @@ def run_find(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"subject": keys.hash(subject), "erase": found.erasable, "held": found.held, "copies": found.copies,
                           "stores": [s.to_json() for s in found.stores], "backups": [b.to_json() for b in found.backups]}, indent=2))
-    if found.copies == 0 and not found.errors:
+    if found.copies == 0 and not found.incomplete:
         return _not_found(subject)
     if not args.json:
         print_found(found, Console(), f"Subject {keys.hash(subject)[:16]}… as of {as_of:%Y-%m-%d %H:%M}Z")
-    return 1 if found.errors else 0
+    _say_incomplete(found)
+    return 1 if found.incomplete else 0
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -123,14 +132,15 @@ def run_export(args: argparse.Namespace) -> int:
     policy, aws, keys = _setup(args)
     requests = _request_log(aws, policy)
     found = find_subject(aws, policy, keys, subject, as_of, args.workers, export=True)
-    if found.copies == 0 and not found.errors:
+    if found.copies == 0 and not found.incomplete:
         return _not_found(subject)
     written = export_subject(policy, found, Path(args.output), datetime.now(UTC))
     for path in written:
         print(f"wrote {path}")
-    if requests is not None and not found.errors:
+    _say_incomplete(found)  # the package's README says the same to the person
+    if requests is not None and not found.incomplete:
         requests.complete_open(subject, "access", datetime.now(UTC))
-    return 1 if found.errors else 0
+    return 1 if found.incomplete else 0
 
 
 def run_erase(args: argparse.Namespace) -> int:
@@ -152,6 +162,7 @@ def run_erase(args: argparse.Namespace) -> int:
         console.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
         if run.exit_code == 0 and requests is not None:
             requests.complete_open(subject, "erase", datetime.now(UTC))
+    _say_incomplete(run.after or run.found)
     print(f"plan: {out_dir / erasing.PLAN_FILE}")
     if args.apply and run.stats is not None:
         print(f"ledger: {out_dir / erasing.LEDGER_FILE}")
@@ -201,7 +212,8 @@ def show_process(outcome: ProcessOutcome) -> None:
         print("no 'requests:' section in the policy: no subject requests to process")
         return
     for request_id, done in outcome.erased.items():
-        print(f"{request_id}: erase {'done' if done else 'not complete'}")
+        why = "; ".join(outcome.incomplete.get(request_id, []))
+        print(f"{request_id}: erase {'done' if done else 'not complete'}" + (f" (incomplete: {why})" if why else ""))
     counts = outcome.counts
     print(f"requests: {counts['received']} received, {counts['completed']} completed ({counts['on_time']} on time), "
           f"{counts['open']} open, {counts['overdue']} overdue; {outcome.due} erase request(s) due"

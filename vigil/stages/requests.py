@@ -28,6 +28,7 @@ class ProcessOutcome:
     counts: dict[str, Any] = field(default_factory=dict)
     due: int = 0
     erased: dict[str, bool] = field(default_factory=dict)  # request id -> erase complete
+    incomplete: dict[str, list[str]] = field(default_factory=dict)  # request id -> why its answer is incomplete
     apply: bool = False
 
     @property
@@ -46,12 +47,14 @@ def process(options: ProcessOptions) -> ProcessOutcome:
     log = RequestLog(aws, policy)
     directory = options.output_dir(new_run_id())
     erased: dict[str, bool] = {}
+    incomplete: dict[str, list[str]] = {}
     due = [r for r in log.all() if r.open and r.kind == "erase" and r.received_at <= now]
     for request in due if options.apply else []:
         run = erasing.erase_subject(aws, policy, keys, request.subject, now, directory, new_run_id(), True, options.workers)
-        erased[request.id] = run.exit_code == 0 or run.nothing_found
+        erased[request.id] = run.exit_code == 0 or run.nothing_found  # never while the answer is incomplete
+        incomplete[request.id] = (run.after or run.found).incomplete
         if erased[request.id]:
             log.complete(request, datetime.now(UTC))
     counts = summary(log.all(), now, policy.requests.deadline.text)
     (directory / SUMMARY_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
-    return ProcessOutcome(directory, counts, len(due), erased, options.apply)
+    return ProcessOutcome(directory, counts, len(due), erased, incomplete=incomplete, apply=options.apply)

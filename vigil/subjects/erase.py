@@ -99,12 +99,15 @@ class EraseRun:
 
     @property
     def nothing_found(self) -> bool:
-        return self.found.copies == 0 and not self.found.errors
+        """Nothing found where everything was searched: "no data found" is true only then."""
+        return self.found.copies == 0 and not self.found.incomplete
 
     @property
     def exit_code(self) -> int:
+        """0 only when every store was searched, every record read and every action done: a request is
+        marked done on 0 alone (a store not searched can still hold the person's data)."""
         failed = bool(self.stats and self.stats.failed)
-        return 1 if (self.nothing_found or failed or self.found.errors or self.verify["status"] == "fail") else 0
+        return 1 if (self.nothing_found or failed or self.found.incomplete or (self.apply and self.verify["status"] != "pass")) else 0
 
     def to_json(self, policy: Policy, hash_key: HashKey | None = None) -> dict[str, Any]:
         now = self.after or self.found
@@ -114,6 +117,7 @@ class EraseRun:
                     "policy_sha256": policy.sha256, "tool_version": __version__},
             "subject": self.subject_hash,
             "planned": {"actions": self.actions, "erase": self.found.erasable, "held": self.found.held},
+            "complete": not self.found.incomplete, "incomplete": self.found.incomplete,
             "stores": [{**s.to_json(), "targets": targets(s, hash_key)} for s in self.found.stores],
             "backups": [b.to_json() for b in now.backups],
             "outcome": None if self.stats is None else {"ok": self.stats.ok, "failed": self.stats.failed, "skipped": self.stats.skipped,
@@ -150,7 +154,8 @@ def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, a
     if apply:
         run.after = find_subject(aws, policy, keys, subject, as_of, workers)
         left = run.after.erasable
-        run.verify = {"status": "fail" if left or run.after.errors else "pass", "remaining": left}
+        status = "fail" if left else "incomplete" if run.after.incomplete else "pass"
+        run.verify = {"status": status, "remaining": left, "incomplete": run.after.incomplete}
     write(run, policy, out_dir, keys.hash)
     return run
 

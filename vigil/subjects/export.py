@@ -1,9 +1,11 @@
 """`export`: what is held about one subject, as a package that can be handed to them.
 
-One JSON file per store (the current data only, the subject's records alone: other people's
-records in a shared object are never copied), and README.md, rendered from a Jinja template
-like the evidence report, saying what each store is for, how long it is kept and why, and
-where copies (replicas, backups) exist.
+One JSON file per store (the subject's records alone: other people's records in a shared
+object are never copied): the current data, then every older version and replica copy that
+`find` reports, each labelled with its version id and date. README.md, rendered from a Jinja
+template like the evidence report, says what each store is for, how long it is kept and why,
+where copies exist, which copies are not in the package (backups: whole snapshots) and
+everything that makes the answer incomplete (stores not searched, records not readable).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from vigil.evidence.render import md_escape
 from vigil.policy import Policy
+from vigil.timestamps import iso_z
 
 from .model import Found, StoreFound
 
@@ -32,8 +35,25 @@ def environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True, finalize=md_escape)
 
 
-def file_name(store: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", store) + ".json"
+def file_names(stores: list[str]) -> dict[str, str]:
+    """Store name -> its file: unique, even when two names clean to the same text or differ in case only."""
+    taken, out = {README.lower()}, {}
+    for store in stores:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", store)
+        name, n = f"{base}.json", 2
+        while name.lower() in taken:
+            name, n = f"{base}-{n}.json", n + 1
+        taken.add(name.lower())
+        out[store] = name
+    return out
+
+
+def other_copies(store: StoreFound) -> list[dict[str, Any]]:
+    """Older versions and replica copies, each with what identifies it; newest first."""
+    others = [c for c in store.copies if not c.latest or c.replica]
+    others.sort(key=lambda c: (c.replica, not c.latest, -(c.modified.timestamp() if c.modified else 0)))
+    return [{"version_id": c.version_id or None, "written": iso_z(c.modified) if c.modified else None,
+             "current": c.latest, "replica": c.replica, "region": c.region, "records": c.data} for c in others]
 
 
 def store_package(policy: Policy, store: StoreFound) -> dict[str, Any]:
@@ -48,24 +68,29 @@ def store_package(policy: Policy, store: StoreFound) -> dict[str, Any]:
                    "older_versions": sum(1 for c in store.copies if not c.latest and not c.replica),
                    "replicas": sum(1 for c in store.copies if c.replica)},
         "records": data,
+        "other_copies": other_copies(store),
+        "incomplete": store.incomplete,
     }
 
 
 def export_subject(policy: Policy, found: Found, out_dir: Path, generated: datetime) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
+    names = file_names([s.store for s in found.stores if s.copies])
     for store in found.stores:
         if not store.copies:
             continue
         package = store_package(policy, store)
-        path = out_dir / file_name(store.store)
+        path = out_dir / names[store.store]
         path.write_text(json.dumps(package, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         written.append(path)
-        rows.append({**package, "file": path.name, "count": len(package["records"]), "holds": store.holds()})
+        rows.append({**package, "file": path.name, "count": len(package["records"]), "holds": store.holds(),
+                     "other_count": len(package["other_copies"])})
     context = {
         "organization": policy.organization, "generated": generated.strftime("%Y-%m-%d %H:%M UTC"), "stores": rows,
         "backups": [b.to_json() for b in found.backups],
         "deadline": f"{policy.requests.deadline.approx_days()} days" if policy.requests else "30 days",
+        "incomplete": found.incomplete,
     }
     readme = out_dir / README
     readme.write_text(environment().get_template("README.md.j2").render(context), encoding="utf-8")

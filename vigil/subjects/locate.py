@@ -36,6 +36,7 @@ from .tables import find_items, subjects_table_store
 # The subjects table's account records have no category of their own: no minimum period, no action.
 ACCOUNT_RECORDS = Category.model_validate({"retain": "forever", "description": "account records (the policy's subjects table)"})
 Observe = Callable[[str, str, Any], None]  # retention.resume.Resume.observe
+Searched = tuple["Copy | None", int, str]  # Finder._version: the subject's copy, unreadable records, an error
 
 
 def exact_key(store: S3Store, subject: str) -> str | None:
@@ -101,9 +102,12 @@ class Finder:
             try:
                 work = self._versions(loc, exact or store.prefix, exact, found)
                 one = lambda work: self._version(*work, store, rules, anonymizer, read)  # noqa: E731
-                for copy in bounded(self.pool, one, work, self.window):
+                for copy, unreadable, error in bounded(self.pool, one, work, self.window):
                     if copy is not None:
                         found.copies.append(copy)
+                    found.unreadable += unreadable
+                    if error:
+                        found.errors.append(f"{loc.arn}: {error}")
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 found.errors.append(f"{loc.arn}: {describe_error('s3:ListObjectVersions', exc)}")
         return found
@@ -125,47 +129,60 @@ class Finder:
                 yield loc, version, not alone
 
     def _version(self, loc: Location, version: Version, others: bool, store: S3Store, rules: SubjectRules, anonymizer,
-                 read: bool) -> Copy | None:
+                 read: bool) -> Searched:
+        """(the subject's copy in this version or None, records that could not be read and may be
+        theirs, why the object itself could not be read)."""
         s3 = self.aws.client("s3", loc.region)
         copy = Copy("object" if rules.whole else "records", loc.bucket, loc.region, version.key, version.version_id,
-                    version.is_latest, loc.replica, bytes=version.size)
+                    version.is_latest, loc.replica, bytes=version.size, modified=version.last_modified)
         try:
             if read:
                 answer = s3.get_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id)
                 body = self._body(s3, loc, version, answer, rules.whole)
                 if body is None:
-                    return None  # does not mention the subject
+                    return None, 0, ""  # does not mention the subject
             elif loc.locked:
                 answer, body = s3.head_object(Bucket=loc.bucket, Key=version.key, VersionId=version.version_id), b""
             else:
                 answer, body = {}, b""
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            return self._unreadable(copy, describe_error("s3:GetObject" if read else "s3:HeadObject", exc))
+            why = describe_error("s3:GetObject" if read else "s3:HeadObject", exc)
+            return self._unreadable(copy, why), 0, f"an object version could not be read: {why}"
         except zlib.error as exc:
-            return self._unreadable(copy, f"object could not be decoded: {exc}") if rules.whole else None
+            return self._undecodable(copy, rules, f"object could not be decoded: {exc}")
         _lock_state(version, answer)
         if not read:  # a whole object of the subject, deleted as it is
-            return self._whole(copy, rules, version)
+            return self._whole(copy, rules, version), 0, ""
         try:
             text = gzip.decompress(body) if is_gz(version.key) else body
         except (OSError, EOFError) as exc:
-            return self._unreadable(copy, f"object could not be decoded: {type(exc).__name__}") if rules.whole else None
+            return self._undecodable(copy, rules, f"object could not be decoded: {type(exc).__name__}")
         if not rules.whole and self.needle is not None and self.needle not in text:
-            return None
+            return None, 0, ""
         version.parsed = parse(text, version.key.removesuffix(".gz"), store.layout, store.timestamp_field, store.subject_field)
         version.parsed.gz = is_gz(version.key)
+        unreadable = 0 if rules.whole else sum(1 for r in version.parsed.records if r.fields is None and self._may_be_theirs(r.raw))
         mine = version.parsed.records if rules.whole else [r for r in version.parsed.records if r.subject == self.subject]
         if not mine:
-            return None
-        if self.export and version.is_latest and not loc.replica:
+            return None, unreadable, ""
+        if self.export:
             copy.data = [r.fields if r.fields is not None else r.raw for r in mine]
         if rules.whole and rules.category.action != "anonymize":
             copy.records = 1
-            return self._whole(copy, rules, version)
+            return self._whole(copy, rules, version), unreadable, ""
         copy.records, copy.bytes = len(mine), sum(r.size for r in mine)
         if version.is_latest:
-            return self._rewrite(copy, rules, store, version, anonymizer, others)
-        return self._old_version(copy, rules, store, version)
+            return self._rewrite(copy, rules, store, version, anonymizer, others), unreadable, ""
+        return self._old_version(copy, rules, store, version), unreadable, ""
+
+    def _may_be_theirs(self, raw: str) -> bool:
+        """An unreadable record has no subject to compare: it may be theirs when it holds the id's bytes
+        (or always, when the id cannot be searched as bytes)."""
+        return self.needle is None or self.needle.decode("utf-8") in raw
+
+    def _undecodable(self, copy: Copy, rules: SubjectRules, reason: str) -> Searched:
+        """Kept and said when the object is theirs; either way it may hold their data: the answer is incomplete."""
+        return (self._unreadable(copy, reason) if rules.whole else None), 0, f"an object version {reason}"
 
     def _body(self, s3, loc: Location, version: Version, answer: dict[str, Any], whole: bool) -> bytes | None:
         """The object's bytes when it may hold the subject's records; None when streaming it shows it does not."""

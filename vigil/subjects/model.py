@@ -30,6 +30,7 @@ class Copy:
     whole: bool = False  # erase removes the whole version (delete_versions) rather than rewriting it
     counts: dict[str, int] | None = None  # the rewrite's counts (latest version of a shared object)
     data: list[Any] = field(default_factory=list)  # the subject's data, only when exporting
+    modified: datetime | None = None  # when this object version was written (S3 LastModified)
 
 
 @dataclass
@@ -45,6 +46,15 @@ class StoreFound:
     note: str = ""  # why the store could not be searched for a subject
     errors: list[str] = field(default_factory=list)
     scanned: int = 0  # object versions or items read
+    unreadable: int = 0  # records that could not be read in objects that mention the subject: they may be theirs
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Why this store's answer may leave part of the subject's data out (empty: it is whole)."""
+        out = [f"{self.store} was not searched: {self.note}"] if self.note else []
+        if self.unreadable:
+            out.append(f"{self.unreadable} record{'s' if self.unreadable != 1 else ''} unreadable in {self.store}")
+        return out + [f"{self.store}: {e}" for e in self.errors]
 
     @property
     def erasable(self) -> int:
@@ -71,7 +81,7 @@ class StoreFound:
             "copies": len(self.copies), "replica_copies": sum(1 for c in self.copies if c.replica),
             "records": sum(c.records for c in self.copies), "bytes": sum(c.bytes for c in self.copies),
             "erase": self.erasable, "held": self.held, "holds": self.holds(),
-            "note": self.note, "errors": list(self.errors),
+            "note": self.note, "errors": list(self.errors), "unreadable": self.unreadable, "incomplete": self.incomplete,
         }
 
 
@@ -111,6 +121,12 @@ class Found:
     @property
     def errors(self) -> list[str]:
         return [f"{s.store}: {e}" for s in self.stores for e in s.errors]
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Every reason the answer is not the whole truth: stores not searched, unreadable records,
+        errors. A request is never done, and "no data found" never said, while this is non-empty."""
+        return [reason for s in self.stores for reason in s.incomplete]
 
     def store(self, name: str) -> StoreFound:
         return next(s for s in self.stores if s.store == name)

@@ -38,12 +38,16 @@ def print_found(found: Found, console: Console, title: str) -> None:
             console.print(f"  kept [cyan]{s.store}[/]: {h['count']} by {h['reason']} ({until})")
         if s.note:
             console.print(f"  [dim]{s.store}: not searched: {s.note}[/]")
+        if s.unreadable:
+            console.print(f"  [yellow]{s.store}[/]: {s.unreadable} record(s) could not be read; they may be the subject's")
         for error in s.errors:
             console.print(f"  [yellow]{s.store}[/]: {error}")
     for b in found.backups:
         when = f"expires from backups on {b.until}" if b.until else "kept in backups until deleted (no lifecycle)"
         console.print(f"  backup [cyan]{b.where}[/] ({b.region}): {when}" + (f"; {b.note}" if b.note else ""))
     console.print(f"{found.erasable} to erase, {found.held} kept, in {found.copies} copies")
+    if found.incomplete:
+        console.print(f"[red]incomplete[/]: {len(found.incomplete)} reason(s) the subject's data may be elsewhere too (see above)")
 
 
 def print_requests(requests: list[Request], now: datetime, console: Console) -> None:

@@ -13,10 +13,11 @@ from vigil.checks.model import Inventory, StoreRetention
 from vigil.aws import Aws
 from vigil.errors import VigilError
 from vigil.policy import Policy
-from vigil.policy.models import RDSStore, S3Store
+from vigil.policy.models import PostgresStore, RDSStore, S3Store
 
 from .keys import RetentionKeys, load_keys
 from .plan import Summary
+from .postgres import PostgresRetention
 from .scan import load_closed, scan_store
 
 
@@ -42,6 +43,8 @@ def verify_stores(aws: Aws, policy: Policy, keys: RetentionKeys, stores: list, a
 
 
 def _api(store) -> list[str]:
+    if isinstance(store, PostgresStore):
+        return ["postgres:SELECT"]
     if isinstance(store, S3Store):
         return ["s3:ListObjectVersions", "s3:GetObject"] if store.layout != "object" else ["s3:ListObjectVersions", "s3:HeadObject"]
     return ["dynamodb:Scan"]
@@ -69,12 +72,15 @@ def retention_status(aws: Aws, policy: Policy, inventory: Inventory | None, as_o
     (64 hex digits), and k-anonymity classes are the same under any HMAC key. Without them,
     throwaway keys stand in, and the samples in findings are hashed under a key no ledger uses.
     """
-    stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
+    stores = [s for s in policy.stores if not isinstance(s, RDSStore | PostgresStore)]
+    tables = policy.postgres_stores
     try:
         keys = load_keys(policy, aws)
     except VigilError:
         keys = RetentionKeys(evidence=os.urandom(32), pseudonym=os.urandom(32))
-    closed, subjects_error = load_closed(aws, policy, stores)
+    closed, subjects_error = load_closed(aws, policy, stores + tables)
     by_name = {s.name: s for s in stores}
-    return [to_status(summary, by_name[summary.store])
-            for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error, known=inventory)]
+    statuses = [to_status(summary, by_name[summary.store])
+                for summary in location_summaries(aws, policy, keys, stores, as_of, closed, subjects_error, known=inventory)]
+    postgres = PostgresRetention(aws, policy, keys, as_of, closed, subjects_error)
+    return statuses + [to_status(postgres.verify(table, policy.grace), table) for table in tables]

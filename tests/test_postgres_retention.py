@@ -167,3 +167,69 @@ def test_not_null_unnamed_column_is_an_error_before_anything_changes(tmp_path: P
         assert any("'channel' is NOT NULL and not named" in e["reason"] for e in summary["errors"])
         assert world.rows() == before
         assert not [ln for ln in read_lines(out / "ledger.jsonl") if ln["phase"] == "intent"] if (out / "ledger.jsonl").exists() else True
+
+
+PARTITIONED = """CREATE TABLE public.consent (id bigint, created_at timestamptz NOT NULL, account text, method text,
+    PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)"""
+
+
+def test_a_partition_wholly_past_retention_is_dropped_not_deleted_row_by_row(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    def composite(data: dict) -> None:
+        data["stores"][-1]["primary_key"] = ["id", "created_at"]
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, change=composite)
+        world.sql(PARTITIONED)
+        world.sql("CREATE TABLE consent_old PARTITION OF consent FOR VALUES FROM (%s) TO (%s)".replace("%s", "'{}'").format(
+            ago(400).isoformat(), ago(150).isoformat()))
+        world.sql("CREATE TABLE consent_mid PARTITION OF consent FOR VALUES FROM ('{}') TO ('{}')".format(
+            ago(150).isoformat(), ago(30).isoformat()))
+        world.sql("CREATE TABLE consent_rest PARTITION OF consent DEFAULT")
+        insert(world, "consent", [{"id": i, "created_at": ago(200 + i), "account": f"acct-{i}", "method": "sms"} for i in range(5)]
+               + [{"id": 10, "created_at": ago(100), "account": "acct-10", "method": "sms"},
+                  {"id": 11, "created_at": ago(120), "account": "held-1", "method": "sms"},  # held: its partition stays
+                  {"id": 20, "created_at": ago(5), "account": "acct-20", "method": "sms"}])
+        code, plan, _ = world.retain("--store", "consent-db")
+        summary = store_plan(plan, "consent-db")
+        drops = summary["postgres"]["partition_drops"]
+        assert [d["partition"] for d in drops] == ["public.consent_old"] and drops[0]["rows"] == 5
+        assert summary["counts"]["delete"] == 6 and summary["counts"]["held"] == 1
+        assert any("partition drops" in note for note in summary["postgres"]["notes"])
+        code, plan, out = world.retain("--apply", "--store", "consent-db")
+        assert code == 0, store_plan(plan, "consent-db")
+        assert world.sql("SELECT to_regclass('public.consent_old')")[0][0] is None
+        assert sorted(world.rows("consent")) == [11, 20]
+        kinds = [ln["action"] for ln in read_lines(out / "ledger.jsonl") if ln.get("outcome") == "ok"]
+        assert sorted(kinds) == ["pg_delete_rows", "pg_drop_partition"]
+
+
+def test_an_unreachable_database_is_an_error_for_its_store_alone(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    monkeypatch.setenv("VIGIL_BAD_DSN", "host=db.example.invalid port=5432 dbname=x user=y connect_timeout=3")
+
+    def bad(data: dict) -> None:
+        data["stores"][-2]["connection"] = {"dsn_env": "VIGIL_BAD_DSN"}
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, change=bad)
+        consent_rows(world)
+        world.sql("DELETE FROM consent WHERE id = 5")
+        code, plan, _ = world.retain("--apply", "--store", "calls-db", "--store", "consent-db")
+        calls = store_plan(plan, "calls-db")
+        assert code == 1 and "cannot connect" in calls["errors"][0]["reason"] and calls["verify"]["status"] == "fail"
+        assert store_plan(plan, "consent-db")["verify"]["status"] == "pass"
+        assert sorted(world.rows("consent")) == [3, 4]
+
+
+def test_ret02_in_check_fails_on_rows_past_retention_then_passes_after_apply(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    from tests.test_retention_ret02 import _ret02
+
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        consent_rows(world)
+        world.sql("DELETE FROM consent WHERE id = 5")
+        findings = {r: f for r, f in _ret02(world).items() if r.endswith("#public.consent")}
+        (finding,) = findings.values()
+        assert finding.status.value == "fail" and finding.evidence.observed["expired"] == 2
+        assert finding.evidence.observed["held"] == 1 and finding.evidence.api == ["postgres:SELECT"]
+        code, _, _ = world.retain("--apply", "--store", "consent-db")
+        assert code == 0
+        (finding,) = [f for r, f in _ret02(world).items() if r.endswith("#public.consent")]
+        assert finding.status.value == "pass"

@@ -16,7 +16,7 @@ from vigil.checks.registry import evaluate
 from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
 
-from vigil import __version__
+from vigil import __version__, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.timestamps import iso_z as _iso
@@ -85,8 +85,7 @@ class CheckRun:
 
     def write(self, directory: Path) -> Path:
         path = directory / "findings.json"
-        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-        return path
+        return safe_write.write_text(path, json.dumps(self.to_json(), indent=2, sort_keys=False, default=str) + "\n")
 
 
 # Reads the retention state RET-02 judges (the retention engine's read-only verify,

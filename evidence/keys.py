@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vigil import safe_write
 from vigil.errors import EnvironmentFailure, UsageError
 
 ENV_VAR = "VIGIL_SIGNING_KEY"
@@ -97,10 +98,7 @@ def generate(out_dir: Path) -> tuple[Path, Path]:
     hard-linked to its name (a link never replaces an existing name, so a file or link that
     appears meanwhile is not overwritten); a failure removes whatever this call created.
     """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+    safe_write.ensure_dir(out_dir, "--out")
     private_path, public_path = out_dir / PRIVATE_NAME, out_dir / PUBLIC_NAME
     existing = [str(p) for p in (private_path, public_path) if os.path.lexists(p)]
     if existing:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from vigil import safe_write
 from vigil.errors import UsageError
 
 from . import chain
@@ -86,11 +87,11 @@ def write(directory: Path, run_id: str, tool_version: str, policy_sha256: str, s
     manifest = build(directory, run_id, tool_version, policy_sha256, signer)
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     manifest_path, signature_path = directory / MANIFEST, directory / SIGNATURE
-    signature_path.unlink(missing_ok=True)
-    manifest_path.write_bytes(data)
+    signature_path.unlink(missing_ok=True)  # removes a link itself, never its target
+    safe_write.write_bytes(manifest_path, data)
     if signer is None:
         return [manifest_path]
-    signature_path.write_bytes(signer.sign(data))
+    safe_write.write_bytes(signature_path, signer.sign(data))
     return [manifest_path, signature_path]
 
 

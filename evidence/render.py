@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from vigil import __version__
+from vigil import __version__, safe_write
 from vigil.errors import UsageError
 
 from . import context as ctx
@@ -153,8 +153,7 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
     written = []
     for name in (REPORT_HTML, REPORT_MD, SUMMARY):
         path = directory / name
-        path.write_text(rendered[name], encoding="utf-8")
-        written.append(path)
+        written.append(safe_write.write_text(path, rendered[name]))
     run = rendered["context"]["run"]
     written += manifest.write(directory, run.get("id", ""), __version__, run.get("policy_sha256", ""), signer)  # type: ignore[arg-type]
     return written

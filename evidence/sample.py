@@ -13,7 +13,7 @@ from typing import Any
 
 from vigil.checks.catalogue import catalogue
 
-from vigil import __version__
+from vigil import __version__, safe_write
 
 from .chain import GENESIS
 
@@ -118,11 +118,11 @@ def write_sample(directory: Path, run_id: str = "20261101T020000Z-a1b2c3", start
                  policy_sha256: str | None = None, failing: int = 3, with_retention: bool = True) -> Path:
     """Write findings.json (and retention-plan.json, ledger.jsonl) into `directory`."""
     started = started or datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
-    directory.mkdir(parents=True, exist_ok=True)
+    safe_write.ensure_dir(directory)
     data = findings(run_id, started, failing, policy_sha256)
-    (directory / "findings.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    safe_write.write_text(directory / "findings.json", json.dumps(data, indent=2) + "\n")
     if with_retention:
         plan = retention_plan(run_id, started, data["run"]["policy_sha256"])
-        (directory / "retention-plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
-        (directory / "ledger.jsonl").write_bytes(ledger(run_id, started))
+        safe_write.write_text(directory / "retention-plan.json", json.dumps(plan, indent=2) + "\n")
+        safe_write.write_bytes(directory / "ledger.jsonl", ledger(run_id, started))
     return directory

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vigil import __version__
+from vigil import __version__, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.policy.models import PostgresStore, RDSStore
@@ -82,11 +82,7 @@ class RetentionRun:
         }
 
     def write(self, directory: Path) -> Path:
-        path = directory / PLAN_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return safe_write.write_text(directory / PLAN_FILE, json.dumps(self.to_json(), indent=2) + "\n")
 
 
 class Spool:
@@ -95,7 +91,7 @@ class Spool:
     def __init__(self, directory: Path, keys: RetentionKeys):
         fd, self.path = tempfile.mkstemp(prefix="vigil-plan-", suffix=".jsonl")
         self._private = os.fdopen(fd, "w", encoding="utf-8")
-        self._public = (directory / ACTIONS_FILE).open("w", encoding="utf-8")
+        self._public = safe_write.open_stream(directory / ACTIONS_FILE, "w", encoding="utf-8")
         self._keys = keys
         self._lock = threading.Lock()
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vigil import safe_write
+
 GENESIS = "0" * 64
 
 
@@ -74,12 +76,12 @@ class Ledger:
                     self.seq += 1
                     self.prev = hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
         self._synced = self.seq  # lines known to be on disk (those already in the file count)
-        self._handle = path.open("ab")
+        self._handle = safe_write.open_stream(path, "ab")
 
     def _truncate_torn_tail(self) -> None:
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
-            self.path.write_bytes(data[: data.rfind(b"\n") + 1])
+            safe_write.write_bytes(self.path, data[: data.rfind(b"\n") + 1])
 
     def write(self, phase: str, action: dict[str, Any], target: dict[str, Any], outcome: str | None = None,
               detail: Any = None) -> None:

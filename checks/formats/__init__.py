@@ -16,6 +16,8 @@ from vigil.checks.formats.junit import to_junit
 from vigil.checks.formats.oscal import to_oscal
 from vigil.checks.formats.sarif import sarif_from_findings
 
+from vigil import safe_write
+
 # --format NAME -> (file name beside findings.json, renderer of the findings.json dict to text)
 FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "sarif": ("findings.sarif", lambda data: json.dumps(sarif_from_findings(data), indent=2) + "\n"),
@@ -30,6 +32,6 @@ def write_formats(data: dict[str, Any], directory: Path, names: list[str]) -> di
     for name in dict.fromkeys(names):
         filename, render = FORMATS[name]
         path = directory / filename
-        path.write_text(render(data), encoding="utf-8")
+        safe_write.write_text(path, render(data))
         written[name] = path
     return written

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vigil import safe_write
+
 OSCAL_VERSION = "1.1.2"
 NAMESPACE = uuid.UUID("6f0b8f4e-3a52-5b8e-9c1d-7a9e2f1c4b60")  # Vigil's namespace for uuid5
 STATE = {"pass": ("satisfied", "pass"), "fail": ("not-satisfied", "fail"), "error": ("not-satisfied", "other")}
@@ -118,6 +120,4 @@ def to_oscal(findings: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_oscal(findings: dict, path: str | Path) -> Path:
     """Write the OSCAL assessment results for a findings.json dict to `path`."""
-    target = Path(path)
-    target.write_text(json.dumps(to_oscal(findings), indent=2) + "\n", encoding="utf-8")
-    return target
+    return safe_write.write_text(path, json.dumps(to_oscal(findings), indent=2) + "\n")

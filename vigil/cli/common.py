@@ -25,6 +25,17 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", metavar="TIMESTAMP", help="evaluate retention as if it were this instant (ISO 8601)")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (`--workers`): bad input, exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: at least 1 is needed")
+    return value
+
+
 def target(args: argparse.Namespace) -> dict[str, Any]:
     """The shared flags as the fields of `vigil.stages.common.Target`."""
     return {"policy": args.policy, "endpoint_url": args.endpoint_url, "regions": tuple(args.region or ()),

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--apply", action="store_true", help="carry out the plan (default: dry run, nothing changes)")
     parser.add_argument("--max-delete", type=int, metavar="N", help="stop (exit 1, nothing deleted) if the plan deletes more than N")
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
-    parser.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 

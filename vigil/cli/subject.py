@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vigil import safe_write
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
@@ -46,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if subject:
             p.add_argument("subject", metavar="ID", help="the subject's id (as stores hold it, e.g. an account id)")
         common.add_common(p)
-        p.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
+        p.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
         p.set_defaults(handler=handler)
         return p
 
@@ -148,7 +149,7 @@ def run_erase(args: argparse.Namespace) -> int:
     policy, aws, keys = _setup(args)
     requests = _request_log(aws, policy)  # an unreachable request log fails here, before anything changes
     out_dir = Path(args.output) if args.output else erasing.default_output(keys.hash(subject))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.ensure_dir(out_dir, "--output")
     run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers)
     if run.nothing_found and not run.resumed:
         return _not_found(subject)

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 import botocore.exceptions
 
+from vigil import safe_write
+
 CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
@@ -31,7 +33,7 @@ class FileLock:
 
     def acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+", encoding="utf-8")
+        handle = safe_write.open_stream(self.path, "a+", encoding="utf-8")  # never truncates a link's target
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

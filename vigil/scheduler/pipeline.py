@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vigil import safe_write
 from vigil.errors import ExitCode, UsageError
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
@@ -147,7 +148,7 @@ def _write_record(result: RunResult, run_dir: Path) -> None:
     signed pack covers it and `vigil verify` finds no file the manifest does not list."""
     result.findings = findings_summary(run_dir)
     result.retention = retention_counts(run_dir)
-    (run_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    safe_write.write_text(run_dir / "run.json", json.dumps(result.to_json(), indent=2) + "\n")
 
 
 def _skip_reason(stage: str, result: RunResult, options: JobOptions, should_stop: Callable[[], bool]) -> str:

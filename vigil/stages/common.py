@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from vigil import safe_write
 from vigil.errors import ExitCode, UsageError, VigilError
 from vigil.policy import Policy, PolicyError
 
@@ -38,8 +39,7 @@ class Target:
 
     def output_dir(self, run_id: str) -> Path:
         path = Path(self.output) if self.output else DEFAULT_OUTPUT / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return safe_write.ensure_dir(path, "--output")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -73,7 +73,7 @@ def run_stage(function: Callable[[Options], Outcome], options: Options) -> tuple
 
 def unexpected(exc: BaseException) -> bool:
     """A bug rather than bad input, a broken environment or an interrupt: worth a traceback under VIGIL_DEBUG."""
-    return not isinstance(exc, (PolicyError, VigilError, KeyboardInterrupt))
+    return not isinstance(exc, (PolicyError, VigilError, KeyboardInterrupt, OSError))
 
 
 def failure(exc: BaseException) -> tuple[ExitCode, str]:
@@ -84,4 +84,7 @@ def failure(exc: BaseException) -> tuple[ExitCode, str]:
         return ExitCode(exc.exit_code), str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
+    if isinstance(exc, OSError):  # a file or folder that could not be read or written: bad input or the environment
+        error = safe_write.failure(exc, doing="read or write")
+        return ExitCode(error.exit_code), str(error)
     return ExitCode.FAILED, f"unexpected error: {type(exc).__name__}: {exc}"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vigil import safe_write
 from vigil.aws import Aws
 from vigil.checks.waivers import load_checked_policy
 from vigil.errors import ExitCode
@@ -56,5 +57,5 @@ def process(options: ProcessOptions) -> ProcessOutcome:
         if erased[request.id]:
             log.complete(request, datetime.now(UTC))
     counts = summary(log.all(), now, policy.requests.deadline.text)
-    (directory / SUMMARY_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
+    safe_write.write_text(directory / SUMMARY_FILE, json.dumps(counts, indent=2) + "\n")
     return ProcessOutcome(directory, counts, len(due), erased, incomplete=incomplete, apply=options.apply)

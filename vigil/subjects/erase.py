@@ -9,14 +9,13 @@ hash; a crash mid-erase leaves intents that the next run resolves against what i
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vigil import __version__
+from vigil import __version__, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.retention import ledger as ledgers
@@ -185,9 +184,5 @@ def targets(store: StoreFound, hash_key: HashKey | None) -> list[dict[str, Any]]
 
 
 def write(run: EraseRun, policy: Policy, out_dir: Path, hash_key: HashKey | None = None) -> Path:
-    path = out_dir / PLAN_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run.to_json(policy, hash_key), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return safe_write.write_text(out_dir / PLAN_FILE, json.dumps(run.to_json(policy, hash_key), indent=2) + "\n")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from vigil import safe_write
 from vigil.evidence.render import md_escape
 from vigil.policy import Policy
 from vigil.timestamps import iso_z
@@ -74,7 +75,7 @@ def store_package(policy: Policy, store: StoreFound) -> dict[str, Any]:
 
 
 def export_subject(policy: Policy, found: Found, out_dir: Path, generated: datetime) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.ensure_dir(out_dir)
     written, rows = [], []
     names = file_names([s.store for s in found.stores if s.copies])
     for store in found.stores:
@@ -82,7 +83,7 @@ def export_subject(policy: Policy, found: Found, out_dir: Path, generated: datet
             continue
         package = store_package(policy, store)
         path = out_dir / names[store.store]
-        path.write_text(json.dumps(package, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        safe_write.write_text(path, json.dumps(package, indent=2, ensure_ascii=False, default=str) + "\n")
         written.append(path)
         rows.append({**package, "file": path.name, "count": len(package["records"]), "holds": store.holds(),
                      "other_count": len(package["other_copies"])})
@@ -93,5 +94,5 @@ def export_subject(policy: Policy, found: Found, out_dir: Path, generated: datet
         "incomplete": found.incomplete,
     }
     readme = out_dir / README
-    readme.write_text(environment().get_template("README.md.j2").render(context), encoding="utf-8")
+    safe_write.write_text(readme, environment().get_template("README.md.j2").render(context))
     return [readme, *written]

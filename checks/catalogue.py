@@ -30,6 +30,7 @@ class Control:
     scope: str
     passes: str
     frameworks: dict[str, list[str]]
+    services: tuple[str, ...] = ()  # the AWS services whose resources it judges (`--service` filters on them)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class Control:
             "severity": self.severity,
             "clause": self.clause.cite(),
             "frameworks": self.frameworks,
+            "services": list(self.services),
             "scope": self.scope,
             "passes": self.passes,
         }
@@ -58,6 +60,7 @@ def catalogue() -> dict[str, Control]:
             scope=entry["scope"],
             passes=entry["passes"],
             frameworks=entry["frameworks"],
+            services=tuple(entry.get("services") or ()),
         )
         for entry in data["controls"]
     }

@@ -139,6 +139,14 @@ def refuse_key_inside(directory: Path, signing_key: object) -> None:
         raise UsageError(f"signing key {spec} is inside the pack {directory}; keep it elsewhere")
 
 
+def write_html(directory: str | Path, policy_path: str | Path | None = None) -> Path:
+    """report.html alone, unsigned (`vigil check --format html`): the same page `vigil report` writes into a pack."""
+    directory = Path(directory)
+    path = directory / REPORT_HTML
+    path.write_text(render(directory, policy_path, None)[REPORT_HTML], encoding="utf-8")
+    return path
+
+
 def write_report(directory: str | Path, policy_path: str | Path | None = None,
                  signing_key: Signer | str | os.PathLike[str] | None = None) -> list[Path]:
     """Write report.html, report.md, summary.json and manifest.json (+ manifest.sig when signed).

@@ -53,7 +53,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             env.delenv("AWS_ENDPOINT_URL")
             with contextlib.redirect_stdout(out):
                 code = main(["check", "--policy", str(policy), "--endpoint-url", endpoint, "--output", str(tmp / "out"),
-                             "--format", "sarif", "--format", "junit", "--format", "sarif", "--format", "oscal", "--explain"])
+                             "--format", "sarif", "--format", "junit", "--format", "sarif", "--format", "oscal",
+                             "--format", "csv", "--format", "ocsf", "--format", "asff", "--format", "html", "--explain"])
     folder = tmp / "out"
     return {"code": code, "stdout": out.getvalue(), "dir": folder,
             "findings": json.loads((folder / "findings.json").read_text()),
@@ -67,7 +68,9 @@ def problems(data: dict) -> list[dict]:
 
 
 def test_files_are_written_beside_findings_json(run: dict) -> None:
-    assert sorted(p.name for p in run["dir"].iterdir()) == ["findings.json", "findings.junit.xml", "findings.oscal.json", "findings.sarif"]
+    assert sorted(p.name for p in run["dir"].iterdir()) == [
+        "findings.asff.json", "findings.csv", "findings.json", "findings.junit.xml", "findings.ocsf.json", "findings.oscal.json",
+        "findings.sarif", "report.html"]
     assert run["code"] == 1  # TLS-01 on billing and MFA-02 on alice still fail
     jsonschema.validate(run["findings"], json.loads((SPEC / "findings.schema.json").read_text()))
     assert "sarif:" in run["stdout"] and "junit:" in run["stdout"]

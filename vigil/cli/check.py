@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     common.add_common(parser)
     parser.add_argument("--control", action="append", metavar="ID", help="evaluate only this control (repeatable)")
     parser.add_argument("--validate-only", action="store_true", help="only validate the policy file")
-    parser.add_argument("--format", action="append", choices=sorted(FORMATS), default=[], dest="formats",
-                        help="also write findings.sarif, findings.junit.xml or findings.oscal.json beside findings.json (repeatable)")
+    parser.add_argument("--format", action="append", choices=sorted([*FORMATS, "html"]), default=[], dest="formats",
+                        help="also write findings.sarif, .junit.xml, .oscal.json, .csv, .ocsf.json (OCSF Detection Finding), "
+                             ".asff.json (AWS Security Hub) or report.html beside findings.json (repeatable)")
     parser.add_argument("--explain", action="store_true",
                         help="print how to fix each failing finding (explanation, AWS CLI commands, Pulumi snippet)")
     parser.set_defaults(handler=run)

@@ -1,6 +1,7 @@
 """The check stage: read live state, evaluate the catalogue, write findings.json (and any extra formats)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from vigil.checks.formats import write_formats
 from vigil.checks.runner import CheckRun, run_check
 from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
+from vigil.evidence.render import write_html
 from vigil.retention.verify import retention_status
 from vigil.stages.common import Target, new_run_id
 
@@ -17,7 +19,7 @@ from vigil.stages.common import Target, new_run_id
 @dataclass(frozen=True)
 class CheckOptions(Target):
     controls: tuple[str, ...] = ()  # empty: every control
-    formats: tuple[str, ...] = ()  # sarif, junit, oscal: written beside findings.json
+    formats: tuple[str, ...] = ()  # sarif, junit, oscal, csv, ocsf, asff, html: written beside findings.json
 
 
 @dataclass(frozen=True)
@@ -43,5 +45,8 @@ def check(options: CheckOptions) -> CheckOutcome:
     result = run_check(aws, policy, options.regions_for(policy), options.when(), run_id, only, retention=retention_status)
     directory = options.output_dir(run_id)
     path = result.write(directory)
-    extra = write_formats(result.to_json(), directory, list(options.formats))
+    document = json.loads(path.read_text(encoding="utf-8"))  # every format reads what findings.json says, as JSON
+    extra = write_formats(document, directory, [name for name in options.formats if name != "html"])
+    if "html" in options.formats:  # the evidence report's page, unsigned (`vigil report` makes the signed pack)
+        extra["html"] = write_html(directory, options.policy)
     return CheckOutcome(result, directory, path, extra)

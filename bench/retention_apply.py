@@ -21,10 +21,11 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
+import moto.s3.models as s3_models
 from common import POLICY_HEAD, vigil_env
 from moto.server import ThreadedMotoServer
 
@@ -53,11 +54,16 @@ def seed(client, versions: int, n: int) -> None:
         client.create_bucket(Bucket=name)
         client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     backend = s3_backends["123456789012"]["aws"]
-    for i in range(versions // 2):
-        key = f"p{i % 16:02d}/inv-{i:07d}.json"
-        name = names[i % n]
-        backend.put_object(name, key, b'{"v":1}')
-        backend.put_object(name, key, b'{"v":2}')
+    real_clock = s3_models.utcnow  # written two days ago, past P1D (a future --as-of may not --apply)
+    s3_models.utcnow = lambda: real_clock() - timedelta(days=2)
+    try:
+        for i in range(versions // 2):
+            key = f"p{i % 16:02d}/inv-{i:07d}.json"
+            name = names[i % n]
+            backend.put_object(name, key, b'{"v":1}')
+            backend.put_object(name, key, b'{"v":2}')
+    finally:
+        s3_models.utcnow = real_clock
 
 
 def count(client, n: int) -> int:
@@ -94,7 +100,7 @@ def raw_loop(client, workers: int, n: int) -> tuple[float, float]:
 def vigil(endpoint: str, workers: int, out: Path, policy: Path) -> tuple[float, float, int]:
     """(wall seconds, apply-phase seconds from the ledger, peak RSS KiB) of one retain --apply."""
     command = [sys.executable, "-m", "vigil", "retain", "--apply", "--policy", str(policy), "--output", str(out),
-               "--endpoint-url", endpoint, "--as-of", "2100-01-01", "--workers", str(workers)]
+               "--endpoint-url", endpoint, "--workers", str(workers)]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=vigil_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # VmHWM of the exec'd process. (wait4's ru_maxrss would count the pages of this big process

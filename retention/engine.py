@@ -26,6 +26,7 @@ from vigil.timestamps import iso_z as iso
 from . import ledger as ledgers
 from .apply import Applier, Stats, hashed_target
 from .backups import plan_recovery_points, vault_regions
+from .guard import JUDGED_AT, is_future, refuse_future_as_of
 from .keys import RetentionKeys
 from .plan import KINDS, Summary
 from .postgres import PostgresRetention, is_postgres_action
@@ -75,7 +76,8 @@ class RetentionRun:
         return {
             "schema": SCHEMA,
             "run": {"id": self.run_id, "as_of": iso(self.as_of), "policy_sha256": self.policy.sha256,
-                    "tool_version": __version__, "mode": "apply" if self.apply else "dry-run"},
+                    "tool_version": __version__, "mode": "apply" if self.apply else "dry-run",
+                    "judged_at": JUDGED_AT, "preview": is_future(self.as_of)},
             "stores": [s.to_json() for s in self.summaries],
             "not_covered": [{"store": name, "reason": RDS_REASON} for name in self.not_covered],
             "totals": self.totals,
@@ -131,6 +133,7 @@ def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, 
 def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
                   workers: int = 16) -> RetentionRun:
+    refuse_future_as_of(as_of, apply)
     stores = selected_stores(policy, store_names)
     run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)])
     resume = Resume.load(out_dir / LEDGER_FILE, keys) if apply else Resume.empty()

@@ -14,6 +14,7 @@ import botocore.handlers
 import pytest
 from vigil.checks.iam_policy import glob_match
 
+from tests.aging import YEAR, written_ago
 from tests.conftest import ROOT, loopback_moto
 from tests.helpers import repo_policy
 from vigil.cli.main import main
@@ -128,7 +129,8 @@ def _seed_records(primary: str) -> None:
         document = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
         document["Statement"] = [st for st in document["Statement"] if st["Effect"] != "Deny"]
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
-    s3.put_object(Bucket="example-billing", Key="invoices/2019-01.json", Body=b'{"amount": 1}')
+    with written_ago(8 * YEAR):  # past billing's seven years
+        s3.put_object(Bucket="example-billing", Key="invoices/2019-01.json", Body=b'{"amount": 1}')
     lines = [{"ts": "2020-01-01T10:00:00Z", "ip": "203.0.113.7", "user_agent": "x", "account_id": "a1", "email": "a@b.c",
               "path": "/", "status": 200} for _ in range(6)]
     s3.put_object(Bucket="example-usage-logs", Key="web/2020-01-01.jsonl", Body="\n".join(json.dumps(r) for r in lines).encode())
@@ -161,7 +163,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
             builtin = list(botocore.handlers.BUILTIN_HANDLERS)  # every new botocore session registers these
             runs = (("check", ["check"]), ("subject", ["subject", "find", "acct-1"]),
                     ("subject", ["subject", "erase", "acct-1", "--apply"]),
-                    ("retain", ["retain", "--apply", "--as-of", "2040-01-01T00:00:00Z"]))
+                    ("retain", ["retain", "--apply"]))
             for index, (command, argv) in enumerate(runs):
                 env.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls[command])])
                 with contextlib.redirect_stdout(quiet):

@@ -9,14 +9,14 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 from vigil.retention.ledger import chain_ok, read_lines
 
+from tests.aging import YEAR, written_ago
 from tests.conftest import ROOT
 from tests.test_retention_s3 import old_logs
-from tests.test_retention_world import KEY_B64, NOW, World, jsonl
+from tests.test_retention_world import KEY_B64, World, jsonl
 
 OBJECTS, LOGS = 1200, 40
 
@@ -33,13 +33,12 @@ def test_sigkill_mid_apply_then_resume(tmp_path: Path, monkeypatch, moto_server:
     world = World(tmp_path, monkeypatch, endpoint=moto_server)
     world.bucket("example-billing")
     world.bucket("example-usage-logs")
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(16) as pool, written_ago(8 * YEAR):
         list(pool.map(lambda i: world.put("example-billing", f"inv/{i:05d}.json", "{}"), range(OBJECTS)))
         list(pool.map(lambda i: world.put("example-usage-logs", f"web/{i:03d}.jsonl", jsonl(old_logs(6))), range(LOGS)))
-    as_of = (NOW + timedelta(days=8 * 366)).date().isoformat()
     out = tmp_path / "evidence"
     command = [sys.executable, "-m", "vigil", "retain", "--apply", "--policy", str(world.policy_path), "--output", str(out),
-               "--endpoint-url", moto_server, "--as-of", as_of, "--store", "billing", "--store", "web-logs", "--workers", "1"]
+               "--endpoint-url", moto_server, "--store", "billing", "--store", "web-logs", "--workers", "1"]
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ledger = out / "ledger.jsonl"
     deadline = time.monotonic() + 60

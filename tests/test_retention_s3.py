@@ -14,6 +14,7 @@ from moto import mock_aws
 from vigil.retention.inventory import Location, listed_objects
 from vigil.retention.ledger import chain_ok, read_lines
 
+from tests.aging import YEAR, written_ago
 from tests.test_retention_world import BACKUP, NOW, World, days_ago, iso, jsonl, store_plan
 from vigil.aws import Aws
 
@@ -152,17 +153,18 @@ def test_billing_objects_expire_by_as_of_and_max_delete_stops_the_run(tmp_path: 
     with mock_aws():
         world = World(tmp_path, monkeypatch)
         world.bucket("example-billing")
-        for i in range(5):
-            world.put("example-billing", f"inv/{i}.json", "{}")
-            world.put("example-billing", f"inv/{i}.json", '{"v": 2}')
-        code, plan, _ = world.retain("--apply", "--store", "billing")
+        with written_ago(8 * YEAR):
+            for i in range(5):
+                world.put("example-billing", f"inv/{i}.json", "{}")
+                world.put("example-billing", f"inv/{i}.json", '{"v": 2}')
+        a_year_after_writing = (NOW - 7 * YEAR).date().isoformat()  # a past --as-of is allowed with --apply
+        code, plan, _ = world.retain("--apply", "--store", "billing", "--as-of", a_year_after_writing)
         assert code == 0 and store_plan(plan, "billing")["counts"]["keep"] == 10
-        in_eight_years = (NOW + timedelta(days=8 * 366)).date().isoformat()
         before = world.versions("example-billing")
-        code, plan, out = world.retain("--apply", "--store", "billing", "--as-of", in_eight_years, "--max-delete", "9")
+        code, plan, out = world.retain("--apply", "--store", "billing", "--max-delete", "9")
         assert code == 1 and plan["totals"]["counts"]["delete"] == 10
         assert world.versions("example-billing") == before and not (out / "ledger.jsonl").exists()
-        code, plan, _ = world.retain("--apply", "--store", "billing", "--as-of", in_eight_years, "--max-delete", "10")
+        code, plan, _ = world.retain("--apply", "--store", "billing", "--max-delete", "10")
         assert code == 0 and world.versions("example-billing") == []
         assert store_plan(plan, "billing")["bytes"]["delete"] == 5 * (2 + 8)
 

@@ -12,6 +12,7 @@ from moto.core import set_initial_no_auth_action_count
 from vigil.evidence import sample
 from vigil.evidence.render import write_report
 
+from tests.aging import YEAR, written_ago
 from tests.test_retention_world import NOW, World, days_ago, jsonl, store_plan
 from vigil.policy import Duration
 
@@ -25,10 +26,11 @@ def test_object_lock_legal_hold_and_keep_at_least_survive(tmp_path: Path, monkey
         world = World(tmp_path, monkeypatch, young_guard)
         world.bucket("example-sms-consent", lock=True)
         locked_until = NOW + timedelta(days=3650)
-        world.put("example-sms-consent", "c/locked.json", "{}", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=locked_until)
-        world.put("example-sms-consent", "c/legal.json", "{}", ObjectLockLegalHoldStatus="ON")
-        world.put("example-sms-consent", "c/plain.json", "{}")
-        code, plan, _ = world.retain("--apply", "--store", "consent", "--as-of", SIX_YEARS)
+        with written_ago(6 * YEAR):
+            world.put("example-sms-consent", "c/locked.json", "{}", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=locked_until)
+            world.put("example-sms-consent", "c/legal.json", "{}", ObjectLockLegalHoldStatus="ON")
+            world.put("example-sms-consent", "c/plain.json", "{}")
+        code, plan, _ = world.retain("--apply", "--store", "consent")
         consent = store_plan(plan, "consent")
         assert code == 0, consent
         assert consent["counts"]["delete"] == 1 and consent["counts"]["held"] == 2
@@ -82,7 +84,7 @@ def test_missing_pseudonymize_key_is_exit_2_and_changes_nothing(tmp_path: Path, 
         world.bucket("example-billing")
         world.put("example-billing", "inv/1.json", "{}")
         monkeypatch.delenv("VIGIL_PSEUDONYM_KEY")
-        code, plan, out = world.retain("--apply", "--store", "billing", "--as-of", SIX_YEARS)
+        code, plan, out = world.retain("--apply", "--store", "billing")
         assert code == 2 and plan == {}
         assert "VIGIL_PSEUDONYM_KEY" in capsys.readouterr().err
         assert len(world.versions("example-billing")) == 1
@@ -122,9 +124,10 @@ def test_access_denied_on_one_bucket_fails_that_store_only(tmp_path: Path, monke
     world = World(tmp_path, monkeypatch)
     world.bucket("example-billing")
     world.bucket("example-sms-consent")
-    world.put("example-billing", "inv/1.json", "{}")
-    world.put("example-sms-consent", "c/1.json", "{}")
-    code, plan, _ = world.retain("--apply", "--store", "billing", "--store", "consent", "--as-of", SIX_YEARS)
+    with written_ago(8 * YEAR):
+        world.put("example-billing", "inv/1.json", "{}")
+        world.put("example-sms-consent", "c/1.json", "{}")
+    code, plan, _ = world.retain("--apply", "--store", "billing", "--store", "consent")
     assert code == 1
     billing, consent = store_plan(plan, "billing"), store_plan(plan, "consent")
     assert billing["counts"]["error"] == 1 and "denied" in billing["errors"][0]["reason"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.aging import YEAR, written_ago
 from vigil.cli.main import main
 from vigil.scheduler.metrics import read_samples
 
@@ -51,8 +52,9 @@ def seed_old_billing(endpoint: str, count: int = 3) -> None:
     client = s3(endpoint)
     if BILLING not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket=BILLING)
-    for i in range(count):
-        client.put_object(Bucket=BILLING, Key=f"invoices/{i}.json", Body=b'{"total": 1}')
+    with written_ago(8 * YEAR):
+        for i in range(count):
+            client.put_object(Bucket=BILLING, Key=f"invoices/{i}.json", Body=b'{"total": 1}')
 
 
 def billing_keys(endpoint: str) -> list[str]:
@@ -123,7 +125,7 @@ def test_apply_deletes_what_is_past_retention_and_counts_it(endpoint: str, tmp_p
     monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", FAKE_ENV["VIGIL_PSEUDONYM_KEY"])
     seed_old_billing(endpoint)
     code, _ = vigil("run", "--policy", POLICY, "--endpoint-url", endpoint, "--region", "us-east-1", "--apply",
-                    "--as-of", "2040-01-01", "--output", str(tmp_path / "out"), "--metrics-file", str(tmp_path / "m.prom"))
+                    "--output", str(tmp_path / "out"), "--metrics-file", str(tmp_path / "m.prom"))
     assert billing_keys(endpoint) == []
     assert (tmp_path / "out" / "ledger.jsonl").is_file()
     assert read_samples(tmp_path / "m.prom")[("vigil_retention_actions_total", '{action="deleted"}')] == 3

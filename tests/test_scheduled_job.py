@@ -6,13 +6,13 @@ import base64
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.aging import YEAR, written_ago
 from vigil.cli.schedule import scheduled_job
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.metrics import read_samples
@@ -32,8 +32,9 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"http://{host}:{port}"
     s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
     s3.create_bucket(Bucket=BILLING)
-    for i in range(2):
-        s3.put_object(Bucket=BILLING, Key=f"invoices/{i}.json", Body=b"{}")
+    with written_ago(8 * YEAR):  # past billing's seven years
+        for i in range(2):
+            s3.put_object(Bucket=BILLING, Key=f"invoices/{i}.json", Body=b"{}")
     try:
         yield url
     finally:
@@ -47,7 +48,7 @@ def billing(endpoint: str) -> int:
 
 def options(endpoint: str, apply: bool, max_delete: int | None = None) -> JobOptions:
     return JobOptions(policy=str(ROOT / "policy.yaml"), endpoint_url=endpoint, regions=("us-east-1",),
-                      as_of=datetime(2040, 1, 1, tzinfo=UTC), apply=apply, max_delete=max_delete)
+                      apply=apply, max_delete=max_delete)
 
 
 def test_without_apply_the_retain_job_only_plans(endpoint: str, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from vigil.cli import common
 from vigil.retention.engine import RDS_REASON, RetentionRun
+from vigil.retention.guard import JUDGED_AT, is_future
 from vigil.stages.retain import RetainOptions, RetainOutcome, retain
 
 
@@ -62,6 +63,8 @@ def print_result(result: RetentionRun, console: Console) -> None:
         verify = s.verify["status"] + (f" ({s.verify['remaining']} left)" if s.verify["remaining"] else "")
         table.add_row(s.store, s.category, rule, oldest, *cells, verify)
     console.print(table)
+    if is_future(result.as_of):
+        console.print(f"[cyan]preview of a future instant: {JUDGED_AT}[/]")
     for s in result.summaries:
         for hold in s.to_json()["holds"]:
             until = f"until {hold['until']}" if hold["until"] else "until released"

@@ -23,6 +23,7 @@ from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
 from vigil.policy import Policy
+from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import RetentionKeys, load_keys
 from vigil.stages.requests import ProcessOptions, ProcessOutcome, process
 from vigil.subjects import erase as erasing
@@ -146,6 +147,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_erase(args: argparse.Namespace) -> int:
     subject, as_of = _subject(args), common.parse_as_of(args.as_of)
+    refuse_future_as_of(as_of, args.apply)
     policy, aws, keys = _setup(args)
     requests = _request_log(aws, policy)  # an unreachable request log fails here, before anything changes
     out_dir = Path(args.output) if args.output else erasing.default_output(keys.hash(subject))

@@ -87,6 +87,25 @@ def _stores(policy: Policy) -> Iterator[Issue]:
             yield path + ("instance",), "name exactly one of 'instance' or 'cluster'"
         elif isinstance(store, PostgresStore):
             yield from _postgres_store(path, store, category, policy)
+    yield from _overlaps(policy)
+
+
+def _overlaps(policy: Policy) -> Iterator[Issue]:
+    """Two stores over the same objects or items are refused: each would apply its own rule to
+    the other's data, and the shorter retention would delete what the longer one must keep."""
+    for index, store in enumerate(policy.stores):
+        for other in policy.stores[:index]:
+            if isinstance(store, S3Store) and isinstance(other, S3Store) and store.bucket == other.bucket and (
+                    store.prefix.startswith(other.prefix) or other.prefix.startswith(store.prefix)):
+                where = f"bucket {store.bucket}, prefixes {other.prefix or '(none)'!r} and {store.prefix or '(none)'!r}"
+                yield ("stores", index, "prefix" if store.prefix else "bucket"), (
+                    f"overlaps store '{other.name}' ({where}): one object would be under two retention rules; "
+                    f"give the stores prefixes that do not overlap")
+            elif (isinstance(store, DynamoDBStore) and isinstance(other, DynamoDBStore) and store.table == other.table) or (
+                    isinstance(store, PostgresStore) and isinstance(other, PostgresStore) and store.connection == other.connection
+                    and store.schema_table == other.schema_table):
+                yield ("stores", index, "table"), (f"table {store.table} is also store '{other.name}': one item would be "
+                                                   f"under two retention rules; name each table once")
 
 
 def _s3_store(path: tuple[str | int, ...], store: S3Store, after: str | None) -> Iterator[Issue]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from vigil import safe_write
 from vigil.errors import ExitCode, UsageError
+from vigil.retention.guard import refuse_future_as_of
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
 from vigil.stages.check import CheckOptions, check
@@ -67,6 +68,7 @@ class JobOptions:
             raise UsageError(f"--upload {self.upload!r}: expected s3://bucket/prefix")
         if self.max_delete is not None and self.max_delete < 0:
             raise UsageError("--max-delete must be 0 or more")
+        refuse_future_as_of(self.as_of, self.apply)
         if self.signing_key and not self.signing_key.startswith("kms:") and not Path(self.signing_key).is_file():
             raise UsageError(f"--signing-key {self.signing_key!r}: no such file")
 

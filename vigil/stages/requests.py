@@ -11,6 +11,7 @@ from vigil import safe_write
 from vigil.aws import Aws
 from vigil.checks.waivers import load_checked_policy
 from vigil.errors import ExitCode
+from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import load_keys
 from vigil.stages.common import Target, new_run_id
 from vigil.subjects import erase as erasing
@@ -38,6 +39,7 @@ class ProcessOutcome:
 
 
 def process(options: ProcessOptions) -> ProcessOutcome:
+    refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
     policy = load_checked_policy(options.policy)
     if policy.requests is None:
         return ProcessOutcome(None, apply=options.apply)

@@ -8,6 +8,7 @@ from vigil.aws import Aws
 from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
+from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import load_keys
 from vigil.stages.common import Target, new_run_id
 
@@ -40,6 +41,7 @@ class RetainOutcome:
 
 
 def retain(options: RetainOptions) -> RetainOutcome:
+    refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
     policy = load_checked_policy(options.policy)
     if options.max_delete is not None and options.max_delete < 0:
         raise UsageError("--max-delete must be 0 or more")

@@ -20,6 +20,7 @@ from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.retention import ledger as ledgers
 from vigil.retention.apply import Applier, Stats
+from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.plan import S3_BATCH, action_id
 from vigil.retention.resume import Resume
@@ -132,6 +133,7 @@ def default_output(subject_hash: str) -> Path:
 
 def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, workers: int = 16) -> EraseRun:
+    refuse_future_as_of(as_of, apply)
     subject_hash = keys.hash(subject)
     ledger_path = out_dir / LEDGER_FILE
     resume = Resume.empty()

@@ -3,6 +3,7 @@ otherwise by a parallel Scan with a filter (only matching items come back over t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -47,11 +48,25 @@ def plain(value: Any) -> Any:
     return value
 
 
+_CANONICAL_INT = re.compile(r"^-?(0|[1-9][0-9]{0,37})$")
+
+
 def _values(subject: str) -> dict[str, dict[str, str]]:
+    """The id as a string, and as a number only when the number is written exactly so: DynamoDB
+    keeps a number's value, not its text, so "007" (or "7.0", "+7") would match subject 7."""
     values = {":s": {"S": subject}}
-    if subject.lstrip("-").isdigit():
+    if _CANONICAL_INT.match(subject) and subject != "-0":
         values[":n"] = {"N": subject}
     return values
+
+
+def is_subject(value: dict[str, Any] | None, subject: str) -> bool:
+    """The attribute holds exactly this id: the same string, or the number this id spells."""
+    if not value:
+        return False
+    if "S" in value:
+        return value["S"] == subject
+    return "N" in value and ":n" in _values(subject) and Decimal(value["N"]) == Decimal(subject)
 
 
 def _pages(client, table: str, attribute: str, subject: str, partition: bool, segment: int) -> Iterator[dict]:
@@ -96,6 +111,8 @@ def _collect(client, store: DynamoDBStore, info, partition: bool, segment: int, 
     for page in _pages(client, store.table, str(store.subject_attribute), finder.subject, partition, segment):
         found.scanned += int(page.get("ScannedCount", page.get("Count", 0)))
         for raw in page.get("Items", []):
+            if not is_subject(raw.get(str(store.subject_attribute)), finder.subject):
+                continue  # a filter is only as exact as its values: never erase another subject's item
             key_text = json.dumps({name: raw[name] for name in info.key_names if name in raw}, sort_keys=True)
             if finder.observe is not None:
                 finder.observe(store.table, finder.keys.hash(key_text), None)

@@ -146,10 +146,10 @@ def test_a_numeric_looking_subject_id_matches_only_itself(tmp_path: Path, monkey
         world.ddb.put_item(TableName="referrals", Item={"id": {"S": "seven"}, "account_id": {"N": "7"}, "created_at": {"S": recent}})
         world.ddb.put_item(TableName="referrals", Item={"id": {"S": "double-oh"}, "account_id": {"S": "007"}, "created_at": {"S": recent}})
         world.ddb.put_item(TableName="referrals", Item={"id": {"S": "seven-text"}, "account_id": {"S": "7"}, "created_at": {"S": recent}})
-        code = main(["subject", "erase", "007", "--apply", "--policy", str(world.policy_path), "--output", str(tmp_path / "e")])
-        assert code == 0
+        # exit 1: billing and consent cannot be searched by subject (the erase says it is incomplete)
+        main(["subject", "erase", "007", "--apply", "--policy", str(world.policy_path), "--output", str(tmp_path / "e")])
         assert sorted(i["id"]["S"] for i in world.items("referrals")) == ["seven", "seven-text"]
-        code = main(["subject", "erase", "7", "--apply", "--policy", str(world.policy_path), "--output", str(tmp_path / "e7")])
-        assert code == 0 and world.items("referrals") == []  # 7 is both the number and the text "7"
+        main(["subject", "erase", "7", "--apply", "--policy", str(world.policy_path), "--output", str(tmp_path / "e7")])
+        assert world.items("referrals") == []  # 7 is both the number and the text "7"
         plan = json.loads((tmp_path / "e7" / "subject-erase.json").read_text())
-        assert plan["verify"]["status"] == "pass"
+        assert plan["verify"]["remaining"] == 0

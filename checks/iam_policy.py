@@ -7,10 +7,12 @@ here is pure and answers one precise question, so evaluators stay readable.
 """
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
+
+from vigil.checks.iam_patterns import Element, match_sets
+from vigil.checks.iam_patterns import glob_match as glob_match  # re-exported: callers match single patterns
 
 S3_OBJECT_READ_WRITE_DELETE = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 
@@ -25,38 +27,6 @@ def statements(document: dict | None) -> list[dict]:
     if not isinstance(document, dict):
         return []
     return [s for s in as_list(document.get("Statement")) if isinstance(s, dict)]
-
-
-@lru_cache(maxsize=4096)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(regex, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
-
-
-def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    """IAM wildcard match: only `*` and `?` are special."""
-    return isinstance(pattern, str) and _glob(pattern, ignore_case).fullmatch(value) is not None
-
-
-def covers_all_with_prefix(pattern: str, prefix: str, ignore_case: bool = False) -> bool:
-    """Does `pattern` match every string that starts with `prefix`?
-
-    True exactly when the pattern ends in `*` and the part before that `*` matches some
-    leading part of `prefix` (the final `*` then absorbs the rest, whatever it is).
-    """
-    if not isinstance(pattern, str) or not pattern.endswith("*"):
-        return False
-    head = pattern[:-1]
-    return any(glob_match(head, prefix[:cut], ignore_case) for cut in range(len(prefix) + 1))
-
-
-def may_overlap_prefix(pattern: str, prefix: str, ignore_case: bool = False) -> bool:
-    """Could `pattern` match some string starting with `prefix`? (Conservative: literal heads only.)"""
-    if not isinstance(pattern, str):
-        return False
-    literal = re.split(r"[*?]", pattern, maxsplit=1)[0]
-    a, b = (literal.lower(), prefix.lower()) if ignore_case else (literal, prefix)
-    return a.startswith(b) or b.startswith(a)
 
 
 # --- principals ------------------------------------------------------------------------
@@ -89,37 +59,56 @@ def principals(statement: dict) -> list[str]:
 # --- actions and resources --------------------------------------------------------------
 
 
+def element(statement: dict, name: str) -> Element:
+    """The statement's `name` ("Action" or "Resource") or its Not- form; neither matches nothing."""
+    if name in statement:
+        return Element(tuple(str(p) for p in as_list(statement[name])))
+    if f"Not{name}" in statement:
+        return Element(tuple(str(p) for p in as_list(statement[f"Not{name}"])), negated=True)
+    return Element(())
+
+
 def applies_to_action(statement: dict, action: str) -> bool:
-    if "Action" in statement:
-        return any(glob_match(p, action, ignore_case=True) for p in as_list(statement["Action"]))
-    if "NotAction" in statement:
-        return not any(glob_match(p, action, ignore_case=True) for p in as_list(statement["NotAction"]))
-    return False
-
-
-def applies_to_all_s3_actions(statement: dict) -> bool:
-    if "Action" in statement:
-        return any(covers_all_with_prefix(p, "s3:", ignore_case=True) for p in as_list(statement["Action"]))
-    if "NotAction" in statement:
-        return not any(may_overlap_prefix(p, "s3:", ignore_case=True) for p in as_list(statement["NotAction"]))
-    return False
+    return element(statement, "Action").matches(action, ignore_case=True)  # action names ignore case
 
 
 def applies_to_resource(statement: dict, arn: str) -> bool:
-    if "Resource" in statement:
-        return any(glob_match(p, arn) for p in as_list(statement["Resource"]))
-    if "NotResource" in statement:
-        return not any(glob_match(p, arn) for p in as_list(statement["NotResource"]))
-    return False
+    return element(statement, "Resource").matches(arn)
 
 
-def applies_to_all_objects(statement: dict, bucket: str) -> bool:
-    prefix = f"arn:aws:s3:::{bucket}/"
-    if "Resource" in statement:
-        return any(covers_all_with_prefix(p, prefix) for p in as_list(statement["Resource"]))
-    if "NotResource" in statement:
-        return not any(may_overlap_prefix(p, prefix) for p in as_list(statement["NotResource"]))
-    return False
+def uncovered(statements: Sequence[dict], actions: Sequence[str], resources: Sequence[str]) -> list[tuple[str, str]]:
+    """(action, resource) pairs that none of `statements` applies to; empty when together they cover all.
+
+    Each target is an exact name, or a name ending in `*` for every name that starts with the
+    rest ("s3:*": every S3 action; "arn:aws:s3:::b/*": every object of b). Statements combine
+    for actions and resources alike: one may cover the bucket, another its objects; one
+    `NotAction s3:Get*`, another `Action s3:Get*`. Each gap comes with the shortest example.
+    """
+    resource_elements = [element(s, "Resource") for s in statements]
+    action_elements = [element(s, "Action") for s in statements]
+    gaps: list[tuple[str, str]] = []
+    for resource_target in resources:
+        for applying, resource in _cases(resource_elements, resource_target, ignore_case=False).items():
+            chosen = [action_elements[i] for i in sorted(applying)]
+            for action_target in actions:
+                gaps += [(action, resource) for hit, action in _cases(chosen, action_target, ignore_case=True).items() if not hit]
+    return gaps
+
+
+def _cases(elements: Sequence[Element], target: str, ignore_case: bool) -> dict[frozenset[int], str]:
+    if target.endswith("*"):
+        return match_sets(elements, target[:-1], ignore_case)
+    return {frozenset(i for i, e in enumerate(elements) if e.matches(target, ignore_case)): target}
+
+
+def describe_gap(gaps: Sequence[tuple[str, str]], bucket_arn: str) -> str:
+    """Where a deny meant for `s3:*` on the bucket and its objects falls short, in words."""
+    on_bucket = any(resource == bucket_arn for _, resource in gaps)
+    on_objects = any(resource != bucket_arn for _, resource in gaps)
+    where = "the bucket or its objects" if on_bucket and on_objects else "its objects (bucket/*)" if on_objects else "the bucket itself"
+    action, resource = gaps[0]
+    return (f"it does not cover every S3 action on {where} (e.g. {action} on {resource}); "
+            f"deny s3:* on both {bucket_arn} and {bucket_arn}/*")
 
 
 # --- conditions ---------------------------------------------------------------------------
@@ -143,6 +132,11 @@ class Condition:
     @property
     def negated(self) -> bool:
         return "Not" in self.base
+
+    @property
+    def set_operator(self) -> str:
+        """"ForAnyValue", "ForAllValues", or "" for a plain operator."""
+        return self.operator.split(":")[0] if ":" in self.operator else ""
 
 
 def _text(value: Any) -> str:
@@ -176,6 +170,21 @@ def is_bool(condition: Condition, key: str, value: str, allow_if_exists: bool = 
         return False
     values = [v.lower() for v in condition.values]
     return value in values if among else values == [value]
+
+
+def always_true(condition: Condition) -> bool:
+    """Does every request pass this test, so that it narrows nothing?
+
+    `Null` on both "true" and "false" (a key is absent or present); `StringLike "*"` when an
+    absent key passes too: with IfExists, or ForAllValues (true for an absent key, and every
+    value matches `*`). Plain `StringLike "*"` is false for a request without the key.
+    """
+    values = {v.lower() for v in condition.values}
+    if condition.base == "Null" and not condition.set_operator:
+        return {"true", "false"} <= values
+    if condition.base == "StringLike" and "*" in values:
+        return condition.if_exists or condition.set_operator == "ForAllValues"
+    return False
 
 
 def number(text: str) -> float | None:

@@ -1,11 +1,18 @@
 """ACC-02: no bucket policy Allow grants everyone access unless a condition narrows *who*.
 
 Only positive tests on identity/network keys narrow who (aws:SourceVpce, aws:PrincipalOrgID,
-...); negated operators, IfExists (absent key passes) and Null do not. aws:SecureTransport
-narrows nothing. An Allow with NotPrincipal grants everyone but the named principals.
+...); negated operators, IfExists (absent key passes), ForAllValues (true when the key is
+absent) and Null do not. aws:SecureTransport narrows nothing. The values must name a fixed
+party, as S3 itself judges a policy public unless it grants to fixed values: `vpce-*`,
+`arn:aws:iam::*:role/*` or `0.0.0.0/0` match anyone's endpoint, role or address; a wildcard
+after a fixed account (`arn:aws:iam::123456789012:role/*`), org (`o-abc/*`) or role id
+(`AROA...:*`) still names that party. Values are OR-ed, so one open value opens the test.
+An Allow with NotPrincipal grants everyone but the named principals.
 """
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
@@ -23,15 +30,44 @@ NARROWING_KEYS = {
 }
 
 
+ARN_KEYS = {"aws:principalarn", "aws:sourcearn"}
+ORG_PATH_KEYS = {"aws:principalorgpaths", "aws:sourceorgpaths"}
+_ROLE_SESSIONS = re.compile(r"^ARO[A-Z0-9]+:\*$")  # aws:userid of every session of one role
+
+
+def _open(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _names_a_party(key: str, value: str) -> bool:
+    """Does this value pin who (a fixed account, org, endpoint, network or identity)?"""
+    if key in ARN_KEYS:  # arn:partition:service:region:account:resource
+        parts = value.split(":", 5)
+        return not _open(value) or (len(parts) == 6 and parts[4] != "" and not _open(":".join(parts[:5])))
+    if key in ORG_PATH_KEYS:  # o-org/r-root/ou-.../ : paths under a fixed organization
+        return value.startswith("o-") and not _open(value.split("/", 1)[0])
+    if key == "aws:userid":
+        return not _open(value) or bool(_ROLE_SESSIONS.match(value))
+    return not _open(value)
+
+
+def _covers_every_address(values: tuple[str, ...]) -> bool:
+    try:
+        networks = [ipaddress.ip_network(v, strict=False) for v in values]
+    except ValueError:
+        return True  # not an address AWS accepts: it pins nothing we can name
+    collapsed = [*ipaddress.collapse_addresses(n for n in networks if n.version == 4),
+                 *ipaddress.collapse_addresses(n for n in networks if n.version == 6)]
+    return any(n.prefixlen == 0 for n in collapsed)
+
+
 def _narrows(condition: iam.Condition) -> bool:
-    return (
-        condition.key in NARROWING_KEYS
-        and not condition.negated
-        and not condition.if_exists
-        and condition.base != "Null"
-        and bool(condition.values)
-        and all(value.strip("*?") for value in condition.values)
-    )
+    if (condition.key not in NARROWING_KEYS or condition.negated or condition.if_exists or condition.base == "Null"
+            or condition.set_operator == "ForAllValues" or not condition.values):
+        return False
+    if condition.base == "IpAddress":
+        return not _covers_every_address(condition.values)
+    return all(_names_a_party(condition.key, value) for value in condition.values)
 
 
 def public_statements(document: dict | None) -> list[dict]:

@@ -2,7 +2,9 @@
 
 The strict reading (cdk-nag S3BucketSSLRequestsOnly, AWS Config s3-bucket-ssl-requests-only):
 Deny, principal *, action s3:* (or *), condition Bool/BoolIfExists aws:SecureTransport=false
-and nothing else, resources covering `bucket` and `bucket/*` (one statement or several).
+and nothing else (a test every request passes, like `StringLikeIfExists "*"`, counts as
+nothing), together covering every S3 action on `bucket` and `bucket/*`: one statement or
+several, split by resource or by action (`NotAction s3:Get*` plus `Action s3:Get*`).
 An Allow on SecureTransport=true does not make HTTP impossible.
 """
 from __future__ import annotations
@@ -21,18 +23,16 @@ KEY = "aws:SecureTransport"
 
 
 def _denies_http(statement: dict) -> bool:
-    conds = iam.conditions(statement)
+    conds = [c for c in iam.conditions(statement) if not iam.always_true(c)]
     return len(conds) == 1 and iam.is_bool(conds[0], KEY, "false", among=True)
 
 
-def _defect(statement: dict, bucket: str) -> str | None:
+def _defect(statement: dict) -> str | None:
     """Why a statement that mentions SecureTransport does not enforce TLS (None: it does, for its resources)."""
     if statement.get("Effect") != "Deny":
         return "it is an Allow; allowing TLS does not deny plain HTTP"
     if not iam.principal_is_everyone(statement):
         return "its principal is not everyone (\"*\")"
-    if not iam.applies_to_all_s3_actions(statement):
-        return "it does not cover all S3 actions (s3:*)"
     if not _denies_http(statement):
         return "its condition is not exactly Bool aws:SecureTransport = false (extra conditions narrow the deny)"
     return None
@@ -43,22 +43,20 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     if not fact.ok:
         return errored(ID, bucket.arn, bucket.region_name, fact)
     observed = fact.value
-    good = [s for s in iam.statements(observed) if _defect(s, bucket.name) is None]
-    on_bucket = any(iam.applies_to_resource(s, bucket.arn) for s in good)
-    on_objects = any(iam.applies_to_all_objects(s, bucket.name) for s in good)
-    if on_bucket and on_objects:
+    good = [s for s in iam.statements(observed) if _defect(s) is None]
+    gaps = iam.uncovered(good, ["s3:*"], [bucket.arn, f"{bucket.arn}/*"])
+    if not gaps:
         return verdict(ID, bucket.arn, bucket.region_name, True,
                        "the bucket policy denies every S3 action without TLS on the bucket and its objects",
                        fact.api, observed)
     if observed is None:
         reason = "the bucket has no policy, so requests over plain HTTP are not denied; add a Deny on aws:SecureTransport=false"
     elif good:
-        missing = "its objects (bucket/*)" if on_bucket else "the bucket itself" if on_objects else "the bucket or its objects"
-        reason = f"the TLS deny does not cover {missing}; list both arn:aws:s3:::{bucket.name} and arn:aws:s3:::{bucket.name}/*"
+        reason = f"the TLS deny falls short: {iam.describe_gap(gaps, bucket.arn)}"
     else:
         mentioned = [s for s in iam.statements(observed) if any(c.key == KEY.lower() for c in iam.conditions(s))]
         if mentioned:
-            reason = f"the statement on aws:SecureTransport does not deny plain HTTP: {_defect(mentioned[0], bucket.name)}"
+            reason = f"the statement on aws:SecureTransport does not deny plain HTTP: {_defect(mentioned[0])}"
         else:
             reason = "the bucket policy has no Deny on aws:SecureTransport=false, so plain HTTP is allowed"
     return verdict(ID, bucket.arn, bucket.region_name, False, reason, fact.api, observed)

@@ -15,12 +15,14 @@ KEY = "s3:tlsversion"
 
 
 def _denies_old_tls(statement: dict) -> bool:
-    """Deny, everyone, all S3 actions, one condition that is true for every version below 1.2."""
+    """Deny, everyone, one condition (besides tests every request passes) true for every version below 1.2.
+
+    Which actions and resources: the good statements together must cover s3:* on the bucket
+    and its objects (`iam.uncovered`), like TLS-01.
+    """
     if statement.get("Effect") != "Deny" or not iam.principal_is_everyone(statement):
         return False
-    if not iam.applies_to_all_s3_actions(statement):
-        return False
-    conds = iam.conditions(statement)
+    conds = [c for c in iam.conditions(statement) if not iam.always_true(c)]
     if len(conds) != 1 or conds[0].key != KEY or ":" in conds[0].operator or len(conds[0].values) != 1:
         return False
     bound = iam.number(conds[0].values[0])
@@ -35,14 +37,13 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     if not fact.ok:
         return errored(ID, bucket.arn, bucket.region_name, fact)
     good = [s for s in iam.statements(fact.value) if _denies_old_tls(s)]
-    on_bucket = any(iam.applies_to_resource(s, bucket.arn) for s in good)
-    on_objects = any(iam.applies_to_all_objects(s, bucket.name) for s in good)
-    if on_bucket and on_objects:
+    gaps = iam.uncovered(good, ["s3:*"], [bucket.arn, f"{bucket.arn}/*"])
+    if not gaps:
         return verdict(ID, bucket.arn, bucket.region_name, True,
                        "the bucket policy denies requests with s3:TlsVersion below 1.2 on the bucket and its objects",
                        fact.api, fact.value)
     if good:
-        reason = "the TLS-version deny does not cover both the bucket and bucket/*"
+        reason = f"the TLS-version deny falls short: {iam.describe_gap(gaps, bucket.arn)}"
     elif any(c.key == KEY for s in iam.statements(fact.value) for c in iam.conditions(s)):
         reason = ("the statement on s3:TlsVersion is not a Deny for everyone on all S3 actions with "
                   "NumericLessThan 1.2 as its only condition")

@@ -7,10 +7,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from moto import mock_aws
+from vigil.retention.ledger import read_lines
 
 from tests.postgres_world import CONSENT_TABLE, PgWorld, ago, database
 from tests.test_retention_world import store_plan
-from vigil.retention.ledger import read_lines
 
 
 @pytest.fixture

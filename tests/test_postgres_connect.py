@@ -8,10 +8,10 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from vigil.retention.postgres.connect import ConnectionProblem, params
 
 from vigil.aws import Aws
 from vigil.policy.models import PostgresStore
-from vigil.retention.postgres.connect import ConnectionProblem, params
 
 
 def store(connection: dict) -> PostgresStore:
@@ -68,3 +68,22 @@ def test_secret_gives_host_user_password_and_database(tmp_path: Path, monkeypatc
 def test_dsn_env_unset_is_said() -> None:
     with pytest.raises(ConnectionProblem, match="VIGIL_NOPE"):
         params(Aws(), store({"dsn_env": "VIGIL_NOPE"}), "us-east-1")
+
+
+def test_rds_backups_say_until_when_deleted_rows_stay_in_them() -> None:
+    from datetime import UTC, datetime
+
+    from vigil.retention.postgres.backups import rds_backups
+
+    as_of = datetime(2026, 12, 4, tzinfo=UTC)
+    with mock_aws():
+        rds = boto3.client("rds", region_name="us-east-1")
+        rds.create_db_instance(DBInstanceIdentifier="calls-prod", DBInstanceClass="db.t3.micro", Engine="postgres",
+                               MasterUsername="admin", MasterUserPassword="x" * 12, AllocatedStorage=20, BackupRetentionPeriod=7)
+        rds.create_db_snapshot(DBInstanceIdentifier="calls-prod", DBSnapshotIdentifier="before-migration")
+        said = rds_backups(Aws(), "us-east-1", "calls-prod", as_of)
+        assert said["automated_backup_days"] == 7 and said["until"] == "2026-12-11"
+        assert sorted(s["type"] for s in said["snapshots"]) == ["automated", "manual"]  # moto takes one at creation
+        assert "until 2026-12-11" in said["note"] and "1 manual snapshots" in said["note"]
+        assert "vigil cannot see" in rds_backups(Aws(), "us-east-1", None, as_of)["note"]
+        assert "failed" in rds_backups(Aws(), "us-east-1", "absent", as_of)["note"]

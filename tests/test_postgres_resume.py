@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from vigil.retention.ledger import chain_ok, read_lines
 
 from tests.conftest import ROOT
 from tests.postgres_world import CALLS_TABLE, CONSENT_TABLE, PgWorld, ago, database
 from tests.test_retention_world import KEY_B64
-from vigil.retention.ledger import chain_ok, read_lines
 
 ROWS = 12000  # three delete batches (5,000 each), twelve anonymize batches (1,000 each)
 STALL = 7000  # the row whose trigger stalls its batch until the kill

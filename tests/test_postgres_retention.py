@@ -181,8 +181,7 @@ def test_a_partition_wholly_past_retention_is_dropped_not_deleted_row_by_row(tmp
         world.sql(PARTITIONED)
         world.sql("CREATE TABLE consent_old PARTITION OF consent FOR VALUES FROM (%s) TO (%s)".replace("%s", "'{}'").format(
             ago(400).isoformat(), ago(150).isoformat()))
-        world.sql("CREATE TABLE consent_mid PARTITION OF consent FOR VALUES FROM ('{}') TO ('{}')".format(
-            ago(150).isoformat(), ago(30).isoformat()))
+        world.sql(f"CREATE TABLE consent_mid PARTITION OF consent FOR VALUES FROM ('{ago(150).isoformat()}') TO ('{ago(30).isoformat()}')")
         world.sql("CREATE TABLE consent_rest PARTITION OF consent DEFAULT")
         insert(world, "consent", [{"id": i, "created_at": ago(200 + i), "account": f"acct-{i}", "method": "sms"} for i in range(5)]
                + [{"id": 10, "created_at": ago(100), "account": "acct-10", "method": "sms"},

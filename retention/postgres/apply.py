@@ -14,6 +14,7 @@ action stops there: the table changed in a way the plan did not foresee.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import psycopg
 from ..apply import Stats
 from ..keys import RetentionKeys
 from ..transforms import Anonymizer
-from .rows import BATCH, Row, delete_rows, judge, select_batch, write_updates
+from .rows import BATCH, Row, delete_rows, judge, key_params, select_batch, write_updates
 from .sql import DUE, Selection
 
 DELETE_BATCH = 5000
@@ -134,6 +135,34 @@ class PgApplier:
         self.ledger.write("outcome", entry, target, "ok", detail)
         self._count("ok", action, written)
         return written
+
+    # --- subject erasure ---------------------------------------------------------------
+
+    def pg_erase_rows(self, action: dict[str, Any]) -> None:
+        """The subject's rows named by `find`, still theirs and not held, deleted or anonymized in one
+        transaction (waiting up to lock_timeout for a writer, not skipping: an erasure is owed now)."""
+        work = self.work(action["store"])
+        keys = [json.loads(k) for k in action["rows"]]
+        args, params = key_params(work.sel, keys, prefix="e")
+        names = ", ".join(f"e{i}" for i in range(len(work.sel.pk)))
+        listed = f"ROW({names})" if len(work.sel.pk) > 1 else names
+        extra = f" AND {work.sel.pk_row} IN (SELECT {listed} FROM unnest({args}) AS e({names}))"
+        with work.connect() as conn:
+            txid = str(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+            rows = select_batch(conn, work.sel, None, len(keys), wait=True, whole=work.anonymizer is not None,
+                                extra=extra, extra_params=params)
+            entry = self._batch_entry(action, txid)
+            if work.anonymizer is None:
+                target = self._target(work, rows, txid)
+                self.ledger.write("intent", entry, target)
+                self._finish(conn, action, entry, target, delete_rows(conn, work.sel, rows), len(rows), {"deleted": len(rows)})
+                return
+            judged = judge(work.anonymizer, work.sel, rows)
+            counts = {"anonymize": len(judged.updates), "suppress": len(judged.suppressed)}
+            target = self._target(work, rows, txid, counts=counts)
+            self.ledger.write("intent", entry, target)
+            written = write_updates(conn, work.sel, judged.updates) + delete_rows(conn, work.sel, judged.suppressed)
+            self._finish(conn, action, entry, target, written, len(rows), counts)
 
     def pg_drop_partition(self, action: dict[str, Any]) -> None:
         """DROP the partition, once more checking under an exclusive lock that every row in it is due;

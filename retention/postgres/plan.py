@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -60,8 +61,8 @@ def count_states(conn: psycopg.Connection, sel: Selection) -> dict[tuple[str, in
     return out
 
 
-def _start(value: Any):
-    from datetime import UTC, datetime
+def utc_start(value: Any) -> datetime | None:
+    """A timestamp, naive timestamp or date read from the table, as an aware UTC datetime."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -81,7 +82,7 @@ def tally(summary: Summary, sel: Selection, states: dict[tuple[str, int], StateC
             summary.error(summary.resource, f"{c.rows} rows have no {what} to age them by", c.rows, c.bytes)
         elif state == "hold:keep":
             minimum = sel.category.keep_at_least
-            until = minimum.after(_start(c.newest)).date() if minimum is not None and c.newest is not None else None
+            until = minimum.after(utc_start(c.newest)).date() if minimum is not None and c.newest is not None else None
             summary.hold(str(sel.keep_reason), until, c.rows, c.bytes)
         elif state.startswith("hold:"):
             reason, until = sel.holds[int(state.split(":")[1])]
@@ -90,7 +91,7 @@ def tally(summary: Summary, sel: Selection, states: dict[tuple[str, int], StateC
             due += c.rows
             summary.add(verb, c.rows, c.bytes)
             if c.oldest is not None:
-                summary.expired(_start(c.oldest), f"{sel.info.qualified} ({c.rows} rows)")
+                summary.expired(utc_start(c.oldest), f"{sel.info.qualified} ({c.rows} rows)")
     return due
 
 
@@ -99,7 +100,7 @@ def droppable(sel: Selection, states: dict[tuple[str, int], StateCounts]) -> lis
     cut = sel.params.get("cut")
     if sel.category.action != "delete" or cut is None or not sel.info.partitions:
         return []
-    cut_utc = _start(cut)
+    cut_utc = utc_start(cut)
     out = []
     for part in sel.info.partitions:
         mine = {state: c for (state, oid), c in states.items() if oid == part.oid}

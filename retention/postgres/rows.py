@@ -57,17 +57,18 @@ def _after(sel: Selection, after: list[str | None] | None, params: dict[str, Any
 
 
 def select_batch(conn: psycopg.Connection, sel: Selection, after: list[str | None] | None, limit: int = BATCH,
-                 lock: bool = False, whole: bool = False, states: tuple[str, ...] = (DUE,),
+                 lock: bool = False, whole: bool = False, wait: bool = False, states: tuple[str, ...] = (DUE,),
                  extra: str = "", extra_params: dict[str, Any] | None = None) -> list[Row]:
     """The next rows in these states after key `after`, in key order; `lock`: FOR UPDATE SKIP LOCKED
-    (rows another transaction is changing are left for a later run); `whole`: with their fields."""
+    (rows another transaction is changing are left for a later run); `wait`: FOR UPDATE, waiting up to
+    the session's lock_timeout; `whole`: with their fields."""
     params = {**sel.params, **(extra_params or {})}
     keys = ", ".join(f"t.{c}" for c in sel.pk)
     body = ", to_jsonb(t)" if whole else ""
     text = (f"SELECT {keys}, t.xmin::text{body} FROM {sel.table} t WHERE {sel.where(states)}{extra}"
             f"{_after(sel, after, params)} ORDER BY {keys} LIMIT {int(limit)}")
-    if lock:
-        text += " FOR UPDATE OF t SKIP LOCKED"
+    if lock or wait:
+        text += " FOR UPDATE OF t" + ("" if wait else " SKIP LOCKED")
     n = len(sel.pk)
     out = []
     for row in conn.execute(text, params):

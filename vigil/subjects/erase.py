@@ -23,11 +23,13 @@ from vigil.retention.apply import Applier, Stats
 from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.plan import S3_BATCH, action_id
+from vigil.retention.postgres import PostgresRetention, is_postgres_action
 from vigil.retention.resume import Resume
 
 from .decide import SubjectRules, store_rules, subject_anonymizer
 from .locate import exact_key, find_subject
 from .model import Found, StoreFound
+from .rows import apply_erase, erase_actions
 
 SCHEMA = "vigil.subject-erase/v1"
 PLAN_FILE, LEDGER_FILE = "subject-erase.json", "ledger.jsonl"
@@ -55,7 +57,7 @@ def plan_actions(found: Found) -> list[dict[str, Any]]:
         deletes: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         items: dict[tuple[str, str], list[str]] = {}
         for copy in store.copies:
-            if not copy.erase:
+            if not copy.erase or copy.kind == "row":  # table rows: erase_actions below
                 continue
             if copy.kind == "item":
                 items.setdefault((copy.location, copy.region), []).append(copy.key)
@@ -74,6 +76,7 @@ def plan_actions(found: Found) -> list[dict[str, Any]]:
         for (table, region), keys in items.items():
             actions.append(_with_id({"action": "delete_items", "store": store.store, "location": table, "region": region,
                                      "items": keys, "count": len(keys), "bytes": 0}))
+        actions += [_with_id(a) for a in erase_actions(store)]
     return actions
 
 
@@ -147,9 +150,14 @@ def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, a
         ledger = ledgers.Ledger(ledger_path, run_id)
         try:
             # Only stores read in full this run can prove an intent done (absence elsewhere proves nothing).
-            run.resumed = resume.resolve(ledger, {s.store for s in found.stores if not s.errors and not s.note})
-            run.stats = Applier(aws, keys, SubjectLedger(ledger, subject_hash), _contexts(policy, keys, subject, as_of).__getitem__,
-                                workers).run(actions)
+            subject_ledger = SubjectLedger(ledger, subject_hash)
+            run.resumed = PostgresRetention(aws, policy, keys, as_of).resolve(ledger, resume.intents)  # asks the server
+            run.resumed += resume.resolve(ledger, {s.store for s in found.stores if not s.errors and not s.note})
+            run.stats = Applier(aws, keys, subject_ledger, _contexts(policy, keys, subject, as_of).__getitem__,
+                                workers).run(a for a in actions if not is_postgres_action(a))
+            tables = [a for a in actions if is_postgres_action(a)]
+            if tables:
+                apply_erase(aws, policy, keys, subject, as_of, subject_ledger, tables, run.stats)
         finally:
             ledger.close()
     if apply:

@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
-from vigil.policy.models import Category, DynamoDBStore, RDSStore, S3Store
+from vigil.policy.models import Category, DynamoDBStore, PostgresStore, RDSStore, S3Store
 from vigil.retention.anonymize import rewrite
 from vigil.retention.inventory import FLAG, Location, Version, listed_objects, s3_locations
 from vigil.retention.keys import RetentionKeys
@@ -30,6 +30,7 @@ from vigil.retention.transforms import parse_time
 from .backups import backup_copies
 from .decide import SubjectRules, erase_action, hold, store_rules, subject_anonymizer
 from .model import Copy, Found, StoreFound
+from .rows import find_rows, rds_backup_copies
 from .stream import CHUNK, limit_malloc_arenas, mentions
 from .tables import find_items, subjects_table_store
 
@@ -74,6 +75,10 @@ class Finder:
         if isinstance(store, RDSStore):
             return StoreFound(store.name, "rds", store.category, erase_action(category),
                               note="RDS stores are not read by vigil; erase the subject's rows with the database's own tools")
+        if isinstance(store, PostgresStore):
+            found = StoreFound(store.name, "postgres", store.category, erase_action(category))
+            find_rows(self, store, found)
+            return found
         if isinstance(store, DynamoDBStore):
             label = "account records" if category is ACCOUNT_RECORDS else store.category
             found = StoreFound(store.name, "dynamodb", label, erase_action(category))
@@ -262,7 +267,7 @@ def find_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as
         finder = Finder(aws, policy, keys, subject, as_of, pool, export, observe, window=max(16, workers * 4))
         found.stores = list(per_store.map(finder.store, stores))
     _keep_account_record(policy, found)
-    found.backups = backup_copies(aws, policy, found, as_of)
+    found.backups = backup_copies(aws, policy, found, as_of) + rds_backup_copies(aws, policy, found, as_of)
     return found
 
 

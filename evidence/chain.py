@@ -26,32 +26,53 @@ class ChainResult:
         return not self.failures
 
 
+MAX_BREAKS = 5  # breaks reported one by one; beyond that, counted
+
+
 def check_chain(data: bytes, name: str = "ledger.jsonl", keep_entries: bool = False) -> ChainResult:
-    """Every line parses as a JSON object, seq runs 0, 1, 2, ... and each prev matches."""
+    """Every line parses as a JSON object, seq runs 0, 1, 2, ... and each prev matches.
+
+    A break is reported once, where it happens, with how many lines it cuts off from the
+    start of the ledger: one missing line is one failure, not one per line after it. The
+    lines after a break are then checked against each other, so a second, separate break
+    (another edit) is reported too.
+    """
     result = ChainResult()
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()  # the file ends with a newline
-    prev = GENESIS
+    total = len(raw_lines)
+    prev, prev_seq = GENESIS, -1
+    breaks = 0
     for number, raw in enumerate(raw_lines, start=1):
-        where = f"{name} line {number}"
         result.lines += 1
+        problems: list[str] = []
+        seq: Any = None
         try:
             entry = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            result.failures.append(f"{where}: not valid JSON")
-            prev = hashlib.sha256(raw).hexdigest()
-            continue
-        if not isinstance(entry, dict):
-            result.failures.append(f"{where}: not a JSON object")
-        else:
-            if entry.get("seq") != number - 1:
-                result.failures.append(f"{where}: seq is {entry.get('seq')!r}, expected {number - 1} (lines missing, added or reordered)")
+            entry, problems = None, ["not valid JSON"]
+        if entry is not None and not isinstance(entry, dict):
+            problems.append("not a JSON object")
+        elif isinstance(entry, dict):
+            seq = entry.get("seq")
+            if seq != prev_seq + 1:  # against the line before it, so one gap is one break
+                problems.append(f"seq is {seq!r}, expected {prev_seq + 1} (lines missing, added or reordered)")
             if entry.get("prev") != prev:
-                result.failures.append(f"{where}: prev does not match the SHA-256 of the line before (the chain is broken here)")
+                problems.append("prev does not match the SHA-256 of the line before")
             if keep_entries:
                 result.entries.append(entry)
+        if problems:
+            breaks += 1
+            if breaks <= MAX_BREAKS:
+                rest = total - number + 1
+                result.failures.append(
+                    f"{name} line {number}: {'; '.join(problems)}: the chain is broken here, so lines {number}-{total} "
+                    f"({rest} line{'s' if rest != 1 else ''}) are no longer tied to the start of the ledger")
         prev = hashlib.sha256(raw).hexdigest()
+        prev_seq = seq if isinstance(seq, int) else number - 1
+    if breaks > MAX_BREAKS:
+        result.failures.append(f"{name}: {breaks - MAX_BREAKS} more break(s) after these {MAX_BREAKS}")
     result.head = prev
     return result
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -37,22 +38,50 @@ def is_ledger(path: str) -> bool:
 
 def digest(path: Path) -> tuple[str, int]:
     sha, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
+    with os.fdopen(os.open(path, os.O_RDONLY | safe_write.NOFOLLOW), "rb") as handle:
         while block := handle.read(CHUNK):
             sha.update(block)
             size += len(block)
     return sha.hexdigest(), size
 
 
+@dataclass
+class PackListing:
+    """What a pack folder holds, found without following any link (POSIX paths relative to the pack)."""
+
+    files: list[str] = field(default_factory=list)  # regular files, except the manifest and its signature
+    links: list[str] = field(default_factory=list)  # symbolic links, to files or folders, dangling or not
+    other: list[str] = field(default_factory=list)  # neither file, folder nor link (a FIFO, a socket, a device)
+
+
+def walk_pack(directory: Path) -> PackListing:
+    """Packs never follow links: a linked folder is listed as a link, not entered."""
+    listing = PackListing()
+    for folder, dirnames, filenames in os.walk(directory, followlinks=False):
+        base = Path(folder)
+        for name in sorted(dirnames + filenames):
+            path = base / name
+            relative = path.relative_to(directory).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                listing.links.append(relative)
+            elif stat.S_ISREG(mode):
+                if relative not in NOT_COVERED:
+                    listing.files.append(relative)
+            elif not stat.S_ISDIR(mode):
+                listing.other.append(relative)
+    listing.files.sort()
+    return listing
+
+
 def pack_files(directory: Path) -> list[str]:
-    """Every file in the pack (recursively, POSIX relative paths), except the manifest and its signature."""
-    found = []
-    for path in directory.rglob("*"):
-        relative = path.relative_to(directory).as_posix()
-        if relative in NOT_COVERED or path.is_dir():
-            continue
-        found.append(relative)
-    return sorted(found)
+    """Every file in the pack, except the manifest and its signature; a link or special file is refused (exit 2)."""
+    listing = walk_pack(directory)
+    refused = listing.links + listing.other
+    if refused:
+        raise UsageError(f"{directory}: {', '.join(refused)}: symbolic link or special file in the pack; packs never "
+                         "contain links (they could pull files from outside into signed, locked evidence): remove them")
+    return listing.files
 
 
 def build(directory: Path, run_id: str, tool_version: str, policy_sha256: str, signer: Signer | None,
@@ -100,7 +129,8 @@ class VerifyResult:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     signed: bool = False
-    origin_proven: bool = False
+    origin_proven: bool = False  # the signature checks out against a key the caller trusts, not the pack's own
+    fingerprint: str = ""  # of the key the signature was checked with
     files_checked: int = 0
     ledger_lines: int = 0
 
@@ -121,7 +151,14 @@ def verify_pack(directory: str | os.PathLike[str], public_key: bytes | str | os.
     result = VerifyResult()
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
+    listing = walk_pack(directory)
+    for relative in listing.links:
+        result.failures.append(f"{relative}: a symbolic link in the pack (not followed; packs never contain links)")
+    for relative in listing.other:
+        result.failures.append(f"{relative}: not a regular file (packs hold only files and folders)")
     manifest_path = directory / MANIFEST
+    if MANIFEST in listing.links:
+        return result
     if not manifest_path.is_file():
         result.failures.append(f"{MANIFEST} is missing: this is not an evidence pack, or its manifest was removed")
         return result
@@ -134,7 +171,7 @@ def verify_pack(directory: str | os.PathLike[str], public_key: bytes | str | os.
         result.failures.append(f"{MANIFEST} is not a valid manifest (unreadable JSON or no file list)")
         return result
     _check_signature(directory, data, manifest, public_key, result)
-    _check_files(directory, files, result)
+    _check_files(directory, files, listing, result)
     return result
 
 
@@ -146,6 +183,8 @@ def _check_signature(directory: Path, data: bytes, manifest: dict, public_key: b
                                + (f" (yet {SIGNATURE} exists)" if signature_path.exists() else ""))
         return
     result.signed = True
+    if signature_path.is_symlink():
+        return  # reported as a link; never read through it
     if not signature_path.is_file():
         result.failures.append(f"{SIGNATURE} is missing: the manifest says the pack was signed")
         return
@@ -168,12 +207,9 @@ def _check_signature(directory: Path, data: bytes, manifest: dict, public_key: b
     except InvalidSignature:
         result.failures.append(f"{SIGNATURE} does not verify: {MANIFEST} was altered, or signed with another key")
         return
-    if public_key is None:
-        result.notes.append(f"signature verified with the public key recorded in the manifest (fingerprint {fingerprint(key)}): "
-                            "this proves integrity only, not origin; pass --public-key with the signer's key to prove who signed")
-    elif fingerprint(public_key) == fingerprint(recorded_key):
+    result.fingerprint = fingerprint(key)
+    if public_key is not None and fingerprint(public_key) == fingerprint(recorded_key):
         result.origin_proven = True
-        result.notes.append(f"signature verified with the given public key (fingerprint {fingerprint(key)}): integrity and origin proven")
 
 
 def _safe(relative: Any) -> bool:
@@ -183,7 +219,12 @@ def _safe(relative: Any) -> bool:
     return not path.is_absolute() and ".." not in path.parts and "\\" not in relative
 
 
-def _check_files(directory: Path, files: list, result: VerifyResult) -> None:
+def _under_link(relative: str, links: list[str]) -> bool:
+    return any(relative == link or relative.startswith(f"{link}/") for link in links)
+
+
+def _check_files(directory: Path, files: list, listing: PackListing, result: VerifyResult) -> None:
+    present = set(listing.files)
     listed: set[str] = set()
     for entry in files:
         relative = entry.get("path") if isinstance(entry, dict) else None
@@ -192,7 +233,9 @@ def _check_files(directory: Path, files: list, result: VerifyResult) -> None:
             continue
         listed.add(relative)
         path = directory / relative
-        if not path.is_file():
+        if _under_link(relative, listing.links):
+            continue  # reported as a link; never read through it
+        if relative not in present:
             result.failures.append(f"{relative}: missing (listed in the manifest)")
             continue
         sha, size = digest(path)
@@ -205,6 +248,6 @@ def _check_files(directory: Path, files: list, result: VerifyResult) -> None:
             ledger = chain.check_file(path)
             result.ledger_lines += ledger.lines
             result.failures.extend(ledger.failures)
-    for relative in pack_files(directory):
+    for relative in listing.files:
         if relative not in listed:
             result.failures.append(f"{relative}: extra file, not in the manifest")

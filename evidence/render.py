@@ -156,6 +156,7 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
     """
     directory = Path(directory)
     refuse_key_inside(directory, signing_key)
+    manifest.pack_files(directory)  # a link in the pack is refused before anything is written
     signer = signing_key if hasattr(signing_key, "sign") else load_signer(signing_key)  # type: ignore[arg-type]
     rendered = render(directory, policy_path, signer)  # type: ignore[arg-type]
     written = []

@@ -6,6 +6,7 @@ enabled (it can only be turned on at creation); without it nothing is uploaded.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from vigil import safe_write
 from vigil.errors import EnvironmentFailure, UsageError
 
 from .manifest import MANIFEST, SIGNATURE, pack_files
@@ -56,6 +58,15 @@ def _require_object_lock(client: Any, bucket: str) -> None:
                                  "(create it with Object Lock on; evidence must not be alterable)")
 
 
+def _read_no_link(path: Path) -> bytes:
+    """The file's bytes; a link that appeared after the pack was listed is refused, never followed."""
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | safe_write.NOFOLLOW), "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise safe_write.failure(exc, path, "read") from None
+
+
 def upload_pack(directory: Path, url: str, client: Any, retain_until: datetime | None = None,
                 retain_days: int = DEFAULT_RETAIN_DAYS) -> list[str]:
     """Upload every pack file under <prefix><folder name>/, the manifest and then its signature last.
@@ -68,11 +79,11 @@ def upload_pack(directory: Path, url: str, client: Any, retain_until: datetime |
         raise UsageError(f"{directory}: no {MANIFEST}; render the pack first (vigil report)")
     destination = check_options(url, retain_days)
     until = retain_until or datetime.now(UTC) + timedelta(days=retain_days)
+    names = pack_files(directory) + [MANIFEST] + ([SIGNATURE] if (directory / SIGNATURE).is_file() else [])  # links refused
     _require_object_lock(client, destination.bucket)
-    names = pack_files(directory) + [MANIFEST] + ([SIGNATURE] if (directory / SIGNATURE).is_file() else [])
     keys = []
     for name in names:
-        body = (directory / name).read_bytes()
+        body = _read_no_link(directory / name)
         key = f"{destination.prefix}{directory.name}/{name}"
         try:
             client.put_object(

@@ -33,15 +33,17 @@ def test_an_edited_line_breaks_the_link_after_it() -> None:
     lines = sample.ledger_bytes(entries(5)).splitlines()
     lines[1] = lines[1].replace(b'"done"', b'"fail"')
     result = chain.check_chain(b"\n".join(lines) + b"\n")
-    assert result.failures == ["ledger.jsonl line 3: prev does not match the SHA-256 of the line before (the chain is broken here)"]
+    assert result.failures == ["ledger.jsonl line 3: prev does not match the SHA-256 of the line before: the chain is broken "
+                               "here, so lines 3-5 (3 lines) are no longer tied to the start of the ledger"]
 
 
 def test_a_removed_line_is_detected() -> None:
     lines = sample.ledger_bytes(entries(5)).splitlines()
     del lines[2]
     result = chain.check_chain(b"\n".join(lines))
-    assert any("line 3: seq is 3, expected 2" in f for f in result.failures)
-    assert any("line 3: prev does not match" in f for f in result.failures)
+    assert len(result.failures) == 1  # one gap, one failure (not one per line after it)
+    assert result.failures[0].startswith("ledger.jsonl line 3: seq is 3, expected 2")
+    assert "prev does not match" in result.failures[0] and "lines 3-4 (2 lines)" in result.failures[0]
 
 
 def test_a_removed_last_line_changes_the_head() -> None:
@@ -54,8 +56,8 @@ def test_a_removed_last_line_changes_the_head() -> None:
 def test_garbage_and_non_objects_are_reported_by_line() -> None:
     data = sample.ledger_bytes(entries(2)) + b"{not json\n[1, 2]\n"
     result = chain.check_chain(data)
-    assert "ledger.jsonl line 3: not valid JSON" in result.failures
-    assert "ledger.jsonl line 4: not a JSON object" in result.failures
+    assert [f.split(":")[:2] for f in result.failures] == [["ledger.jsonl line 3", " not valid JSON"],
+                                                           ["ledger.jsonl line 4", " not a JSON object"]]
 
 
 def test_bar_chart_escapes_labels_and_draws_one_rect_per_nonzero_status() -> None:

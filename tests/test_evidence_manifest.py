@@ -119,7 +119,8 @@ def test_intact_pack_verifies_with_the_signers_key(pack: Path, key_dir: Path, ca
 def test_without_public_key_only_integrity_is_claimed(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert verify(pack) == 0
     out = capsys.readouterr().out
-    assert "integrity only" in out and "not origin" in out
+    assert "integrity only" in out and "ORIGIN NOT PROVEN" in out
+    assert "origin proven" not in out.replace("ORIGIN NOT PROVEN", "")
     result = manifest.verify_pack(pack)
     assert result.ok and result.signed and not result.origin_proven
 
@@ -275,3 +276,88 @@ def test_verify_runs_offline_with_only_the_pack_and_the_public_key(pack: Path, k
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.chdir(auditor)
     assert verify(Path("pack"), Path("signing.pub")) == 0
+
+
+SUCCESS_WORDS = ("OK", "proven", "verified", "valid", "pass")
+
+
+@pytest.mark.parametrize("tamper", ["changed file", "added file", "missing ledger line", "wrong key"])
+def test_no_success_wording_when_anything_fails(pack: Path, key_dir: Path, tmp_path: Path, tamper: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    trusted = key_dir / "signing.pub"
+    if tamper == "changed file":
+        (pack / "findings.json").write_text((pack / "findings.json").read_text().replace("fail", "pass", 1))
+    elif tamper == "added file":
+        (pack / "extra.txt").write_text("x")
+    elif tamper == "missing ledger line":
+        lines = (pack / "ledger.jsonl").read_bytes().splitlines(keepends=True)
+        (pack / "ledger.jsonl").write_bytes(b"".join(lines[:3] + lines[4:]))
+        _resign(pack, key_dir)
+    else:
+        keys.generate(tmp_path / "other")
+        trusted = tmp_path / "other" / "signing.pub"
+    for public in (trusted, None) if tamper != "wrong key" else (trusted,):
+        assert verify(pack, public) == 1
+        out = capsys.readouterr().out
+        assert "FAIL" in out
+        words = out.replace("FAILED", "").replace("FAIL", "")
+        assert not [w for w in SUCCESS_WORDS if w in words], out
+
+
+def test_one_missing_ledger_line_is_one_failure_naming_the_lines_it_cuts_off(tmp_path: Path, key_dir: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    entries = [{"phase": "intent", "action_id": f"a{i}", "run_id": "r"} for i in range(98)]
+    lines = sample.ledger_bytes(entries).splitlines(keepends=True)
+    directory = sample.write_sample(tmp_path / "run")
+    (directory / "ledger.jsonl").write_bytes(b"".join(lines[:40] + lines[41:]))  # 97 lines, line 41 gone
+    write_report(directory, None, key_dir / "signing.key")  # signed as it is: only the chain can tell
+    assert verify(directory, key_dir / "signing.pub") == 1
+    fails = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL ")]
+    assert len(fails) == 1, fails
+    assert "ledger.jsonl line 41" in fails[0] and "lines 41-97 (57 lines)" in fails[0]
+
+
+def test_two_separate_breaks_are_two_failures() -> None:
+    from vigil.evidence import chain
+
+    lines = sample.ledger_bytes([{"n": i} for i in range(20)]).splitlines(keepends=True)
+    result = chain.check_chain(b"".join(lines[:5] + lines[6:12] + lines[13:]))
+    assert [f.split(":")[0] for f in result.failures] == ["ledger.jsonl line 6", "ledger.jsonl line 12"]
+
+
+@pytest.mark.parametrize("kind", ["folder link", "file link", "dangling link", "linked signature"])
+def test_a_symlink_in_a_pack_fails_verification(pack: Path, key_dir: Path, tmp_path: Path, kind: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "credentials").write_text("aws_secret_access_key = hunter2\n")
+    if kind == "folder link":
+        (pack / "more").symlink_to(secrets_dir)
+        name = "more"
+    elif kind == "file link":
+        (pack / "notes.txt").symlink_to(secrets_dir / "credentials")
+        name = "notes.txt"
+    elif kind == "dangling link":
+        (pack / "gone.txt").symlink_to(tmp_path / "nowhere")
+        name = "gone.txt"
+    else:
+        real = pack / "manifest.sig"
+        moved = secrets_dir / "manifest.sig"
+        moved.write_bytes(real.read_bytes())
+        real.unlink()
+        real.symlink_to(moved)  # the same bytes, through a link
+        name = "manifest.sig"
+    assert verify(pack, key_dir / "signing.pub") == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  {name}: a symbolic link in the pack" in out
+    assert "hunter2" not in out
+
+
+def test_report_refuses_to_sign_a_pack_holding_a_link(tmp_path: Path, key_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    directory = sample.write_sample(tmp_path / "run")
+    (tmp_path / "secret").write_text("hunter2")
+    (directory / "evil").symlink_to(tmp_path / "secret")
+    assert main(["report", str(directory), "--signing-key", str(key_dir / "signing.key")]) == 2
+    assert "evil: symbolic link or special file in the pack" in capsys.readouterr().err
+    assert not (directory / "manifest.json").exists() and not (directory / "report.html").exists()

@@ -38,11 +38,8 @@ def test_report_refuses_a_link_planted_in_the_pack(tmp_path: Path, victim: Path,
     code = main(["report", str(pack)])
     err = capsys.readouterr().err
     assert victim.read_text() == SECRET
-    if name == "manifest.sig":  # an unsigned report removes a stale signature: the link itself, not its target
-        assert code == 0 and not (pack / name).is_symlink()
-        return
     assert code == 2, err
-    assert f"{pack / name}: is a symbolic link" in err and "unexpected" not in err
+    assert f"{name}: symbolic link or special file in the pack" in err and "unexpected" not in err
 
 
 def test_check_refuses_a_linked_findings_file(moto_server: str, tmp_path: Path, victim: Path,
@@ -53,6 +50,16 @@ def test_check_refuses_a_linked_findings_file(moto_server: str, tmp_path: Path, 
     code = main(["check", "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", moto_server, "--output", str(out)])
     assert code == 2
     assert "is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == SECRET
+
+
+def test_manifest_writer_refuses_a_linked_manifest(tmp_path: Path, victim: Path) -> None:
+    from vigil.evidence import manifest
+
+    pack = sample.write_sample(tmp_path / "run")
+    (pack / "manifest.json").symlink_to(victim)
+    with pytest.raises(UsageError, match="symbolic link"):
+        manifest.write(pack, "run", "0", "sha", None)
     assert victim.read_text() == SECRET
 
 

@@ -17,6 +17,7 @@ from vigil.evidence.render import write_report
 from vigil.evidence.upload import upload_pack
 
 from vigil.cli.main import main
+from vigil.errors import UsageError
 
 
 @pytest.fixture
@@ -160,3 +161,18 @@ def test_screenshot_never_replaces_an_existing_file_unless_asked(tmp_path: Path,
     assert "--overwrite" in capsys.readouterr().err
     assert (screenshot.ROOT / "docs" / "report.png").is_file()
     assert screenshot.main([]) == 2  # the default target is the tracked docs/report.png: kept
+
+
+@mock_aws
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_upload_refuses_a_pack_holding_a_link_and_sends_nothing(results: Path, tmp_path: Path, kind: str) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="example-evidence", ObjectLockEnabledForBucket=True)
+    write_report(results)
+    secret = tmp_path / "home" / ".aws"
+    secret.mkdir(parents=True)
+    (secret / "credentials").write_text("aws_secret_access_key = hunter2\n")
+    (results / "extra").symlink_to(secret if kind == "folder" else secret / "credentials")
+    with pytest.raises(UsageError, match="extra: symbolic link"):
+        upload_pack(results, "s3://example-evidence/packs", s3)
+    assert s3.list_objects_v2(Bucket="example-evidence").get("KeyCount") == 0

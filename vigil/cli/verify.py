@@ -24,14 +24,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(outcome: VerifyOutcome) -> None:
+    """Failures first; success words only when nothing failed; origin claimed only with a trusted key."""
     result, directory = outcome.result, outcome.directory
     for failure in result.failures:
         print(f"FAIL  {failure}")
     for note in result.notes:
         print(f"note  {note}")
     checked = f"{result.files_checked} files, {result.ledger_lines} ledger lines checked"
-    if result.ok:
-        proven = "integrity and origin" if result.origin_proven else "integrity only (not origin)"
-        print(f"OK    {directory}: {checked}; {proven} proven")
+    if not result.ok:
+        print(f"FAILED {directory}: {len(result.failures)} problem(s); {checked}. Do not rely on this pack.")
+    elif result.origin_proven:
+        print(f"OK    {directory}: {checked}; signed by the key you gave (fingerprint {result.fingerprint}): "
+              "integrity and origin proven")
     else:
-        print(f"FAILED {directory}: {len(result.failures)} problem(s); {checked}")
+        print(f"OK    {directory}: {checked}; integrity only: the signature was checked with the key recorded in the pack "
+              f"itself (fingerprint {result.fingerprint})")
+        print("ORIGIN NOT PROVEN: anyone who changed the pack could have re-signed it with a key of their own. "
+              "Pass --public-key with the signer's signing.pub, obtained from the signer, to prove who signed.")

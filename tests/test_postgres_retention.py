@@ -76,8 +76,11 @@ def test_keep_at_least_holds_rows_past_retention_by_their_creation(tmp_path: Pat
         future = (ago(-30)).date().isoformat()  # 30 days on: row 3 (10 days old) is 40, still young
         code, plan, _ = world.retain("--store", "consent-db", "--as-of", future)
         assert store_plan(plan, "consent-db")["counts"]["delete"] == 2
-        later = (ago(-100)).date().isoformat()
-        code, plan, _ = world.retain("--apply", "--store", "consent-db", "--as-of", later)
+        past = (ago(20)).date().isoformat()  # 20 days ago: row 1 (90 days old) was 70, row 2 was 180
+        code, plan, _ = world.retain("--store", "consent-db", "--as-of", past)
+        assert store_plan(plan, "consent-db")["counts"]["delete"] == 2
+        world.sql("UPDATE consent SET created_at = created_at - interval '100 days'")  # a future --as-of cannot apply: age the rows
+        code, plan, _ = world.retain("--apply", "--store", "consent-db")
         assert code == 0
         assert sorted(world.rows("consent")) == [4]  # only the held row is left
 

@@ -88,6 +88,11 @@ def match_sets(elements: Sequence[Element], prefix: str, ignore_case: bool = Fal
     Returns each combination that occurs, with the shortest string showing it. The empty set
     among the keys means some such string matches no element at all.
     """
+    return dict(_match_sets(tuple(elements), prefix, ignore_case))  # every bucket asks the same about "s3:*"
+
+
+@lru_cache(maxsize=1024)
+def _match_sets(elements: tuple[Element, ...], prefix: str, ignore_case: bool) -> tuple[tuple[frozenset[int], str], ...]:
     fold = str.lower if ignore_case else str
     always: set[int] = set()  # elements one of whose patterns matches every continuation of the prefix
     owners: list[int] = []  # the patterns still undecided after the prefix, and their elements
@@ -123,7 +128,7 @@ def match_sets(elements: Sequence[Element], prefix: str, ignore_case: bool = Fal
             seen.add(after)
             if len(seen) > MAX_STATES:
                 found.setdefault(frozenset(), text + char)
-                return found
+                return tuple(found.items())
             found.setdefault(members(after), text + char)
             queue.append((after, text + char))
-    return found
+    return tuple(found.items())

@@ -101,19 +101,19 @@ def _match_sets(elements: tuple[Element, ...], prefix: str, ignore_case: bool) -
     for index, element in enumerate(elements):
         for raw in element.patterns:
             pattern = fold(str(raw))
-            state = _after(pattern, fold(prefix))
-            if any(pattern[i:] and set(pattern[i:]) == {"*"} for i in state):  # a `*` left takes any rest
+            positions = _after(pattern, fold(prefix))
+            if any(pattern[i:] and set(pattern[i:]) == {"*"} for i in positions):  # a `*` left takes any rest
                 always.add(index)
-            elif state:  # an empty state can never match: dropped
+            elif positions:  # no position left: it can never match, dropped
                 owners.append(index)
                 patterns.append(pattern)
-                start.append(state)
+                start.append(positions)
     literal = {c for p in patterns for c in p if c not in "*?"}
     spare = next((c for c in _SPARE_CHARACTERS if c not in literal), "\u2603")
     alphabet = sorted(literal | {spare})
 
     def members(state: tuple[frozenset[int], ...]) -> frozenset[int]:
-        accepted = always | {owners[j] for j, positions in enumerate(state) if len(patterns[j]) in positions}
+        accepted = always | {owners[j] for j, at in enumerate(state) if len(patterns[j]) in at}
         return frozenset(i for i, e in enumerate(elements) if (i in accepted) != e.negated)
 
     found: dict[frozenset[int], str] = {}

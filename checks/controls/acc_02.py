@@ -56,9 +56,10 @@ def _covers_every_address(values: tuple[str, ...]) -> bool:
         networks = [ipaddress.ip_network(v, strict=False) for v in values]
     except ValueError:
         return True  # not an address AWS accepts: it pins nothing we can name
-    collapsed = [*ipaddress.collapse_addresses(n for n in networks if n.version == 4),
-                 *ipaddress.collapse_addresses(n for n in networks if n.version == 6)]
-    return any(n.prefixlen == 0 for n in collapsed)
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v4)) or \
+        any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v6))
 
 
 def _narrows(condition: iam.Condition) -> bool:

@@ -33,7 +33,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:(iam|sts)::(\d{12}|\*):(role/(?:[\w+=,.@
 
 def _service_role(arn: str, allowed: set[str]) -> bool:
     match = _ROLE_ARN.match(arn)
-    return bool(match) and match.group("name") in allowed
+    return match is not None and match.group("name") in allowed
 
 
 def _mfa_cases(condition: Condition) -> frozenset[str] | None:

@@ -18,6 +18,9 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apply", action="store_true", help="let retention change data (default: plan only, a dry run)")
     parser.add_argument("--max-delete", type=int, metavar="N", help="retention stops, deleting nothing, if a plan deletes more than N")
     parser.add_argument("--signing-key", metavar="FILE", help="Ed25519 key that signs the evidence pack (or VIGIL_SIGNING_KEY)")
+    parser.add_argument("--public-key", metavar="FILE",
+                        help="the signer's public key (signing.pub) the job's verify trusts; default: the public half of "
+                             "--signing-key, so the verify proves origin, never trusting the key recorded in the pack")
     parser.add_argument("--upload", metavar="S3URL", help="have the report upload each pack to this Object-Lock bucket (s3://bucket/prefix)")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="event log on stderr: text (default) or json lines")
     parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here after each run")

@@ -6,6 +6,7 @@ ledger.jsonl, the evidence pack), exactly as a person chaining the commands woul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from vigil import safe_write
+from vigil.aws import Aws
 from vigil.errors import ExitCode, UsageError
+from vigil.evidence import keys
 from vigil.retention.guard import refuse_future_as_of
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.results import RunResult, StageResult, findings_summary, retention_counts
@@ -52,6 +55,7 @@ class JobOptions:
     signing_key: str | None = None
     upload: str | None = None  # s3://bucket/prefix: `vigil report` uploads the pack there
     max_delete: int | None = None  # retain stops (exit 1, nothing deleted) above this many deletions
+    public_key: str | None = None  # what verify trusts; None: the public half of signing_key (never the pack's own)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> JobOptions:
@@ -59,7 +63,7 @@ class JobOptions:
             policy=args.policy, endpoint_url=args.endpoint_url, regions=tuple(args.region or ()),
             profile=args.profile, as_of=parse_as_of(getattr(args, "as_of", None)), apply=bool(args.apply),
             signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
-            max_delete=args.max_delete,
+            max_delete=args.max_delete, public_key=getattr(args, "public_key", None),
         )
 
     def validate(self) -> None:
@@ -71,6 +75,21 @@ class JobOptions:
         refuse_future_as_of(self.as_of, self.apply)
         if self.signing_key and not self.signing_key.startswith("kms:") and not Path(self.signing_key).is_file():
             raise UsageError(f"--signing-key {self.signing_key!r}: no such file")
+        if self.public_key:
+            keys.load_public(Path(self.public_key))  # a bad key file is bad input now, not a failed verify later
+
+    def trusted_key(self) -> str | bytes | None:
+        """The key the job's verify trusts, so that it proves origin: --public-key, else the public
+        half of the key the report signs with (a key file, or KMS GetPublicKey)."""
+        if self.public_key or not self.signing_key:
+            return self.public_key
+
+        def kms_client() -> Any:  # the client the report stage signs with (same profile, endpoint, region)
+            aws = Aws(profile=self.profile, endpoint_url=self.endpoint_url)
+            return aws.client("kms", aws.session.region_name or "us-east-1")
+
+        signer = keys.load_signer(self.signing_key, kms_client=kms_client)
+        return signer.public_key_raw() if signer else None
 
 
 Stage = Callable[[Any], Any]  # options in, outcome (with .exit_code) out
@@ -91,8 +110,13 @@ def stage_call(stage: str, options: JobOptions, run_dir: Path) -> tuple[Stage, A
         return report, ReportOptions(run_dir, policy=options.policy, signing_key=options.signing_key, upload=options.upload,
                                      endpoint_url=options.endpoint_url, profile=options.profile)
     if stage == "verify":
-        return verify, VerifyOptions(run_dir)
+        return _verify_trusting(options), VerifyOptions(run_dir)
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def _verify_trusting(options: JobOptions) -> Stage:
+    """Verify with the job's own key, so it proves origin; derived inside the stage (a KMS failure fails the stage)."""
+    return lambda opts: verify(dataclasses.replace(opts, public_key=options.trusted_key()))
 
 
 def call_stage(stage: str, options: JobOptions, run_dir: Path) -> tuple[int, str, Any]:

@@ -12,7 +12,7 @@ from vigil.evidence.manifest import VerifyResult, verify_pack
 @dataclass(frozen=True)
 class VerifyOptions:
     directory: str | Path
-    public_key: str | Path | None = None  # the signer's signing.pub; without it only integrity, not origin, is proven
+    public_key: str | Path | bytes | None = None  # the signer's signing.pub (or its 32 raw bytes); without it only integrity is proven
 
 
 @dataclass(frozen=True)
@@ -29,5 +29,7 @@ def verify(options: VerifyOptions) -> VerifyOutcome:
     directory = Path(options.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
-    public = keys.load_public(Path(options.public_key)) if options.public_key else None
+    public = options.public_key
+    if public is not None and not isinstance(public, bytes):
+        public = keys.load_public(Path(public))
     return VerifyOutcome(directory, verify_pack(directory, public))

@@ -71,7 +71,9 @@ def _tables(policy: Policy) -> dict[str, tuple[str, list[str]]]:
     if policy.subjects is not None:
         out[policy.subjects.table] = (policy.subjects.key, [])
     for store in policy.dynamodb_stores:
-        key, categories = out.get(store.table, (store.subject_attribute or "id", []))
+        # The policy does not name a store table's key; the subject attribute need not be it (one
+        # subject may have many items), so such tables are keyed by "id".
+        key, categories = out.get(store.table, ("id", []))
         out[store.table] = (key, [*categories, store.category])
     return out
 

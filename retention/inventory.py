@@ -254,14 +254,11 @@ def _read_entry(aws: Aws, loc: Location, store: S3Store, entry: ObjectEntry, rea
 
 
 def subject_matcher(store: S3Store) -> re.Pattern[str] | None:
-    if store.subject_from_key is None:
-        return None
-    head, _, tail = store.subject_from_key.partition("{subject}")
-    return re.compile("^" + re.escape(head) + "(?P<subject>.+?)" + re.escape(tail) + "$")
+    return store.key_pattern()  # the policy model owns the pattern syntax ({subject}, *, **)
 
 
 def subject_from_key(pattern: re.Pattern[str] | None, key: str) -> str | None:
-    match = pattern.match(key) if pattern else None
+    match = pattern.fullmatch(key) if pattern else None
     return match.group("subject") if match else None
 
 

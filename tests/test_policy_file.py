@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, SHARED_SPEC, SPEC
 from vigil.cli.main import main
@@ -21,8 +22,20 @@ def test_vendored_spec_matches_the_shared_contract() -> None:
         assert (SPEC / name).read_bytes() == (SHARED_SPEC / name).read_bytes(), name
 
 
-def test_repository_policy_is_the_spec_copy_and_loads() -> None:
-    assert SPEC_TEXT == (SPEC / "policy.yaml").read_text()
+SUBJECT_MAPPINGS = {"subject_from_key", "subject_field", "subject_attribute"}
+
+
+def test_repository_policy_is_the_spec_example_plus_subject_mappings_and_loads() -> None:
+    """The repository's policy is the spec's example with only subject mappings added (so subject
+    requests search every store): every other key, every store and every value of the spec is there as is."""
+    spec, repo = yaml.safe_load((SPEC / "policy.yaml").read_text()), yaml.safe_load(SPEC_TEXT)
+    assert {k: v for k, v in repo.items() if k != "stores"} == {k: v for k, v in spec.items() if k != "stores"}
+    assert [s["name"] for s in repo["stores"]] == [s["name"] for s in spec["stores"]]
+    for mine, theirs in zip(repo["stores"], spec["stores"], strict=True):
+        assert {k: v for k, v in mine.items() if k in theirs} == theirs, mine["name"]
+        assert set(mine) - set(theirs) <= SUBJECT_MAPPINGS, mine["name"]
+        assert set(mine) & SUBJECT_MAPPINGS, f"{mine['name']}: no subject mapping, subject answers would be incomplete"
+    load_policy(SPEC / "policy.yaml")  # the spec's example itself still loads exactly
     policy = load_policy(ROOT / "policy.yaml")
     assert policy.organization == "Example Telecom"
     assert policy.regions.backup == "us-west-2"

@@ -76,7 +76,9 @@ def test_plan_never_touches_held_or_live_objects(objects, closed, as_of, store_n
             version = Version(key, f"v{n}-{i}", i == 0, False, created, 10, "COMPLIANCE" if lock_until else None, lock_until, legal)
             entry.versions.append(version)
             start = closed.get(subject) if category.after else created
-            known = subject if store.subject_from_key else None  # only contacts can tell whose object it is
+            # only a key that fits the store's subject_from_key tells whose object it is
+            mapped = store.subject_from_key and key == store.subject_from_key.replace("{subject}", subject)
+            known = subject if mapped else None
             facts[(key, version.version_id)] = oracle_may_touch(created, start, category.retain, as_of, known, key,
                                                                 lock_until, legal, category.keep_at_least)
         actions += planner.object(loc, entry)

@@ -3,13 +3,19 @@ and records that cannot be read make the answer incomplete, never "no data found
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from moto import mock_aws
+from vigil.retention.keys import RetentionKeys
 
 from tests.test_retention_world import PRIMARY, days_ago, jsonl
 from tests.test_subject_world import REPLICAS, SubjectWorld, log
+from vigil.aws import Aws
 from vigil.cli.main import main
+from vigil.demo.seed import Seeder
+from vigil.policy import load_policy
+from vigil.subjects.locate import find_subject
 
 
 def _unmapped_consent(data: dict) -> None:
@@ -135,3 +141,27 @@ def test_export_file_names_are_unique(tmp_path: Path, monkeypatch) -> None:
             {"my data": "my_data.json", "My_Data": "My_Data-2.json", "my_data": "my_data-3.json"}
         readme = (out / "README.md").read_text()
         assert all(name.replace("_", "\\_") in readme or name in readme for name in stores.values())
+
+
+def test_shipped_policy_and_demo_data_are_searched_in_every_store(policy_path: Path) -> None:
+    """With the repository's policy.yaml every store maps the subject, and the demo's data sits where
+    the mapping says: find reaches every store and the answer is complete."""
+    policy = load_policy(policy_path)
+    now = datetime.now(UTC)
+    with mock_aws():
+        aws = Aws()
+        for store in policy.s3_stores:
+            for bucket, region in ((store.bucket, policy.regions.primary), (f"{store.bucket}-replica", policy.regions.backup)):
+                s3 = aws.client("s3", region)
+                extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **extra)
+        ddb = aws.client("dynamodb", policy.regions.primary)
+        for table, key in (("accounts", "account_id"), ("referrals", "id")):
+            ddb.create_table(TableName=table, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        Seeder(aws, policy, now, subjects=12).run()
+        found = find_subject(aws, policy, RetentionKeys(evidence=b"e" * 32, pseudonym=b"p" * 32), "ACC-00005", now)
+        assert found.incomplete == []
+        assert {s.store for s in found.stores if s.copies} == {s.name for s in policy.stores}
+        billing = found.store("billing")
+        assert all(c.key.startswith("invoices/ACC-00005/") for c in billing.copies)

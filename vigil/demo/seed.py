@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -105,26 +106,30 @@ class Seeder:
         return people
 
     def _s3_object(self, store, subjects: list[dict]) -> None:
+        """One object per subject (contacts, consent) or per invoice, at the key the policy's
+        `subject_from_key` says (`*` filled with the invoice month), else at a default key."""
         category = self.policy.categories[store.category]
         written = 0
         for person in subjects:
-            if store.subject_from_key:
-                key = store.subject_from_key.replace("{subject}", person["account_id"])
-                body = {k: person[k] for k in ("account_id", "name", "email", "phone", "postal_address")}
-            elif category.keep_at_least is not None:  # proof of consent
-                key = f"{store.prefix}consent/{person['account_id']}.json"
-                body = {"account_id": person["account_id"], "phone": person["phone"], "method": self.rng.choice(["sms-keyword", "web-form", "ivr"]),
+            account, month = person["account_id"], (self.now - self.age(store.category)).strftime("%Y-%m")
+            if category.keep_at_least is not None:  # proof of consent
+                default = f"{store.prefix}consent/{account}.json"
+                body = {"account_id": account, "phone": person["phone"], "method": self.rng.choice(["sms-keyword", "web-form", "ivr"]),
                         "opted_in_at": iso(self.now - self.age(store.category)), "opted_out_at": None}
+            elif category.after == "account_closed":  # contact details, kept until the account closes
+                default = f"{store.prefix}contacts/{account}.json"
+                body = {k: person[k] for k in ("account_id", "name", "email", "phone", "postal_address")}
             else:
-                key = f"{store.prefix}invoices/{person['account_id']}/{(self.now - self.age(store.category)).strftime('%Y-%m')}.json"
-                body = {"account_id": person["account_id"], "billing_address": person["postal_address"],
+                default = f"{store.prefix}invoices/{account}/{month}.json"
+                body = {"account_id": account, "billing_address": person["postal_address"],
                         "card": f"**** **** **** {self.rng.randint(1000, 9999)}", "amount": round(self.rng.uniform(9, 120), 2)}
+            pattern = store.subject_from_key
+            key = re.sub(r"\*\*?", month, pattern.replace("{subject}", account)) if pattern else default
             self.put(store.bucket, key, json.dumps(body).encode(), "application/json")
             written += 1
+            if category.keep_at_least is not None and written <= 2:  # a dispute: two consent records held
+                self.out.legal_holds.append(f"{store.bucket}/{key}")
         self.out.records[store.name] = written
-        if category.keep_at_least is not None:  # a dispute: two consent records under an S3 legal hold
-            for person in subjects[:2]:
-                self.out.legal_holds.append(f"{store.bucket}/{store.prefix}consent/{person['account_id']}.json")
 
     def _s3_jsonl(self, store, subjects: list[dict]) -> None:
         """Web logs, one file every third day. Visitors come through a few ISP networks, so once
@@ -157,9 +162,9 @@ class Seeder:
             writer.writeheader()
             start = self.now - timedelta(days=30 * month)
             for _ in range(self.rng.randint(10, 20)):
-                caller, callee = self.rng.sample(subjects, 2)
+                caller, callee = self.rng.sample(subjects, 2)  # the caller's account: whose record it is (subject_field)
                 ts = start - timedelta(days=self.rng.randint(0, 27), seconds=self.rng.randint(0, 86399))
-                writer.writerow({field_name: iso(ts), "caller": caller["phone"], "callee": callee["phone"], "caller_ip": self.ip(),
+                writer.writerow({field_name: iso(ts), "caller": caller["account_id"], "callee": callee["phone"], "caller_ip": self.ip(),
                                  "card_number": f"4{self.rng.randint(10**14, 10**15 - 1)}", "duration": self.rng.randint(5, 3600)})
                 total += 1
             self.put(store.bucket, f"{store.prefix}cdr/{start.strftime('%Y-%m')}.csv", buffer.getvalue().encode(), "text/csv")

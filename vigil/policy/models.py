@@ -166,7 +166,25 @@ class S3Store(Strict):
     def _one_subject_placeholder(cls, value: str | None) -> str | None:
         if value is not None and value.count("{subject}") != 1:
             raise ValueError(f"'{value}' must contain '{{subject}}' exactly once")
+        if value is not None and "***" in value:
+            raise ValueError(f"'{value}': use '*' (within one path segment) or '**' (across segments)")
         return value
+
+    def key_pattern(self, subject: str | None = None) -> re.Pattern[str] | None:
+        """`subject_from_key` as a regular expression over whole keys: `{subject}` captures the id (or
+        matches `subject` exactly when given), `*` any text within one path segment, `**` any text."""
+        if self.subject_from_key is None:
+            return None
+        parts = {"{subject}": "(?P<subject>.+?)" if subject is None else f"(?P<subject>{re.escape(subject)})",
+                 "**": ".*", "*": "[^/]*"}
+        pieces = re.split(r"(\{subject\}|\*\*|\*)", self.subject_from_key)
+        return re.compile("".join(parts.get(p, re.escape(p)) for p in pieces), re.DOTALL)
+
+    def key_prefix(self, subject: str) -> str | None:
+        """The literal start of the subject's keys (what to list), up to the first wildcard."""
+        if self.subject_from_key is None:
+            return None
+        return re.split(r"\*", self.subject_from_key.replace("{subject}", subject), maxsplit=1)[0]
 
 
 class DynamoDBStore(Strict):

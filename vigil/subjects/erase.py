@@ -17,7 +17,7 @@ from typing import Any
 
 from vigil import __version__, safe_write
 from vigil.aws import Aws
-from vigil.policy import Policy
+from vigil.policy import Policy, S3Store
 from vigil.retention import ledger as ledgers
 from vigil.retention.apply import Applier, Stats
 from vigil.retention.guard import refuse_future_as_of
@@ -27,7 +27,7 @@ from vigil.retention.postgres import PostgresRetention, is_postgres_action
 from vigil.retention.resume import Resume
 
 from .decide import SubjectRules, store_rules, subject_anonymizer
-from .locate import exact_key, find_subject
+from .locate import find_subject
 from .model import Found, StoreFound
 from .rows import apply_erase, erase_actions
 
@@ -174,7 +174,7 @@ def _contexts(policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime
     out = {}
     for store in policy.stores:
         category = policy.category_of(store)
-        whole = getattr(store, "subject_from_key", None) is not None and exact_key(store, subject) is not None
+        whole = isinstance(store, S3Store) and store.subject_from_key is not None
         rules = SubjectRules(subject, store_rules(policy, store.name, category, as_of), whole=whole)
         out[store.name] = (store, rules, subject_anonymizer(category, keys.pseudonym))
     return out

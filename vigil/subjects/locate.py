@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
@@ -40,8 +41,10 @@ Observe = Callable[[str, str, Any], None]  # retention.resume.Resume.observe
 Searched = tuple["Copy | None", int, str]  # Finder._version: the subject's copy, unreadable records, an error
 
 
-def exact_key(store: S3Store, subject: str) -> str | None:
-    return store.subject_from_key.replace("{subject}", subject) if store.subject_from_key else None
+def subject_keys(store: S3Store, subject: str) -> tuple[str, re.Pattern[str]] | None:
+    """(the prefix to list, the pattern every key of the subject matches), from `subject_from_key`."""
+    pattern = store.key_pattern(subject)
+    return None if pattern is None else (str(store.key_prefix(subject)), pattern)
 
 
 def needle(subject: str) -> bytes | None:
@@ -79,6 +82,9 @@ class Finder:
             found = StoreFound(store.name, "postgres", store.category, erase_action(category))
             find_rows(self, store, found)
             return found
+        if not isinstance(store, (DynamoDBStore, S3Store)):
+            return StoreFound(store.name, store.kind, store.category, erase_action(category),
+                              note=f"vigil subject does not search {store.kind} stores yet")
         if isinstance(store, DynamoDBStore):
             label = "account records" if category is ACCOUNT_RECORDS else store.category
             found = StoreFound(store.name, "dynamodb", label, erase_action(category))
@@ -90,14 +96,14 @@ class Finder:
 
     def _s3(self, store: S3Store, category) -> StoreFound:
         found = StoreFound(store.name, "s3", store.category, erase_action(category))
-        exact = exact_key(store, self.subject)
-        if exact is None and (store.layout == "object" or store.subject_field is None):
+        keys = subject_keys(store, self.subject)
+        if keys is None and (store.layout == "object" or store.subject_field is None):
             found.note = ("cannot tell whose data an object holds: give the store 'subject_from_key'"
                           + ("" if store.layout == "object" else " or 'subject_field'"))
             return found
-        rules = SubjectRules(self.subject, store_rules(self.policy, store.name, category, self.as_of), whole=exact is not None)
+        rules = SubjectRules(self.subject, store_rules(self.policy, store.name, category, self.as_of), whole=keys is not None)
         anonymizer = subject_anonymizer(category, self.keys.pseudonym)
-        read = exact is None or category.action == "anonymize" or self.export
+        read = keys is None or category.action == "anonymize" or self.export
         locations = s3_locations(self.aws, self.policy, store)
         found.resource, found.replicas = locations[0].arn, [loc.arn for loc in locations[1:]]
         for loc in locations:
@@ -105,7 +111,7 @@ class Finder:
                 found.errors.append(f"{loc.arn}: {loc.error}")
                 continue
             try:
-                work = self._versions(loc, exact or store.prefix, exact, found)
+                work = self._versions(loc, keys[0] if keys else store.prefix, keys[1] if keys else None, found)
                 one = lambda work: self._version(*work, store, rules, anonymizer, read)  # noqa: E731
                 for copy, unreadable, error in bounded(self.pool, one, work, self.window):
                     if copy is not None:
@@ -117,17 +123,19 @@ class Finder:
                 found.errors.append(f"{loc.arn}: {describe_error('s3:ListObjectVersions', exc)}")
         return found
 
-    def _versions(self, loc: Location, prefix: str, exact: str | None, found: StoreFound) -> Iterator[tuple[Location, Version, bool]]:
-        """(location, version, whether the key has other data versions) for every data version."""
+    def _versions(self, loc: Location, prefix: str, theirs: re.Pattern[str] | None,
+                  found: StoreFound) -> Iterator[tuple[Location, Version, bool]]:
+        """(location, version, whether the key has other data versions) for every data version
+        (with `theirs`: of the keys that are the subject's)."""
         for entry in listed_objects(self.aws, loc, prefix):
-            if exact is not None and entry.key != exact:
+            if theirs is not None and not theirs.fullmatch(entry.key):
                 continue
             if self.observe is not None:
                 self.observe(loc.bucket, self.keys.hash(entry.key), entry)
             alone = sum(1 for v in entry.versions if not v.delete_marker) == 1
             for version in entry.versions:
                 if version.delete_marker:
-                    if exact is not None:
+                    if theirs is not None:
                         found.markers.append((loc.bucket, loc.region, entry.key, version.version_id))
                     continue
                 found.scanned += 1

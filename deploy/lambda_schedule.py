@@ -6,7 +6,11 @@ Import it into a stack (the infra/ program, or your own):
     import sys; sys.path.insert(0, "deploy")
     from lambda_schedule import VigilScheduledLambda
     VigilScheduledLambda("vigil-job", policy, code=pulumi.FileArchive("build/lambda"),
-                         environment={"VIGIL_UPLOAD": "s3://example-evidence/packs"})
+                         environment={"VIGIL_UPLOAD": "s3://example-evidence/packs"},
+                         replicas={"example-contacts": ["example-contacts-replica"]})
+
+`replicas` names, per store bucket, the buckets its replication rules copy to (the infra/
+stack's `replicas` output); the role may act on those copies too, and on no other bucket.
 
 `code` is the folder deploy/build_lambda.sh makes (Vigil, its run-time dependencies, the
 handler and the policy file). EventBridge schedules run in UTC, as the policy's times do.
@@ -14,6 +18,7 @@ handler and the policy file). EventBridge schedules run in UTC, as the policy's 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
@@ -32,14 +37,14 @@ LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 
 class VigilScheduledLambda(pulumi.ComponentResource):
     def __init__(self, name: str, policy: Policy, code: pulumi.Archive, environment: dict[str, str] | None = None,
-                 iam_policy: dict[str, Any] | None = None, memory_mb: int = 1024, timeout_s: int = 900,
+                 iam_policy: dict[str, Any] | None = None, replicas: Mapping[str, Iterable[str]] | None = None, memory_mb: int = 1024, timeout_s: int = 900,
                  log_retention_days: int = 365, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vigil:deploy:ScheduledLambda", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         phrases = phrases_of(policy.schedule)
         env = dict(environment or {})
         signing = env.get("VIGIL_SIGNING_KEY", "")
-        document = iam_policy or job_policy(policy, evidence_bucket=_bucket_of(env.get("VIGIL_UPLOAD")),
+        document = iam_policy or job_policy(policy, replicas or {}, evidence_bucket=_bucket_of(env.get("VIGIL_UPLOAD")),
                                             lock_bucket=env.get("VIGIL_LOCK_BUCKET"),
                                             signing_key=signing if signing.startswith("kms:") else None)
 

@@ -158,7 +158,8 @@ def test_pulumi_declares_one_rule_per_policy_job_targeting_the_function(declared
     assert len(permissions) == 3 and all(p["principal"] == "events.amazonaws.com" for _, p in permissions)
     (role_policy,) = by_type["aws:iam/rolePolicy:RolePolicy"]
     statements = {s["Sid"]: s for s in json.loads(role_policy[1]["policy"])["Statement"]}
-    assert {"CheckReadOnly", "RetainStoreObjects", "UploadEvidence", "SignEvidence"} <= set(statements)
-    assert statements["SignEvidence"]["Condition"] == {"StringEquals": {"kms:RequestAlias": "alias/vigil-signing"}}
+    assert {"AccountWide", "StoreObjects", "EvidenceObjects", "SigningKey"} <= set(statements)
+    assert statements["SigningKey"]["Condition"] == {"StringEquals": {"kms:RequestAlias": "alias/vigil-signing"}}
+    assert statements["SigningKey"]["Action"] == ["kms:GetPublicKey", "kms:Sign"]
     (role,) = by_type["aws:iam/role:Role"]
     assert json.loads(role[1]["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -88,6 +88,11 @@ def _resources(operation: str, region: str, params: dict) -> list[str]:
         return [f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{params['TableName']}"]
     if service == "dynamodb" and "RequestItems" in params:
         return [f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}" for name in params["RequestItems"]]
+    if service == "dynamodb" and "TransactItems" in params:
+        return sorted({f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{body['TableName']}"
+                       for item in params["TransactItems"] for body in item.values()})
+    if service == "backup" and "RecoveryPointArn" in params:
+        return [params["RecoveryPointArn"]]
     if service == "kms" and "KeyId" in params:
         key = params["KeyId"]
         return [key if key.startswith("arn:") else f"arn:aws:kms:{region}:{ACCOUNT}:key/{key}"]
@@ -172,6 +177,60 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 assert code in (0, 1), (argv, code, quiet.getvalue()[-2000:])
             policies = {command: _iam_policy(command, endpoint) for command in calls}
     return {"calls": calls, "policies": policies, "tmp": tmp}
+
+
+def _stack_retention_role() -> dict:
+    """The inline policy the stack (infra/) gives its retention role, as the Pulumi program declares it."""
+    from vigil.infra.mocks import declare_stack
+    from vigil.infra.settings import StackSettings
+
+    policy = repo_policy()
+    name = f"{StackSettings.defaults(policy).retention_role}-permissions"
+    (declared,) = [r for r in declare_stack(policy).resources if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name == name]
+    return json.loads(declared.inputs["policy"])
+
+
+@pytest.fixture(scope="module")
+def shipped(recorded: dict) -> dict[str, dict]:
+    """Every policy Vigil ships or generates, by where it comes from."""
+    return {"iam-policy check": recorded["policies"]["check"], "iam-policy retain": recorded["policies"]["retain"],
+            "iam-policy subject": recorded["policies"]["subject"],
+            "deploy/iam-policy.json": json.loads((ROOT / "deploy" / "iam-policy.json").read_text()),
+            "stack retention role": _stack_retention_role()}
+
+
+# Which shipped policies must allow each command's recorded calls, resources included.
+RUNS_UNDER = {"check": ("iam-policy check", "deploy/iam-policy.json"),
+              "retain": ("iam-policy retain", "deploy/iam-policy.json", "stack retention role"),
+              "subject": ("iam-policy subject", "deploy/iam-policy.json")}
+
+
+@pytest.mark.parametrize("command", sorted(RUNS_UNDER))
+def test_every_recorded_call_is_allowed_by_each_policy_it_runs_under(recorded: dict, shipped: dict, command: str) -> None:
+    """Action and resource ARN of every call `check`, `retain --apply` and `subject erase --apply` made (issue 15 item 8)."""
+    calls = recorded["calls"][command]
+    assert calls
+    for source in RUNS_UNDER[command]:
+        assert not _uncovered(shipped[source], calls), source
+
+
+def test_writes_and_deletes_are_scoped_to_the_stores(shipped: dict) -> None:
+    for source, policy in shipped.items():
+        for statement in policy["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            writes = [a for a in statement["Action"] if a.split(":")[1].startswith(("Put", "Delete", "Update", "BatchWrite"))]
+            assert not writes or ("*" not in resources and "arn:aws:s3:::*/*" not in resources), (source, statement)
+    for source in ("iam-policy retain", "deploy/iam-policy.json", "stack retention role"):
+        assert not _allowed(shipped[source], "backup:DeleteRecoveryPoint", f"arn:aws:backup:ap-south-1:{ACCOUNT}:recovery-point:x"), source
+        assert not _allowed(shipped[source], "backup:DeleteRecoveryPoint", "arn:aws:backup:us-east-1:999999999999:recovery-point:x") \
+            or source == "deploy/iam-policy.json", source  # the shipped file names no account: it is deployed into one
+        assert _allowed(shipped[source], "backup:DeleteRecoveryPoint", f"arn:aws:backup:us-east-1:{ACCOUNT}:recovery-point:x"), source
+        assert not _allowed(shipped[source], "s3:DeleteObjectVersion", "arn:aws:s3:::unrelated-bucket/x"), source
+    subject = shipped["iam-policy subject"]
+    assert not any("backup:DeleteRecoveryPoint" in st["Action"] for st in subject["Statement"]), "subject never deletes recovery points"
+    for source in ("iam-policy retain", "deploy/iam-policy.json"):
+        assert _allowed(shipped[source], "dynamodb:BatchGetItem", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/accounts"), source
+        assert _allowed(shipped[source], "dynamodb:ConditionCheckItem", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/accounts"), source
 
 
 def test_check_policy_covers_every_call_check_makes(recorded: dict) -> None:

@@ -13,7 +13,7 @@ from vigil.infra.program import Parts, build_stack
 from vigil.infra.settings import StackSettings
 
 from tests.helpers import repo_policy
-from vigil.cli import iam_policy
+from vigil import permissions
 
 # Controls the stack must be seen to pass once their evaluators exist (RDS ones have nothing to judge here).
 EXPECTED = {"ENC-01", "ENC-02", "ENC-03", "ENC-04", "ENC-06", "TLS-01", "TLS-02", "MFA-03", "MFA-04", "BAK-01", "BAK-02",
@@ -119,10 +119,12 @@ def test_tables_backup_trail_and_roles(declared: RecordingMocks) -> None:
     assert not any("*" in a for a in actions)
     # the deployed role carries exactly what `vigil iam-policy retain` derives from the code (plus the
     # KMS data key S3 needs to write rewritten objects under the store keys)
-    assert actions == set(iam_policy.actions("retain")) | {"kms:GenerateDataKey"}
+    assert actions == set(permissions.actions(permissions.COMMANDS["retain"])) | {"kms:GenerateDataKey"}
     assert "s3:DeleteObjectVersion" in actions and "dynamodb:BatchWriteItem" in actions
-    # only listing backup vaults has no narrower resource than "*"
-    assert all(a.startswith("backup:") for st in statements if st["Resource"] == "*" for a in st["Action"])
+    # only listing backups has no narrower resource than "*"; deleting one is limited to the account's recovery points
+    assert all(a.startswith(("backup:List", "backup:Get")) for st in statements if st["Resource"] == "*" for a in st["Action"])
+    (delete,) = [st for st in statements if "backup:DeleteRecoveryPoint" in st["Action"]]
+    assert delete["Resource"] == [f"arn:aws:backup:{r}:123456789012:recovery-point:*" for r in ("us-east-1", "us-west-2")]
 
 
 def test_outputs_name_every_store_replica_vault_and_role() -> None:

@@ -151,13 +151,14 @@ def _labelled_services(tree: ast.AST, services: set[str]) -> dict[int, str]:
     return out
 
 
-def call_sites(module: str) -> list[CallSite]:
-    """Every AWS operation `module` declares by calling or naming it (see the module docstring)."""
+def call_sites(module: str, clients: tuple[str, ...] = ()) -> list[CallSite]:
+    """Every AWS operation `module` declares by calling or naming it (see the module docstring).
+    `clients`: services of clients the module is handed rather than makes (`S3Lock(s3, ...)`)."""
     path = module_path(module)
     if path is None:
         return []
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    services = _services(tree)
+    services = _services(tree) | set(clients)
     by_method: dict[str, list[str]] = {}
     for service in sorted(services):
         for method, name in operations(service).items():

@@ -13,26 +13,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from vigil.permissions import retention_role_actions
+
 BACKUP_MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
 )
 
-
-
-def retention_actions() -> dict[str, list[str]]:
-    """The retention job's actions by resource kind, as `vigil iam-policy retain` derives them from
-    the code that calls AWS (one source for the printed policy and the deployed role)."""
-    from vigil.cli.iam_policy import actions, is_object_action
-
-    out: dict[str, list[str]] = {"bucket": [], "object": [], "table": [], "backup": [], "kms": []}
-    for action in actions("retain"):
-        service = action.split(":", 1)[0]
-        if service == "s3":
-            out["object" if is_object_action(action) else "bucket"].append(action)
-        elif service in ("dynamodb", "backup", "kms"):
-            out[{"dynamodb": "table"}.get(service, service)].append(action)
-    return out
 
 STEWARD_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 STEWARD_TABLE_ACTIONS = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
@@ -79,8 +66,9 @@ class AccessRoles(pulumi.ComponentResource):
         for index, arn in enumerate(BACKUP_MANAGED_POLICIES):
             aws.iam.RolePolicyAttachment(f"{args.backup_role}-managed-{index}", role=self.backup.name, policy_arn=arn, opts=self._child)
         self.retention = self._role(args.retention_role, _service_trust(args.retention_runs_on))
-        self._inline(args.retention_role, self.retention, pulumi.Output.all(list(args.table_arns), list(args.key_arns)).apply(
-            lambda values: self.retention_permissions(values[0], values[1])))
+        self._inline(args.retention_role, self.retention, pulumi.Output.all(
+            list(args.table_arns), list(args.key_arns), args.account_id).apply(
+            lambda values: self.retention_permissions(values[0], values[1], values[2])))
         self.humans: dict[str, aws.iam.Role] = {}
         for role_name in args.human_roles:
             trust = pulumi.Output.from_input(args.account_id).apply(self.human_trust)
@@ -119,19 +107,23 @@ class AccessRoles(pulumi.ComponentResource):
             {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arns},
         ]}
 
-    def retention_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:
+    def retention_permissions(self, table_arns: list[str], key_arns: list[str], account_id: str = "*") -> dict:
+        """What `vigil retain` calls (vigil.permissions, derived from its code), on the stack's stores only."""
         buckets = [*self.args.source_buckets, *self.args.replica_buckets]
-        needed = retention_actions()
+        needed = retention_role_actions()
         # Rewriting objects under the store keys: S3 calls KMS for the job (Decrypt to read, GenerateDataKey to write).
-        kms = sorted({*needed["kms"], "kms:Decrypt", "kms:GenerateDataKey"})
+        kms = sorted({*needed.kms, "kms:Decrypt", "kms:GenerateDataKey"})
+        regions = sorted({arn.split(":")[3] for arn in [*table_arns, *key_arns] if arn.count(":") >= 4}) or ["*"]
         statements = [
-            {"Effect": "Allow", "Action": needed["bucket"], "Resource": _buckets(buckets)},
-            {"Effect": "Allow", "Action": needed["object"], "Resource": _objects(buckets)},
-            {"Effect": "Allow", "Action": needed["table"], "Resource": table_arns},
+            {"Effect": "Allow", "Action": needed.bucket, "Resource": _buckets(buckets)},
+            {"Effect": "Allow", "Action": needed.object, "Resource": _objects(buckets)},
+            {"Effect": "Allow", "Action": needed.table, "Resource": table_arns},
             {"Effect": "Allow", "Action": kms, "Resource": key_arns},
+            # A recovery point's ARN does not name its vault: the account's recovery points in the stack's regions.
+            {"Effect": "Allow", "Action": needed.recovery_point,
+             "Resource": [f"arn:aws:backup:{r}:{account_id}:recovery-point:*" for r in regions]},
+            {"Effect": "Allow", "Action": needed.backup_reads, "Resource": "*"},  # listing vaults: no narrower resource
         ]
-        if needed["backup"]:  # expired recovery points: listing vaults has no narrower resource than "*"
-            statements.append({"Effect": "Allow", "Action": needed["backup"], "Resource": "*"})
         return {"Version": "2012-10-17", "Statement": [st for st in statements if st["Action"]]}
 
     def steward_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:

@@ -78,6 +78,8 @@ class Targets:
     evidence_bucket: str | None = None
     lock_bucket: str | None = None
     signing_key: str | None = None  # a KMS key id, ARN or alias/NAME
+    secrets: list[tuple[str, str]] = field(default_factory=list)  # (region, name or ARN): PostgreSQL stores' secrets
+    db_users: list[tuple[str, str]] = field(default_factory=list)  # (region, user): PostgreSQL stores reached with IAM auth
 
     @property
     def buckets(self) -> list[str]:
@@ -94,7 +96,10 @@ class Targets:
         tables = set(policy.data_tables)
         if policy.requests is not None:  # the subject-request log: read, written and created by `vigil subject`
             tables.add(policy.requests.table)
-        return cls(list(regions), account, sorted(objects), sorted(tables), **job)
+        connections = [s.connection for s in policy.stores if s.kind == "postgres"]
+        secrets = sorted({(c.region or policy.regions.primary, c.secret) for c in connections if c.secret})
+        users = sorted({(c.region or policy.regions.primary, c.user or "*") for c in connections if c.rds_instance})
+        return cls(list(regions), account, sorted(objects), sorted(tables), secrets=secrets, db_users=users, **job)
 
 
 def job_parts(t: Targets) -> tuple[Part, ...]:
@@ -172,6 +177,9 @@ def _resources(action: str, scope: str, t: Targets) -> Scoped:
         return _signing_key(t.signing_key.removeprefix("kms:"), t)
     if service == "kms":
         return "Keys", tuple(f"arn:aws:kms:{r}:{t.account}:key/*" for r in t.regions), ""
+    if service == "secretsmanager" and scope != ALL:  # only the secrets the policy's stores name; none: not granted
+        return "StoreSecrets", tuple(name if name.startswith("arn:") else f"arn:aws:secretsmanager:{r}:{t.account}:secret:{name}-??????"
+                                     for r, name in t.secrets), ""
     if action == "backup:DeleteRecoveryPoint":
         # A recovery point's ARN does not name its vault: the narrowest IAM scope is the account's
         # recovery points in the policy's regions (a vault's access policy can narrow it further).
@@ -216,8 +224,14 @@ def build(parts: Iterable[Part], t: Targets) -> dict[str, Any]:
             groups.setdefault(resources(action, scope, t), set()).add(action)
     statements: list[dict[str, Any]] = []
     for (label, arns, condition), names in sorted(groups.items()):
+        if not arns:  # the policy has no resource of this kind: nothing to grant
+            continue
         statement = {"Sid": label, "Effect": "Allow", "Action": sorted(names), "Resource": list(arns) if arns != ("*",) else "*"}
         statements.append({**statement, "Condition": json.loads(condition)} if condition else statement)
+    if t.db_users and any(STORES in scopes for scopes in found.values()):
+        # IAM database authentication signs a token locally (no API call to derive it from): one grant per store user.
+        statements.append({"Sid": "StoreDatabaseUsers", "Effect": "Allow", "Action": ["rds-db:connect"],
+                           "Resource": [f"arn:aws:rds-db:{r}:{t.account}:dbuser:*/{user}" for r, user in t.db_users]})
     if via_s3:  # objects under a customer key: S3 calls KMS for the caller, and only S3 may use this grant
         statements.append({"Sid": "StoreKeysViaS3", "Effect": "Allow", "Action": sorted(via_s3),
                            "Resource": [f"arn:aws:kms:{r}:{t.account}:key/*" for r in t.regions],
@@ -245,6 +259,8 @@ class RoleActions:
     recovery_point: list[str] = field(default_factory=list)
     backup_reads: list[str] = field(default_factory=list)
     kms: list[str] = field(default_factory=list)
+    account_reads: list[str] = field(default_factory=list)  # reads AWS does not scope narrower (rds:Describe*)
+    secrets: list[str] = field(default_factory=list)  # scoped to the secrets a policy's PostgreSQL stores name
 
 
 def retention_role_actions() -> RoleActions:
@@ -262,6 +278,12 @@ def retention_role_actions() -> RoleActions:
             out.backup_reads.append(action)
         elif service == "kms":
             out.kms.append(action)
+        elif service == "secretsmanager":
+            out.secrets.append(action)
+        elif not is_write(action):
+            out.account_reads.append(action)
+        else:
+            raise ValueError(f"{action}: the retention role has no scope for it (vigil.permissions.retention_role_actions)")
     return out
 
 

@@ -122,7 +122,8 @@ class AccessRoles(pulumi.ComponentResource):
             # A recovery point's ARN does not name its vault: the account's recovery points in the stack's regions.
             {"Effect": "Allow", "Action": needed.recovery_point,
              "Resource": [f"arn:aws:backup:{r}:{account_id}:recovery-point:*" for r in regions]},
-            {"Effect": "Allow", "Action": needed.backup_reads, "Resource": "*"},  # listing vaults: no narrower resource
+            {"Effect": "Allow", "Action": [*needed.backup_reads, *needed.account_reads], "Resource": "*"},  # no narrower resource
+            # needed.secrets: the stack declares no PostgreSQL store secrets; the job policy grants those it names.
         ]
         return {"Version": "2012-10-17", "Statement": [st for st in statements if st["Action"]]}
 

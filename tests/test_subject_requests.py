@@ -2,6 +2,7 @@
 processed by `vigil run --apply`, counted in the evidence report without personal data."""
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,11 @@ from moto import mock_aws
 from tests.test_retention_world import NOW, iso
 from tests.test_subject_world import SubjectWorld
 from vigil.cli.main import main
+from vigil.cli.schedule import scheduled_job
 from vigil.policy import PolicyError, load_policy
+from vigil.scheduler.logs import EventLog
+from vigil.scheduler.pipeline import JobOptions
+from vigil.scheduler.service import StopFlag
 
 
 def test_requests_added_listed_and_processed_by_vigil_run(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -98,3 +103,25 @@ def test_missing_request_table_is_an_environment_failure(tmp_path: Path, monkeyp
         world = SubjectWorld(tmp_path, monkeypatch)
         assert world.subject("request", "add", "alice", "--kind", "erase") == 3
         assert "request log table 'vigil-requests' does not exist" in capsys.readouterr().err
+
+
+def test_the_scheduler_answers_erase_requests_in_the_retain_job_only_when_applying(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = SubjectWorld(tmp_path, monkeypatch)
+        world.build(others=5)
+        assert world.subject("request", "add", "alice", "--kind", "erase") == 0
+        options = JobOptions(policy=str(world.policy_path), regions=("us-east-1",), apply=True)
+        job = scheduled_job(options, tmp_path / "evidence", EventLog("json", io.StringIO()), StopFlag(), None)
+
+        job("report")  # never applies: the request is counted, nothing is erased
+        (report,) = (tmp_path / "evidence").iterdir()
+        assert json.loads((report / "subject-requests.json").read_text())["open"] == 1
+        assert any(v["key"] == "contacts/alice.json" for v in world.estate()["example-contacts"])
+
+        job("retain")
+        (retain,) = [p for p in (tmp_path / "evidence").iterdir() if "-retain-" in p.name]
+        stage = next(s for s in json.loads((retain / "run.json").read_text())["stages"] if s["stage"] == "requests")
+        assert stage["exit_code"] == 0
+        assert not any(v["key"] == "contacts/alice.json" for v in world.estate()["example-contacts"]), "the due request was erased"
+        counts = json.loads((retain / "subject-requests.json").read_text())
+        assert (counts["completed"], counts["open"]) == (1, 0)

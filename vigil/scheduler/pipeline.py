@@ -33,12 +33,13 @@ from vigil.stages.verify import VerifyOptions, verify
 
 # What each job runs. Every folder is a complete evidence pack: the report needs the check's
 # findings.json, and a failed check still gets its report; verify re-checks the signed pack.
-# Only the retain job may apply retention; the report job plans it.
+# Only the retain job may apply retention and erase due subject requests; the report job plans
+# and counts them (requests: due erase requests erased with --apply, request counts for the report).
 STAGES = {
-    "run": ("check", "retain", "requests", "report", "verify"),  # requests: due erase requests (with --apply), request counts
+    "run": ("check", "retain", "requests", "report", "verify"),
     "check": ("check", "report", "verify"),
-    "retain": ("check", "retain", "report", "verify"),
-    "report": ("check", "retain", "report", "verify"),
+    "retain": ("check", "retain", "requests", "report", "verify"),
+    "report": ("check", "retain", "requests", "report", "verify"),
 }
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from vigil.errors import UsageError
 from . import context as ctx
 from . import manifest
 from .keys import ENV_VAR, KMS_PREFIX, Signer, fingerprint, load_signer
+from .policy_copy import COPY_NAME, policy_copy
 from .results import load_results
 
 REPORT_HTML = "report.html"
@@ -107,10 +109,13 @@ def signing_info(signer: Signer | None) -> dict[str, Any]:
     return {"signed": True, "fingerprint": fingerprint(signer.public_key_raw()), "signer": signer.description}
 
 
-def render(directory: Path, policy_path: str | Path | None, signer: Signer | None) -> dict[str, Any]:
-    """The context and the three rendered documents, in memory."""
+def render(directory: Path, policy_path: str | Path | None, signer: Signer | None,
+           hash_subject: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """The context, the three rendered documents and the policy copy (None: no copy), in memory."""
     results = load_results(directory, policy_path)
+    copy = policy_copy(results.policy, hash_subject)
     context = ctx.build(results, signing_info(signer))
+    context["policy"]["copy_note"] = copy.note
     context["css"] = Markup(_asset("report.css"))
     context["js"] = Markup(_asset("report.js"))
     # The page's Content-Security-Policy allows this one script, by hash, and nothing else.
@@ -119,6 +124,7 @@ def render(directory: Path, policy_path: str | Path | None, signer: Signer | Non
         REPORT_HTML: html_environment().get_template("report.html.j2").render(context),
         REPORT_MD: md_environment().get_template("report.md.j2").render(context),
         SUMMARY: json.dumps(ctx.summary_json(context), indent=2, sort_keys=True) + "\n",
+        COPY_NAME: copy.text,
         "context": context,
     }
 
@@ -143,13 +149,16 @@ def write_html(directory: str | Path, policy_path: str | Path | None = None) -> 
     """report.html alone, unsigned (`vigil check --format html`): the same page `vigil report` writes into a pack."""
     directory = Path(directory)
     path = directory / REPORT_HTML
-    path.write_text(render(directory, policy_path, None)[REPORT_HTML], encoding="utf-8")
-    return path
+    return safe_write.write_text(path, render(directory, policy_path, None)[REPORT_HTML])
 
 
 def write_report(directory: str | Path, policy_path: str | Path | None = None,
-                 signing_key: Signer | str | os.PathLike[str] | None = None) -> list[Path]:
-    """Write report.html, report.md, summary.json and manifest.json (+ manifest.sig when signed).
+                 signing_key: Signer | str | os.PathLike[str] | None = None,
+                 hash_subject: Callable[[str], str] | None = None) -> list[Path]:
+    """Write report.html, report.md, summary.json, the policy copy and manifest.json (+ manifest.sig when signed).
+
+    `hash_subject` is the keyed hash for legal-hold subject ids in the policy copy (the
+    ledger's); without it those ids are withheld from the copy.
 
     `signing_key` is a signer, a key file (or `kms:<key>`); None falls back to $VIGIL_SIGNING_KEY,
     and without that the pack is written unsigned and says so on its first page.
@@ -158,10 +167,13 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
     refuse_key_inside(directory, signing_key)
     manifest.pack_files(directory)  # a link in the pack is refused before anything is written
     signer = signing_key if hasattr(signing_key, "sign") else load_signer(signing_key)  # type: ignore[arg-type]
-    rendered = render(directory, policy_path, signer)  # type: ignore[arg-type]
+    rendered = render(directory, policy_path, signer, hash_subject)  # type: ignore[arg-type]
     written = []
-    for name in (REPORT_HTML, REPORT_MD, SUMMARY):
+    for name in (REPORT_HTML, REPORT_MD, SUMMARY, COPY_NAME):
         path = directory / name
+        if rendered[name] is None:
+            path.unlink(missing_ok=True)  # a copy from an earlier report may be of another policy
+            continue
         written.append(safe_write.write_text(path, rendered[name]))
     run = rendered["context"]["run"]
     written += manifest.write(directory, run.get("id", ""), __version__, run.get("policy_sha256", ""), signer)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ def test_findings_hold_exactly_the_three_deliberate_failures(demo) -> None:
 
 def test_demo_policy_and_later_stages(demo) -> None:
     done, out, _seconds = demo
-    policy_text = (out / "policy.yaml").read_text()
+    policy_text = (out.parent / f"{out.name}-policy.yaml").read_text()  # beside the pack: its holds name people
     assert policy_text.startswith((ROOT / "policy.yaml").read_text().rstrip("\n"))  # the repository's policy, plus a hold
     assert "holds:" in policy_text
     assert (out / "retention-plan.json").exists()
@@ -99,3 +99,15 @@ def test_the_printed_demo_report_is_twenty_pages_or_fewer(demo, tmp_path: Path) 
     pages = screenshot.count_pages(pdf)
     print(f"printed demo report: {pages} pages")
     assert 1 <= pages <= 20
+
+
+def test_the_pack_carries_the_policy_but_no_held_subjects_raw_id(demo) -> None:
+    from vigil.policy import load_policy
+
+    _done, out, _seconds = demo
+    held = [subject for hold in load_policy(out.parent / f"{out.name}-policy.yaml").holds for subject in hold.subjects]
+    assert held
+    copy = load_policy(out / "policy-in-force.yaml")
+    assert [s for hold in copy.holds for s in hold.subjects] != held and len(copy.holds[0].subjects) == len(held)
+    leaks = [path.name for path in out.rglob("*") if path.is_file() and any(s.encode() in path.read_bytes() for s in held)]
+    assert leaks == []

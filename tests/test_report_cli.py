@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +16,12 @@ from moto import mock_aws
 from vigil.evidence import keys, manifest, sample
 from vigil.evidence.render import write_report
 from vigil.evidence.upload import upload_pack
+from vigil.retention.keys import load_keys
 
+from tests.conftest import ROOT
 from vigil.cli.main import main
 from vigil.errors import UsageError
+from vigil.policy import load_policy
 
 
 @pytest.fixture
@@ -176,3 +180,56 @@ def test_upload_refuses_a_pack_holding_a_link_and_sends_nothing(results: Path, t
     with pytest.raises(UsageError, match="extra: symbolic link"):
         upload_pack(results, "s3://example-evidence/packs", s3)
     assert s3.list_objects_v2(Bucket="example-evidence").get("KeyCount") == 0
+
+
+HELD = ("acct-HELD-0001", "acct-HELD-0002")
+
+
+def _policy_with_holds(tmp_path: Path) -> Path:
+    text = (ROOT / "policy.yaml").read_text()
+    path = tmp_path / "policy-with-holds.yaml"
+    path.write_text(text.rstrip("\n") + "\n\n# legal team, ticket LEG-7\nholds:\n"
+                    f"  - reason: \"Litigation hold\"\n    subjects: [{HELD[0]}, \"{HELD[1]}\"]\n")
+    return path
+
+
+def test_report_copies_the_policy_with_hold_subjects_as_keyed_hashes(tmp_path: Path, key_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", base64.b64encode(b"p" * 32).decode())
+    policy_path = _policy_with_holds(tmp_path)
+    original_sha = hashlib.sha256(policy_path.read_bytes()).hexdigest()
+    pack = sample.write_sample(tmp_path / "run", policy_sha256=original_sha)
+    assert main(["report", str(pack), "--policy", str(policy_path), "--signing-key", str(key_dir / "signing.key")]) == 0
+    copy = (pack / "policy-in-force.yaml").read_text()
+    hashed = [load_keys(load_policy(policy_path)).hash(subject) for subject in HELD]
+    assert load_policy(pack / "policy-in-force.yaml").holds[0].subjects == hashed  # the ledger's keyed hashes
+    expected = policy_path.read_text().replace(f'[{HELD[0]}, "{HELD[1]}"]', f'["{hashed[0]}", "{hashed[1]}"]')
+    assert copy.endswith(expected)  # everything else byte for byte, comments included
+    assert f"SHA-256 of the original file: {original_sha}" in copy
+    for path in pack.rglob("*"):  # no raw subject id anywhere in the pack
+        if path.is_file():
+            assert not any(subject.encode() in path.read_bytes() for subject in HELD), path.name
+    assert json.loads((pack / "manifest.json").read_text())["policy_sha256"] == original_sha
+    assert "policy-in-force.yaml" in {entry["path"] for entry in json.loads((pack / "manifest.json").read_text())["files"]}
+    for report in ("report.html", "report.md"):
+        text = (pack / report).read_text()
+        assert "keyed hashes" in text and "original file" in text, report
+    assert manifest.verify_pack(pack, keys.load_public(key_dir / "signing.pub")).origin_proven
+
+
+def test_without_the_evidence_key_hold_subjects_are_withheld(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIGIL_PSEUDONYM_KEY", raising=False)
+    policy_path = _policy_with_holds(tmp_path)
+    pack = sample.write_sample(tmp_path / "run", policy_sha256=hashlib.sha256(policy_path.read_bytes()).hexdigest())
+    assert main(["report", str(pack), "--policy", str(policy_path)]) == 0
+    copy = (pack / "policy-in-force.yaml").read_text()
+    assert not any(subject in copy for subject in HELD)
+    assert 'subjects: ["withheld", "withheld"]' in copy
+    assert "withheld" in (pack / "report.md").read_text()
+
+
+def test_no_copy_of_a_policy_that_is_not_the_one_in_force(results: Path, tmp_path: Path) -> None:
+    (results / "policy-in-force.yaml").write_text("stale copy from an earlier report")
+    assert main(["report", str(results), "--policy", str(_policy_with_holds(tmp_path))]) == 0
+    assert not (results / "policy-in-force.yaml").exists()
+    assert "not in this pack" in (results / "report.md").read_text()

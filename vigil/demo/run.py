@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vigil import safe_write
 from vigil.aws import Aws
 from vigil.demo import breakage, seed
 from vigil.demo.deployer import EmulatorMocks, Outcome
@@ -80,8 +81,8 @@ def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path
     if not re.search(r"^holds:", text, re.M):
         text = seed.hold_policy_text(text, held_subjects)
     text = demo_additions(text, datetime.now(UTC))
-    path = out / "policy.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = out.parent / f"{out.name}-policy.yaml"  # beside the pack, not in it: its holds name people
+    safe_write.write_text(path, text)
     load_policy(path)  # the demo's policy must be as valid as the original
     return path
 

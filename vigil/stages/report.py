@@ -1,6 +1,7 @@
 """The report stage: render the evidence pack for a results folder, sign it, optionally upload it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from vigil.errors import ExitCode
 from vigil.evidence import keys, upload
 from vigil.evidence.render import refuse_key_inside, write_report
 from vigil.evidence.upload import DEFAULT_RETAIN_DAYS
+from vigil.policy import load_policy
+from vigil.retention.keys import RetentionKeys, load_keys
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,19 @@ class ReportOutcome:
     exit_code: int = ExitCode.OK
 
 
+def subject_hasher(policy_path: str | Path | None, aws: Callable[[], Aws]) -> Callable[[str], str]:
+    """The keyed hash the ledger uses for subject ids, its key read on first use (a key that cannot be
+    read raises UsageError, and the policy copy withholds the ids instead)."""
+    loaded: list[RetentionKeys] = []
+
+    def hash_subject(subject: str) -> str:
+        if not loaded:
+            loaded.append(load_keys(load_policy(policy_path or "policy.yaml"), aws()))
+        return loaded[0].hash(subject)
+
+    return hash_subject
+
+
 def report(options: ReportOptions) -> ReportOutcome:
     directory = Path(options.directory)
     aws: Aws | None = None
@@ -48,7 +64,8 @@ def report(options: ReportOptions) -> ReportOutcome:
         upload.check_options(options.upload, options.retain_days)
     refuse_key_inside(directory, options.signing_key)
     signer = keys.load_signer(options.signing_key, kms_client=lambda: client("kms"))
-    written = write_report(directory, options.policy, signer)
+    written = write_report(directory, options.policy, signer, subject_hasher(options.policy, lambda: aws or Aws(
+        profile=options.profile, endpoint_url=options.endpoint_url)))
     uploaded = upload.upload_pack(directory, options.upload, client("s3"), retain_days=options.retain_days) if options.upload else []
     return ReportOutcome(options, written, signer.description if signer else None,
                          keys.fingerprint(signer.public_key_raw()) if signer else None, uploaded)

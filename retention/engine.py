@@ -30,6 +30,7 @@ from .guard import JUDGED_AT, is_future, refuse_future_as_of
 from .keys import RetentionKeys
 from .plan import KINDS, Summary
 from .postgres import PostgresRetention, is_postgres_action
+from .postgres.apply import apply_planned
 from .resume import Resume
 from .scan import anonymizer_for, load_closed, scan_store, store_rules
 from .verify import verify_stores
@@ -168,7 +169,7 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(
                 a for a in spool.actions() if not is_postgres_action(a))
-            pg.apply(ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
+            apply_planned(pg.work, keys, ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
         finally:
             ledger.close()
         remaining = verify_stores(aws, policy, keys, stores, as_of, closed, subjects_error, workers)

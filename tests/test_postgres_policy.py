@@ -65,3 +65,23 @@ def test_holds_by_subject_need_a_subject_column(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert any(".subject_column" in line and "legal hold names subjects" in line for line in error_lines(path))
+
+
+def test_iam_policy_retain_scopes_database_access_and_prints_the_sql_grants(tmp_path: Path, capsys) -> None:
+    from vigil.cli.main import main
+
+    data = yaml.safe_load((ROOT / "policy.yaml").read_text())
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:calls-db-AbCdEf"
+    data["stores"] += [SPEC_STORE, {**SPEC_STORE, "name": "by-secret", "table": "billing.invoices", "connection": {"secret": secret}}]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["iam-policy", "retain", "--policy", str(path), "--account", "123456789012"]) == 0
+    out = capsys.readouterr()
+    statements = {s["Sid"]: s for s in __import__("json").loads(out.out)["Statement"]}
+    users = statements["StoreDatabaseUsers"]
+    assert users["Action"] == ["rds-db:connect"]
+    assert users["Resource"] == ["arn:aws:rds-db:us-east-1:123456789012:dbuser:*/vigil_retention"]
+    assert statements["StoreSecrets"]["Action"] == ["secretsmanager:GetSecretValue"] and statements["StoreSecrets"]["Resource"] == [secret]
+    assert 'GRANT SELECT, UPDATE, DELETE ON "public"."call_records" TO "vigil_retention"' in out.err
+    assert 'GRANT rds_iam TO "vigil_retention"' in out.err and "<the secret's username>" in out.err
+    assert "CREATE" not in out.err  # vigil creates nothing in the database

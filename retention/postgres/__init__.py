@@ -1,12 +1,14 @@
 """Retention for PostgreSQL stores (kind `postgres`): plan, apply, verify and resume for tables.
 
 `PostgresRetention` is what the engine calls, once per run: `plan` per store (a PgSummary and
-actions for the spool), `apply` for the planned actions, `verify` (RET-02) and `resolve` for
-ledger intents a killed run left open. Vigil creates nothing in the database: its state is
+actions for the spool; `work` keeps what apply.apply_planned needs), `verify` (RET-02) and
+`resolve` for ledger intents a killed run left open. This module reads only: the writing code
+is in apply.py, so `vigil check` (RET-02) is not granted what only `vigil retain` does. Vigil creates nothing in the database: its state is
 the ledger; the guard against anonymizing twice is the rows' own shape (see sql.py).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,13 +20,11 @@ from vigil.aws import Aws
 from vigil.policy import Duration, Policy
 from vigil.policy.models import PostgresStore
 
-from ..apply import Stats
 from ..keys import RetentionKeys
 from ..scan import action_of, anonymizer_for, store_rules
-from .apply import PgApplier, StoreWork, wait_status
 from .backups import rds_backups
 from .connect import ConnectionProblem, Target, connect, params
-from .plan import PgSummary, count_states, plan_store, tally
+from .plan import PgSummary, StoreWork, count_states, plan_store, tally
 from .sql import Selection, build
 from .table import problems, read_table
 
@@ -52,7 +52,7 @@ class PostgresRetention:
     as_of: datetime
     closed: dict[str, datetime] = field(default_factory=dict)
     subjects_error: str | None = None
-    _work: dict[str, StoreWork] = field(default_factory=dict)
+    work: dict[str, StoreWork] = field(default_factory=dict)  # planned stores, for apply
 
     def connector(self, store: PostgresStore) -> Callable[[], psycopg.Connection]:
         return lambda: connect(self.aws, store, self.policy.regions.primary)[0]
@@ -105,7 +105,7 @@ class PostgresRetention:
 
         opened = self.open(store, use=use)
         if opened.sel is not None:
-            self._work[store.name] = StoreWork(self.connector(store), opened.sel, anonymizer, opened.summary.resource)
+            self.work[store.name] = StoreWork(self.connector(store), opened.sel, anonymizer, opened.summary.resource)
         target = opened.target
         opened.summary.backups = rds_backups(self.aws, opened.summary.region, target.instance if target else None, self.as_of)
         return opened.summary
@@ -118,10 +118,6 @@ class PostgresRetention:
             tally(summary, sel, count_states(conn, sel), verb)
 
         return self.open(store, grace=grace, use=use).summary
-
-    def apply(self, ledger, actions: list[dict[str, Any]], stats: Stats | None = None) -> Stats:
-        known = [a for a in actions if a["store"] in self._work]
-        return PgApplier(self.keys, ledger, self._work.__getitem__, stats).run_store(known)
 
     def resolve(self, ledger, intents: dict[str, dict[str, Any]]) -> int:
         """Write the missing outcome of every open postgres intent (and take it out of `intents`):
@@ -155,3 +151,15 @@ class PostgresRetention:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
+
+
+def wait_status(conn: psycopg.Connection, txid: str, patience: float = 10.0) -> str | None:
+    """committed | aborted | None (unknown: too old, or still in progress after `patience` seconds)."""
+    deadline = time.monotonic() + patience
+    while True:
+        status = conn.execute("SELECT pg_xact_status(%s::xid8)", (txid,)).fetchone()[0]
+        if status != "in progress":
+            return status
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)

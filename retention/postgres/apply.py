@@ -15,30 +15,18 @@ action stops there: the table changed in a way the plan did not foresee.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from ..apply import Stats
 from ..keys import RetentionKeys
-from ..transforms import Anonymizer
+from .plan import StoreWork
 from .rows import BATCH, Row, delete_rows, judge, key_params, select_batch, write_updates
-from .sql import DUE, Selection
+from .sql import DUE
 
 DELETE_BATCH = 5000
-
-
-@dataclass
-class StoreWork:
-    """What apply needs for one store: a way to connect, its selection, anonymizer and resource."""
-
-    connect: Callable[[], psycopg.Connection]
-    sel: Selection
-    anonymizer: Anonymizer | None
-    resource: str
 
 
 class PgApplier:
@@ -219,13 +207,8 @@ class PgApplier:
         return self.run(rest)
 
 
-def wait_status(conn: psycopg.Connection, txid: str, patience: float = 10.0) -> str | None:
-    """committed | aborted | None (unknown: too old, or still in progress after `patience` seconds)."""
-    deadline = time.monotonic() + patience
-    while True:
-        status = conn.execute("SELECT pg_xact_status(%s::xid8)", (txid,)).fetchone()[0]
-        if status != "in progress":
-            return status
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.2)
+def apply_planned(work: dict[str, StoreWork], keys: RetentionKeys, ledger, actions: list[dict[str, Any]],
+                  stats: Stats | None = None) -> Stats:
+    """Run the planned actions of the stores that were planned (read and checked) in this run."""
+    known = [a for a in actions if a["store"] in work]
+    return PgApplier(keys, ledger, work.__getitem__, stats).run_store(known)

@@ -26,6 +26,16 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 @dataclass
+class StoreWork:
+    """What apply needs for one planned store: a way to connect, its selection, anonymizer and resource."""
+
+    connect: Callable[[], psycopg.Connection]
+    sel: Selection
+    anonymizer: Anonymizer | None
+    resource: str
+
+
+@dataclass
 class PgSummary(Summary):
     """A store summary with what only databases have: partition drops, backups, notes."""
 

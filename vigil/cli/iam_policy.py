@@ -17,6 +17,7 @@ from vigil.errors import UsageError
 from vigil.iam_actions import actions_for
 from vigil.permissions import COMMANDS, Targets, build, discover_replicas, sites
 from vigil.policy import Policy
+from vigil.retention.postgres.grants import sql_grants
 
 
 def targets(args: argparse.Namespace, policy: Policy) -> Targets:
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         print("vigil: the stores' replica buckets are not included; add --discover-replicas or --bucket NAME", file=sys.stderr)
     parts = COMMANDS[args.for_command]
     print(json.dumps(build(parts, targets(args, policy)), indent=2))
+    if args.for_command != "check":
+        for line in sql_grants(policy):  # the database user's side of least privilege
+            print(line, file=sys.stderr)
     if args.sources:
         for site, scope in sorted(sites(parts)):
             needs = ", ".join(actions_for(site.operation)) or "no permission"

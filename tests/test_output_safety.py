@@ -102,6 +102,18 @@ def test_output_that_is_a_file_is_bad_input(moto_server: str, tmp_path: Path, ca
     assert f"--output {out}: is a file, not a folder" in err and "unexpected" not in err
 
 
+@pytest.mark.parametrize("command", ["run", "schedule"])
+def test_run_and_schedule_refuse_an_output_that_is_a_file(tmp_path: Path, command: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "a-file"
+    out.write_text("not a folder")
+    assert main([command, "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", "http://127.0.0.1:9",
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {out}: is a file, not a folder" in err and "unexpected" not in err
+    assert out.read_text() == "not a folder"
+
+
 @pytest.mark.parametrize("argv", [["retain"], ["subject", "find", "someone"]])
 def test_workers_zero_is_bad_input(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from vigil import safe_write
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.cli.run import add_job_flags, stage_printer
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     options.validate()
     if args.lock_ttl_hours <= 0:
         raise UsageError("--lock-ttl-hours must be positive")
-    base = Path(args.output) if args.output else DEFAULT_OUTPUT
+    base = safe_write.ensure_dir(Path(args.output) if args.output else DEFAULT_OUTPUT, "--output")  # a file: exit 2
     state_path = Path(args.state_file) if args.state_file else base / ".vigil" / "schedule-state.json"
     log = EventLog(args.log_format)
     stop = StopFlag()

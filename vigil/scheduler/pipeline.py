@@ -131,7 +131,7 @@ def run_pipeline(job: str, options: JobOptions, run_dir: Path, log: EventLog,
                  show: Callable[[str, Any], None] | None = None) -> RunResult:
     """Run the job's stages into run_dir; the worst exit code wins (see `RunResult.exit_code`).
     `show(stage, outcome)` is called after each stage that finished (the CLI prints it)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.ensure_dir(run_dir, "--output")
     run_id = run_id or run_dir.name
     result = RunResult(job=job, run_id=run_id, run_dir=str(run_dir), apply=options.apply)
     wrote_record = False

@@ -5,10 +5,13 @@ set -eu
 OUT=${1:-build/lambda}
 POLICY=${2:-policy.yaml}
 rm -rf "$OUT" && mkdir -p "$OUT"
+# Vigil's own wheel (pure Python) first, then it and its base dependencies (read from its metadata,
+# no extras: the run-time CLI) as Linux x86_64 / CPython 3.11 wheels.
+WHEELS=$(mktemp -d)
+pip wheel --quiet --no-deps -w "$WHEELS" .
 pip install --quiet --target "$OUT" --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
-    --only-binary=:all: 'boto3>=1.34,<2' 'pydantic>=2.6,<3' 'PyYAML>=6.0,<7' 'rich>=13.7,<16' 'jinja2>=3.1,<4' \
-    'cryptography>=42,<50' 'schedule>=1.2,<2'
-pip install --quiet --target "$OUT" --no-deps .
+    --only-binary=:all: "$WHEELS"/vigil-*.whl
+rm -rf "$WHEELS"
 cp deploy/lambda_handler.py "$OUT/"
 cp "$POLICY" "$OUT/policy.yaml"
 echo "Lambda code in $OUT"

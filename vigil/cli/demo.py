@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
 
 from vigil.cli import check, common
 from vigil.cli.run import show_stage as show_job_stage
+from vigil.errors import UsageError
 from vigil.subjects.show import print_found
 
 
@@ -25,11 +28,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+DEMO_EXTRA = ("moto", "flask", "werkzeug", "pulumi", "pulumi_aws", "pulumi_policy")  # what `vigil[demo]` installs
+
+
 def _policy_path(value: str | None) -> Path:
+    """--policy, else ./policy.yaml, else the example policy shipped with the demo (package data)."""
     if value:
         return Path(value)
     here = Path("policy.yaml")
-    return here if here.exists() else Path(__file__).resolve().parents[2] / "policy.yaml"
+    return here if here.exists() else Path(str(resources.files("vigil.demo").joinpath("policy.yaml")))
+
+
+def _load_demo() -> ModuleType:
+    """The demo module; without the `demo` extra (moto, Pulumi) a plain message and exit 2, not a traceback."""
+    try:
+        from vigil.demo import run as demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DEMO_EXTRA:
+            raise
+        raise UsageError(f"vigil demo needs its extra ({exc.name} is not installed): pip install 'vigil[demo]'") from None
+    return demo
 
 
 def show_stage(stage: str, outcome: Any) -> None:
@@ -43,14 +61,13 @@ def show_stage(stage: str, outcome: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vigil.demo.run import findings, run_demo
-
+    demo = _load_demo()
     console = Console()
     out = Path(args.output) if args.output else Path("evidence-out") / f"demo-{common.new_run_id()}"
-    result = run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage)
+    result = demo.run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage)
 
     console.rule("[bold]Vigil demo: results")
-    all_findings = findings(out)
+    all_findings = demo.findings(out)
     deliberate = {(b.control, b.resource) for b in result.broken}
     fails = [f for f in all_findings if f["status"] == "fail"]
     console.print(f"[bold]{len(fails)} failed[/] (the three deliberate mistakes are expected):")

@@ -34,12 +34,13 @@ class Context:
 
     @cached_property
     def stores_by_table(self) -> dict[str, list[DynamoDBStore]]:
-        """Declared DynamoDB stores by table name; the subjects table is a data store too."""
+        """Declared DynamoDB stores by table name; the subjects table and the subject-request log
+        (it holds subject ids) are data stores too."""
         out: dict[str, list[DynamoDBStore]] = {}
         for store in self.policy.dynamodb_stores:
             out.setdefault(store.table, []).append(store)
-        if self.policy.subjects is not None:
-            out.setdefault(self.policy.subjects.table, [])
+        for table in sorted(self.policy.data_tables - set(out)):
+            out[table] = []
         return out
 
     @property

@@ -66,10 +66,12 @@ def _buckets(policy: Policy) -> dict[str, list[S3Store]]:
 
 
 def _tables(policy: Policy) -> dict[str, tuple[str, list[str]]]:
-    """Table name -> (hash key, categories it holds)."""
+    """Table name -> (hash key, categories it holds); the subject-request log is keyed by request id."""
     out: dict[str, tuple[str, list[str]]] = {}
     if policy.subjects is not None:
         out[policy.subjects.table] = (policy.subjects.key, [])
+    if policy.requests is not None:
+        out[policy.requests.table] = ("id", [])
     for store in policy.dynamodb_stores:
         # The policy does not name a store table's key; the subject attribute need not be it (one
         # subject may have many items), so such tables are keyed by "id".
@@ -129,7 +131,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
             tags={**tags, "vigil:data-store": ",".join(s.name for s in stores)},
         ))
 
-    # DynamoDB stores and the subjects table.
+    # DynamoDB stores, the subjects table and the subject-request log: every table gets the same protections.
     for name, (hash_key, categories) in table_specs.items():
         stack.tables[name] = parts.table(name, SecureTableArgs(
             table=name, hash_key=hash_key, provider=providers[primary], region=primary, kms_key_arn=keys[primary].arn,

@@ -93,9 +93,7 @@ class Targets:
         objects = {(s.bucket, s.prefix) for s in policy.s3_stores}
         objects |= {(replica, s.prefix) for s in policy.s3_stores for replica in copies.get(s.bucket, ())}
         objects |= {(bucket, "") for bucket in buckets}
-        tables = set(policy.data_tables)
-        if policy.requests is not None:  # the subject-request log: read, written and created by `vigil subject`
-            tables.add(policy.requests.table)
+        tables = set(policy.data_tables)  # the subject-request log included
         connections = [s.connection for s in policy.stores if s.kind == "postgres"]
         secrets = sorted({(c.region or policy.regions.primary, c.secret) for c in connections if c.secret})
         users = sorted({(c.region or policy.regions.primary, c.user or "*") for c in connections if c.rds_instance})

@@ -22,6 +22,7 @@ from vigil.infra.components.iam import BACKUP_MANAGED_POLICIES
 from vigil.infra.mocks import declare_stack
 from vigil.infra.settings import StackSettings
 from vigil.policy import Policy, load_policy
+from vigil.policy.models import Requests
 from vigil.retention.keys import load_keys
 from vigil.stages.check import CheckOptions, check
 from vigil.stages.common import Target, new_run_id, run_stage
@@ -61,6 +62,15 @@ DEMO_SUBJECT = "ACC-00005"  # a seeded account whose erase request the demo reco
 WAIVED_USER = "demo-intern"  # one deliberate failure is also an accepted, expiring risk
 
 
+DEMO_REQUESTS = Requests()  # the request log the demo adds when the policy names none: vigil-requests, P30D
+
+
+def with_request_log(policy: Policy) -> Policy:
+    """The policy the demo deploys: with the request log its demo policy adds (demo_additions), so the
+    stack declares that table with every table's protections; Vigil itself never creates it."""
+    return policy if policy.requests is not None else policy.model_copy(update={"requests": DEMO_REQUESTS})
+
+
 def demo_additions(text: str, today: datetime) -> str:
     """What an organisation adds over time: a waiver with an owner and an expiry, and a request log."""
     if not re.search(r"^waivers:", text, re.M):
@@ -72,7 +82,8 @@ def demo_additions(text: str, today: datetime) -> str:
                  "    owner: security@example.com\n    approval: CHG-2026-0142\n"
                  f"    expires: {expires}\n")
     if not re.search(r"^requests:", text, re.M):
-        text += "\n# Added by `vigil demo`: where subject-rights requests are logged.\nrequests: {table: vigil-requests, deadline: P30D}\n"
+        text += ("\n# Added by `vigil demo`: where subject-rights requests are logged.\n"
+                 f"requests: {{table: {DEMO_REQUESTS.table}, deadline: {DEMO_REQUESTS.deadline.text}}}\n")
     return text
 
 
@@ -110,7 +121,7 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
 
         say("deploying the Pulumi program (infra/) into the emulator ...")
         mocks = EmulatorMocks(endpoint, policy.regions.primary, account)
-        declare_stack(policy, mocks=mocks)
+        declare_stack(with_request_log(policy), mocks=mocks)  # the request log is a table of the stack, as in production
         run.deploy = mocks.outcome
         say(f"  {len(mocks.outcome.applied)} resources applied, {len(mocks.outcome.failed)} refused by the emulator, "
             f"{len(mocks.outcome.skipped)} of a type the demo does not apply")
@@ -151,9 +162,7 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         lap("check")
         # One open erase request, and the plan that would answer it (a dry run: nothing changes).
         say(f"subject rights: an erase request for {DEMO_SUBJECT}, and its plan ...")
-        requests = RequestLog(aws, load_policy(demo_policy))
-        requests.create_table()
-        request = requests.add(DEMO_SUBJECT, "erase", datetime.now(UTC))
+        request = RequestLog(aws, load_policy(demo_policy)).add(DEMO_SUBJECT, "erase", datetime.now(UTC))
         say(f"  {request.id}: {request.kind} request received {iso_z(request.received_at)}, due by {iso_z(request.deadline)}")
         stage("subject erase", plan_subject_erase, SubjectPlan(target, out.parent / f"{out.name}-subject"))
         # The request's counts (no ids, no subject) go into the pack, for its "Subject requests" section.

@@ -318,9 +318,12 @@ class Policy(Strict):
 
     @property
     def data_tables(self) -> set[str]:
+        """Every table holding personal data: the stores', the subjects table, the subject-request log."""
         tables = {s.table for s in self.dynamodb_stores}
         if self.subjects is not None:
             tables.add(self.subjects.table)
+        if self.requests is not None:
+            tables.add(self.requests.table)
         return tables
 
     @property

@@ -71,11 +71,6 @@ class RequestLog:
                 raise EnvironmentFailure(f"the request log table '{self.table}' does not exist (policy requests.table)") from None
             raise EnvironmentFailure(f"dynamodb:{api} on the request log '{self.table}' failed: {exc}") from None
 
-    def create_table(self) -> None:
-        """For tests and the demo; in production the table is part of the deployed stack."""
-        self.client.create_table(TableName=self.table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
-
     def add(self, subject: str, kind: str, received: datetime) -> Request:
         if kind not in KINDS:
             raise UsageError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")

@@ -1,4 +1,5 @@
-"""The control catalogue, loaded from `catalogue.yaml` (controls as data)."""
+"""The control catalogue, loaded from `catalogue.yaml` (controls as data): each control's
+metadata in one place, from its clause and frameworks to its remediation card."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,6 +22,18 @@ class Clause:
 
 
 @dataclass(frozen=True)
+class Remediation:
+    """How to fix a control (placeholders `${name}` filled per finding by checks/remediation.py)."""
+
+    summary: str
+    cli: tuple[str, ...]
+    pulumi: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary, "cli": list(self.cli), "pulumi": self.pulumi}
+
+
+@dataclass(frozen=True)
 class Control:
     id: str
     title: str
@@ -30,6 +43,7 @@ class Control:
     scope: str
     passes: str
     frameworks: dict[str, list[str]]
+    remediation: Remediation
     services: tuple[str, ...] = ()  # the AWS services whose resources it judges (`--service` filters on them)
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +74,9 @@ def catalogue() -> dict[str, Control]:
             scope=entry["scope"],
             passes=entry["passes"],
             frameworks=entry["frameworks"],
+            remediation=Remediation(summary=entry["remediation"]["summary"].strip(),
+                                    cli=tuple(c.strip() for c in entry["remediation"]["cli"]),
+                                    pulumi=entry["remediation"]["pulumi"].rstrip()),
             services=tuple(entry.get("services") or ()),
         )
         for entry in data["controls"]

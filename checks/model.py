@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, Generic, TypeVar
+
+from vigil.s3_facts import S3_FACTS
 
 T = TypeVar("T")
 
@@ -63,19 +66,32 @@ class Finding:
 # --- S3 -------------------------------------------------------------------------------
 
 
+def not_read(fact: str) -> Fact:
+    """An S3 fact this run did not ask for: no control in scope reads it for this bucket. An
+    evaluator that reads it anyway gets an error, never a silent "not configured"."""
+    api = S3_FACTS[fact].api
+    return Fact(api, error=f"{api} was not read in this run (no control in scope reads it for this bucket)")
+
+
+def _unread(fact: str) -> Any:
+    return field(default_factory=partial(not_read, fact))
+
+
 @dataclass
 class Bucket:
+    """One bucket; each fact is a row of vigil/s3_facts.py (the region comes with the listing)."""
+
     name: str
     region: Fact[str]
-    encryption: Fact[list[dict]]  # ServerSideEncryptionConfiguration.Rules; [] when none
-    policy: Fact[dict]  # the policy document; None when the bucket has no policy
-    versioning: Fact[dict]  # {"Status": "Enabled"|"Suspended", "MFADelete": ...}; {} when never enabled
-    replication: Fact[dict]  # ReplicationConfiguration; None when none
-    public_access_block: Fact[dict]  # PublicAccessBlockConfiguration; None when none
-    logging: Fact[dict]  # LoggingEnabled; None when off
-    lifecycle: Fact[list[dict]]  # lifecycle Rules; None when none
-    object_lock: Fact[dict]  # ObjectLockConfiguration; None when none
-    tags: Fact[dict[str, str]]
+    encryption: Fact[list[dict]] = _unread("encryption")  # ServerSideEncryptionConfiguration.Rules; [] when none
+    policy: Fact[dict] = _unread("policy")  # the policy document; None when the bucket has no policy
+    versioning: Fact[dict] = _unread("versioning")  # {"Status": "Enabled"|"Suspended", "MFADelete": ...}; {} when never enabled
+    replication: Fact[dict] = _unread("replication")  # ReplicationConfiguration; None when none
+    public_access_block: Fact[dict] = _unread("public_access_block")  # PublicAccessBlockConfiguration; None when none
+    logging: Fact[dict] = _unread("logging")  # LoggingEnabled; None when off
+    lifecycle: Fact[list[dict]] = _unread("lifecycle")  # lifecycle Rules; None when none
+    object_lock: Fact[dict] = _unread("object_lock")  # ObjectLockConfiguration; None when none
+    tags: Fact[dict[str, str]] = _unread("tags")
 
     @property
     def arn(self) -> str:
@@ -84,6 +100,39 @@ class Bucket:
     @property
     def region_name(self) -> str:
         return self.region.value or ""
+
+
+@dataclass(frozen=True)
+class BucketFacts:
+    """Which S3 facts (rows of vigil/s3_facts.py) are read, by class of bucket. Each control
+    declares what it reads (`@evaluator(ID, reads=...)`); a run reads the union for its controls."""
+
+    every: frozenset[str] = frozenset()  # every bucket of the account: data stores, replicas, others
+    stores: frozenset[str] = frozenset()  # the policy's data-store buckets
+    replicas: frozenset[str] = frozenset()  # the buckets data stores replicate into
+
+    def __post_init__(self) -> None:
+        unknown = (self.every | self.stores | self.replicas) - set(S3_FACTS)
+        if unknown:
+            raise ValueError(f"unknown S3 facts {sorted(unknown)} (known: {', '.join(S3_FACTS)})")
+
+    @classmethod
+    def of(cls, every: tuple[str, ...] = (), stores: tuple[str, ...] = (), replicas: tuple[str, ...] = ()) -> BucketFacts:
+        return cls(frozenset(every), frozenset(stores), frozenset(replicas))
+
+    @classmethod
+    def all(cls) -> BucketFacts:
+        return cls(frozenset(S3_FACTS))
+
+    def __or__(self, other: BucketFacts) -> BucketFacts:
+        return BucketFacts(self.every | other.every, self.stores | other.stores, self.replicas | other.replicas)
+
+    def for_store(self) -> frozenset[str]:
+        # Replicas are found through the stores' replication rules, so reading them needs those.
+        return self.every | self.stores | (frozenset({"replication"}) if self.replicas else frozenset())
+
+    def for_replica(self) -> frozenset[str]:
+        return self.every | self.replicas
 
 
 # --- KMS ------------------------------------------------------------------------------

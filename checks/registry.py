@@ -7,17 +7,22 @@ from collections.abc import Callable, Iterable
 
 from vigil.checks.catalogue import catalogue
 from vigil.checks.context import Context
-from vigil.checks.model import Evidence, Finding, Status
+from vigil.checks.model import BucketFacts, Evidence, Finding, Status
 
 Evaluator = Callable[[Context], Iterable[Finding]]
 _EVALUATORS: dict[str, Evaluator] = {}
+_READS: dict[str, BucketFacts] = {}
+NO_BUCKET_FACTS = BucketFacts()
 
 
-def evaluator(control_id: str) -> Callable[[Evaluator], Evaluator]:
+def evaluator(control_id: str, reads: BucketFacts = NO_BUCKET_FACTS) -> Callable[[Evaluator], Evaluator]:
+    """Register a control's evaluator, with the S3 facts it reads per class of bucket (the run
+    reads only those; a fact not declared is an error fact when read, so a gap shows in tests)."""
     def register(fn: Evaluator) -> Evaluator:
         if control_id not in catalogue():
             raise ValueError(f"{control_id} is not in the catalogue")
         _EVALUATORS[control_id] = fn
+        _READS[control_id] = reads
         return fn
 
     return register
@@ -29,6 +34,22 @@ def evaluators() -> dict[str, Evaluator]:
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
     return dict(sorted(_EVALUATORS.items()))
+
+
+def reads() -> dict[str, BucketFacts]:
+    """Each control's declared S3 facts."""
+    evaluators()
+    return dict(sorted(_READS.items()))
+
+
+def bucket_facts(only: Iterable[str] | None = None) -> BucketFacts:
+    """The S3 facts the controls in scope (all, or `only`) read."""
+    evaluators()
+    wanted = list(only) if only is not None else list(_READS)
+    out = NO_BUCKET_FACTS
+    for control_id in wanted:
+        out = out | _READS.get(control_id, NO_BUCKET_FACTS)
+    return out
 
 
 def evaluate(ctx: Context, only: Iterable[str] | None = None, registry: dict[str, Evaluator] | None = None) -> list[Finding]:

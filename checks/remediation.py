@@ -1,43 +1,25 @@
-"""How to fix each control: `remediation.yaml` loaded, and filled in for one finding.
+"""How to fix each control: the remediation cards of the catalogue, filled in for one finding.
 
-The commands in the YAML carry `${name}` placeholders; `for_finding` fills them from the
-finding's resource ARN (bucket, table, db, ...), its region and the policy's regions. A
-placeholder that cannot be filled is printed as `<name>` so the operator sees what to supply
-and the command never silently targets the wrong thing.
+The commands in the cards (`remediation:` of each control in catalogue.yaml) carry `${name}`
+placeholders; `for_finding` fills them from the finding's resource ARN (bucket, table, db,
+...), its region and the policy's regions. A placeholder that cannot be filled is printed
+as `<name>` so the operator sees what to supply and the command never silently targets the
+wrong thing.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from string import Template
-from typing import Any
 
+from vigil.checks.catalogue import Remediation, catalogue
 from vigil.checks.model import Finding
 
-from vigil import safe_yaml
 from vigil.policy import Policy
 
 
-@dataclass(frozen=True)
-class Remediation:
-    summary: str
-    cli: tuple[str, ...]
-    pulumi: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"summary": self.summary, "cli": list(self.cli), "pulumi": self.pulumi}
-
-
-@cache
 def remediations() -> dict[str, Remediation]:
-    text = resources.files("vigil.checks").joinpath("remediation.yaml").read_text(encoding="utf-8")
-    return {
-        control: Remediation(summary=entry["summary"].strip(), cli=tuple(c.strip() for c in entry["cli"]),
-                             pulumi=entry["pulumi"].rstrip())
-        for control, entry in safe_yaml.safe_load(text).items()
-    }
+    """Control id -> its unfilled remediation card."""
+    return {control.id: control.remediation for control in catalogue().values()}
 
 
 # ARN shapes the catalogue's findings use -> the placeholder names they fill.

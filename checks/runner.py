@@ -12,7 +12,7 @@ from vigil.checks.catalogue import catalogue
 from vigil.checks.collectors import collect_inventory
 from vigil.checks.context import Context
 from vigil.checks.model import Finding, Inventory, Status, StoreRetention
-from vigil.checks.registry import evaluate
+from vigil.checks.registry import bucket_facts, evaluate
 from vigil.checks.remediation import for_finding
 from vigil.checks.waivers import WaiverState, apply_waivers, waiver_json
 
@@ -97,7 +97,7 @@ def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run
               *, retention: RetentionReader | None) -> CheckRun:
     """`retention=None` leaves RET-02 not applicable ("retention state was not read in this run")."""
     started = datetime.now(UTC)
-    inventory = collect_inventory(aws, policy, regions)
+    inventory = collect_inventory(aws, policy, regions, bucket_facts=bucket_facts(only))
     if retention is not None and (only is None or "RET-02" in only):
         inventory.retention = list(retention(aws, policy, inventory, as_of))
     findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)

@@ -30,6 +30,7 @@ from vigil.infra import shapes
 from vigil.infra.mocks import ACCOUNT_ID, DeclaredResource
 
 from vigil.policy import Policy
+from vigil.s3_facts import S3_FACTS
 
 # Controls a declaration cannot decide: they are judged at run time only.
 RUN_TIME_ONLY = {
@@ -37,16 +38,8 @@ RUN_TIME_ONLY = {
     "RET-02": "whether data past its retention remains is a property of the data, not of the declaration",
 }
 
-S3_PARTS = {
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": ("encryption", shapes.s3_encryption_rules),
-    "aws:s3/bucketVersioning:BucketVersioning": ("versioning", shapes.s3_versioning),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("public_access_block", shapes.s3_public_access_block),
-    "aws:s3/bucketLogging:BucketLogging": ("logging", shapes.s3_logging),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("lifecycle", shapes.s3_lifecycle_rules),
-    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": ("replication", shapes.s3_replication),
-    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": ("object_lock", shapes.s3_object_lock),
-    "aws:s3/bucketPolicy:BucketPolicy": ("policy", lambda inputs: shapes.json_document(inputs.get("policy"))),
-}
+# Pulumi type -> (the S3 fact it declares, inputs -> the fact's value), from the facts table.
+S3_PARTS = {row.pulumi: (row.name, shapes.S3_FACT_SHAPES[row.name]) for row in S3_FACTS.values() if row.pulumi}
 # Types the converter reads besides S3_PARTS; anything else is listed in `ignored`.
 KNOWN = set(S3_PARTS) | {
     "aws:s3/bucket:Bucket", "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
@@ -108,14 +101,13 @@ def _buckets(inv: Inventory, by_type: dict[str, list[DeclaredResource]]) -> None
         name = resource.id or resource.get("bucket") or resource.name
         lock = {"ObjectLockEnabled": "Enabled"} if resource.get("objectLockEnabled") else None
         t = resource.type
-        inv.buckets[name] = Bucket(
-            name=name,
-            region=_fact(t, resource.region),
+        facts = {row.name: _fact(t, row.not_configured()) for row in S3_FACTS.values()}  # what a bare bucket answers
+        inv.buckets[name] = Bucket(name=name, region=_fact(t, resource.region), **{
+            **facts,
             # Since January 2023 every bucket without a configuration encrypts with SSE-S3.
-            encryption=_fact(t, [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]),
-            policy=_fact(t, None), versioning=_fact(t, {}), replication=_fact(t, None), public_access_block=_fact(t, None),
-            logging=_fact(t, None), lifecycle=_fact(t, None), object_lock=_fact(t, lock), tags=_fact(t, shapes.tags(resource.inputs)),
-        )
+            "encryption": _fact(t, [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]),
+            "object_lock": _fact(t, lock), "tags": _fact(t, shapes.tags(resource.inputs)),
+        })
     for typ, (field_name, convert) in S3_PARTS.items():
         for resource in by_type.get(typ, []):
             bucket = inv.buckets.get(resource.get("bucket", ""))

@@ -7,6 +7,7 @@ boto3 collectors read back.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 # Keys whose AWS spelling is not simply the Pulumi name with a capital first letter.
@@ -84,6 +85,23 @@ def s3_object_lock(inputs: dict) -> dict:
 
 def tags(inputs: dict) -> dict[str, str]:
     return dict(inputs.get("tags") or {})
+
+
+def s3_policy(inputs: dict) -> dict | None:
+    return json_document(inputs.get("policy"))
+
+
+# The S3 facts (rows of vigil/s3_facts.py with a `pulumi` type) -> inputs of that resource -> the value.
+S3_FACT_SHAPES: dict[str, Callable[[dict], Any]] = {
+    "encryption": s3_encryption_rules,
+    "policy": s3_policy,
+    "versioning": s3_versioning,
+    "replication": s3_replication,
+    "public_access_block": s3_public_access_block,
+    "logging": s3_logging,
+    "lifecycle": s3_lifecycle_rules,
+    "object_lock": s3_object_lock,
+}
 
 
 # --- AWS Backup ----------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """boto3 builders (inside mock_aws) for a fully compliant S3 estate: each data store bucket
 with its replica in the backup region, as the policy file asks. Break one thing afterwards
-to test a control failing.
+to test a control failing. Each S3 fact is set through its row of vigil/s3_facts.py.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from functools import cache
@@ -13,6 +12,7 @@ import boto3
 
 from vigil.policy import Policy
 from vigil.policy.models import S3Store
+from vigil.s3_facts import write
 
 KEY_ALIAS = "alias/vigil-data"
 NONCURRENT_DAYS_FOR_UNTIMED = 30  # `forever` or `after:` categories: any age will do
@@ -93,12 +93,11 @@ def protect_bucket(name: str, region: str, key_arn: str, account: str, service_r
                    mfa_gate: bool = True, lead: list[dict] | None = None) -> None:
     """Everything every bucket should have: SSE-KMS with a customer key, TLS/MFA policy, public access blocked."""
     client = s3(region)
-    client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
-         "BucketKeyEnabled": True}]})
-    client.put_bucket_policy(Bucket=name, Policy=json.dumps(bucket_policy(name, account, service_roles, mfa_gate, lead)))
-    client.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    write(client, name, "encryption", [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                                        "BucketKeyEnabled": True}])
+    write(client, name, "policy", bucket_policy(name, account, service_roles, mfa_gate, lead))
+    write(client, name, "public_access_block",
+          {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
 
 
 def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:
@@ -131,17 +130,16 @@ def build_data_store(policy: Policy, estate: Estate, bucket: str, replica: str |
     for name, region in ((bucket, primary), (replica, backup)):
         create_bucket(name, region, object_lock=lock_days > 0 and name == bucket)
         protect_bucket(name, region, estate.keys[region], estate.account_id, roles)
-        s3(region).put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        s3(region).put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "vigil:store", "Value": bucket}]})
+        write(s3(region), name, "versioning", {"Status": "Enabled"})
+        write(s3(region), name, "tags", {"vigil:store": bucket})
 
     client = s3(primary)
-    client.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": {
-        "TargetBucket": estate.log_buckets[primary], "TargetPrefix": f"{bucket}/"}})
-    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle_rules(policy, stores)})
+    write(client, bucket, "logging", {"TargetBucket": estate.log_buckets[primary], "TargetPrefix": f"{bucket}/"})
+    write(client, bucket, "lifecycle", lifecycle_rules(policy, stores))
     if lock_days:
-        client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": lock_days}}})
-    client.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={
+        write(client, bucket, "object_lock",
+              {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": lock_days}}})
+    write(client, bucket, "replication", {
         "Role": f"arn:aws:iam::{estate.account_id}:role/vigil-replication",
         "Rules": [{
             "ID": "off-site", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},

@@ -17,17 +17,20 @@ from datetime import UTC, datetime
 import botocore.exceptions
 import pytest
 from moto import mock_aws
+from vigil.checks.collectors import collect_inventory
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.context import Context
 from vigil.checks.controls import bak_02
 from vigil.checks.model import BackupPlan, Bucket, Fact, Finding, Inventory, Status
-from vigil.checks.registry import evaluate
+from vigil.checks.registry import NO_BUCKET_FACTS, bucket_facts, evaluate
+from vigil.checks.registry import reads as registry_reads
 from vigil.checks.scope import filter_prefix
 
 from tests.builders_s3 import build_s3_estate, client, create_bucket, s3
 from tests.helpers import finding, policy_variant, repo_policy, run_checks
 from vigil.aws import Aws
 from vigil.policy import Policy
+from vigil.s3_facts import S3_FACTS
 
 MINE = ["ENC-01", "ENC-02", "BAK-01", "BAK-02", "BAK-03", "ACC-01", "AUD-02", "RES-01", "RET-01", "RET-04"]
 DATA_CONTROLS = ["ENC-02", "BAK-01", "BAK-02", "AUD-02", "RES-01", "RET-01"]
@@ -513,7 +516,6 @@ def test_ret04_counts_years_and_fails_buckets_without_object_lock(estate, tmp_pa
         ("GetBucketVersioning", ["BAK-01"]),
         ("GetBucketReplication", ["BAK-02"]),
         ("GetBucketLogging", ["AUD-02"]),
-        ("GetBucketLocation", ["RES-01"]),
         ("GetBucketLifecycleConfiguration", ["RET-01"]),
         ("GetObjectLockConfiguration", ["RET-04"]),
     ],
@@ -528,6 +530,22 @@ def test_a_denied_read_is_an_error_for_that_bucket_only(estate, operation, contr
         others = [x for x in findings if x.control == control and x.resource.startswith("arn:aws:s3:::")
                   and not x.resource.endswith(target)]
         assert all(x.status == Status.PASS for x in others), [(x.resource, x.reason) for x in others]
+
+
+def test_a_bucket_whose_region_cannot_be_read_is_a_res01_error_for_it_alone(estate):
+    """No BucketRegion in the listing and the region-filtered listings refused: each bucket's
+    region is asked with GetBucketLocation, and a refusal there is that bucket's error."""
+    aws = deny(Aws(), "GetBucketLocation", CONSENT)
+
+    def refuse_filtered(params: dict, model, **_kwargs) -> None:
+        if params.get("BucketRegion"):
+            raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, model.name)
+
+    aws.session.events.register("before-parameter-build.s3.ListBuckets", refuse_filtered)
+    findings = check(estate[0], ["RES-01"], aws)
+    f = finding(findings, "RES-01", CONSENT)
+    assert f.status == Status.ERROR and "s3:GetBucketLocation was denied (AccessDenied)" in f.reason
+    assert status(findings, "RES-01", BILLING) == Status.PASS
 
 
 def test_a_denied_read_on_a_replica_makes_bak03_an_error(estate):
@@ -554,25 +572,29 @@ def test_denied_account_public_access_block_is_kept_as_a_fact(estate):
     assert inventory.buckets[BILLING].public_access_block.value == ALL_ON  # bucket level unaffected
 
 
-# --- the collector: one call per fact --------------------------------------------------
+# --- the collector: one call per fact, only the facts the controls in scope read ---------
 
-PER_BUCKET = {"GetBucketLocation", "GetBucketEncryption", "GetBucketPolicy", "GetBucketVersioning", "GetBucketReplication",
-              "GetPublicAccessBlock", "GetBucketLogging", "GetBucketLifecycleConfiguration", "GetObjectLockConfiguration",
-              "GetBucketTagging"}
+PER_BUCKET = {row.operation for row in S3_FACTS.values()}
 
 
-def test_every_api_is_called_exactly_once_per_bucket(full_estate):
-    policy, built = full_estate
-    aws = Aws()
+def counted(aws: Aws) -> Counter:
+    """(operation, bucket or account or region filter) -> calls made on this session."""
     calls: Counter = Counter()
     lock = threading.Lock()
 
     def count(params: dict, model, **_kwargs) -> None:
         with lock:
-            calls[(model.name, params.get("Bucket") or params.get("AccountId"))] += 1
+            calls[(model.name, params.get("Bucket") or params.get("AccountId") or params.get("BucketRegion"))] += 1
 
     aws.session.events.register("before-parameter-build.s3", count)
     aws.session.events.register("before-parameter-build.s3-control", count)
+    return calls
+
+
+def test_every_api_is_called_exactly_once_per_bucket(full_estate):
+    policy, built = full_estate
+    aws = Aws()
+    calls = counted(aws)
     inventory = collect_with(aws, policy, ["s3"])
 
     names = set(inventory.buckets)
@@ -580,7 +602,8 @@ def test_every_api_is_called_exactly_once_per_bucket(full_estate):
     for name in names:
         assert {op for (op, bucket) in calls if bucket == name} == PER_BUCKET
     assert all(n == 1 for n in calls.values()), [k for k, n in calls.items() if n > 1]
-    assert calls[("ListBuckets", None)] == 1
+    # moto's listing has no BucketRegion: one listing per region in scope places the buckets (no GetBucketLocation)
+    assert {key for key in calls if key[0] == "ListBuckets"} == {("ListBuckets", None), *(("ListBuckets", r) for r in policy.regions_in_scope)}
     assert calls[("GetPublicAccessBlock", built.account_id)] == 1
     # values come back in the shapes the records promise
     contacts = inventory.buckets[CONTACTS]
@@ -591,6 +614,57 @@ def test_every_api_is_called_exactly_once_per_bucket(full_estate):
     assert inventory.buckets[CONSENT].object_lock.value["ObjectLockEnabled"] == "Enabled"
     assert inventory.buckets[built.replicas[CONTACTS]].lifecycle.value is None
     assert inventory.buckets[built.replicas[CONTACTS]].replication.value is None
+
+
+def test_bucket_region_in_the_listing_saves_every_other_location_call(full_estate):
+    """Real S3 answers a ListBuckets that has a parameter (MaxBuckets) with each bucket's BucketRegion."""
+    policy, built = full_estate
+    where = {name: policy.regions.primary for name in policy.data_buckets} | {r: policy.regions.backup for r in built.replicas.values()}
+    where |= {name: region for region, name in built.log_buckets.items()}
+    aws = Aws()
+    calls = counted(aws)
+
+    def as_aws_answers(parsed: dict, model, **_kwargs) -> None:
+        for bucket in parsed.get("Buckets", []):
+            bucket["BucketRegion"] = where[bucket["Name"]]
+
+    aws.session.events.register("after-call.s3.ListBuckets", as_aws_answers)
+    inventory = collect_with(aws, policy, ["s3"])
+    assert [key for key in calls if key[0] in ("ListBuckets", "GetBucketLocation")] == [("ListBuckets", None)]
+    assert {name: b.region.value for name, b in inventory.buckets.items()} == where
+    assert all(b.region.api == "s3:ListBuckets" for b in inventory.buckets.values())
+
+
+def test_only_the_facts_the_controls_in_scope_read_are_collected(full_estate):
+    policy, built = full_estate
+    aws = Aws()
+    calls = counted(aws)
+    inventory = collect_inventory(aws, policy, policy.regions_in_scope, bucket_facts=bucket_facts(["ENC-01"]))
+    per_bucket = {name: {op for (op, bucket) in calls if bucket == name} for name in inventory.buckets}
+    assert per_bucket and all(ops == {"GetBucketEncryption"} for ops in per_bucket.values())  # ENC-01 reads encryption only
+    unread = inventory.buckets[BILLING].policy
+    assert not unread.ok and "not read in this run" in unread.error  # never a silent "no policy"
+
+    calls.clear()
+    wanted = bucket_facts()  # every control: each class of bucket gets what its controls read
+    inventory = collect_inventory(aws, policy, policy.regions_in_scope, bucket_facts=wanted)
+    ops = {name: {op for (op, bucket) in calls if bucket == name} for name in inventory.buckets}
+    api = {row.name: row.operation for row in S3_FACTS.values()}
+    assert ops[built.log_buckets["us-east-1"]] == {api[f] for f in wanted.every}
+    assert ops[built.replicas[BILLING]] == {api[f] for f in wanted.for_replica()}
+    assert ops[BILLING] == {api[f] for f in wanted.for_store()}
+    assert "GetBucketTagging" not in {op for op, _ in calls}  # no control reads tags
+
+
+@pytest.mark.parametrize("control", sorted(c for c, reads in registry_reads().items() if reads != NO_BUCKET_FACTS))
+def test_a_control_judges_the_same_on_the_facts_it_declares_as_on_all_facts(full_estate, control):
+    """Each control's declared facts are all it reads: collecting only those changes none of its findings."""
+    policy, _ = full_estate
+    everything = check(policy, [control])
+    inventory = collect_inventory(Aws(), policy, policy.regions_in_scope, bucket_facts=bucket_facts([control]))
+    declared = evaluate(Context(policy=policy, inventory=inventory, as_of=datetime.now(UTC)), only=[control])
+    key = lambda findings: sorted((f.resource, f.status, f.reason) for f in findings)  # noqa: E731
+    assert key(declared) == key(everything)
 
 
 def test_an_empty_account_collects_nothing_and_errs_nowhere():
@@ -613,12 +687,8 @@ def test_a_bucket_policy_that_is_not_json_is_an_error_fact(estate):
 
 def _record(name: str, region: str, **values) -> Bucket:
     """A bucket record as the collector fills it from AWS's answers."""
-    apis = {"encryption": "GetBucketEncryption", "policy": "GetBucketPolicy", "versioning": "GetBucketVersioning",
-            "replication": "GetBucketReplication", "public_access_block": "GetPublicAccessBlock",
-            "logging": "GetBucketLogging", "lifecycle": "GetBucketLifecycleConfiguration",
-            "object_lock": "GetObjectLockConfiguration", "tags": "GetBucketTagging"}
-    facts = {field: Fact(f"s3:{api}", values.get(field)) for field, api in apis.items()}
-    return Bucket(name=name, region=Fact("s3:GetBucketLocation", region), **facts)
+    facts = {row.name: Fact(row.api, values.get(row.name)) for row in S3_FACTS.values()}
+    return Bucket(name=name, region=Fact("s3:ListBuckets", region), **facts)
 
 
 @pytest.mark.parametrize(

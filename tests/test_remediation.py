@@ -20,7 +20,7 @@ def _placeholders(text: str) -> set[str]:
 
 
 def test_every_control_has_a_complete_card() -> None:
-    assert set(remediations()) == set(catalogue()), "remediation.yaml and the catalogue list the same controls"
+    assert set(remediations()) == set(catalogue()), "every control of the catalogue carries its remediation card"
     for control_id, fix in remediations().items():
         assert len(fix.summary.split()) >= 25, f"{control_id}: the summary should be a real paragraph"
         assert fix.cli and all(re.match(r"^(aws |vigil |# )", c) for c in fix.cli), (control_id, fix.cli)

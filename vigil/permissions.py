@@ -49,7 +49,8 @@ def package_modules(package: str) -> tuple[str, ...]:
 
 
 BASE = Part(("vigil.aws",), ("vigil.aws",), ALL)
-COLLECTORS = Part(("vigil.checks.collectors",), ("vigil.checks.collectors",), ALL)
+# The S3 collector's calls are the rows of the facts table (vigil/s3_facts.py), which it follows.
+COLLECTORS = Part(("vigil.checks.collectors",), ("vigil.checks.collectors", "vigil.s3_facts"), ALL)
 RET02 = Part(("vigil.retention.verify",), ("vigil.retention",), STORES)  # the check's RET-02 reads the stores
 RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.retention",), STORES)
 # Subject erasure acts through the retention executors, whose module also deletes expired recovery

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from vigil.checks.collectors import backup, cloudtrail, dynamodb, ec2, iam, kms, rds, s3
 from vigil.checks.collectors.base import CollectSession
-from vigil.checks.model import Inventory
+from vigil.checks.model import BucketFacts, Inventory
 
 from vigil.aws import Aws
 from vigil.policy import Policy
@@ -18,13 +18,15 @@ from vigil.policy import Policy
 SERVICES = (s3, kms, iam, dynamodb, rds, ec2, cloudtrail, backup)
 
 
-def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int = 32) -> Inventory:
+def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int = 32,
+                      bucket_facts: BucketFacts | None = None) -> Inventory:
+    """`bucket_facts`: the S3 facts the controls in scope read (registry.bucket_facts); None reads all."""
     account_id = aws.account_id(policy.regions.primary)
     inventory = Inventory(account_id=account_id, regions=list(regions))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-call") as pool, ThreadPoolExecutor(
         max_workers=len(SERVICES), thread_name_prefix="vigil-service"
     ) as services:
-        session = CollectSession(aws=aws, policy=policy, regions=list(regions), pool=pool)
+        session = CollectSession(aws=aws, policy=policy, regions=list(regions), pool=pool, bucket_facts=bucket_facts)
         futures = [services.submit(module.collect, session, inventory) for module in SERVICES]
         for future in futures:
             future.result()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import botocore.exceptions
-from vigil.checks.model import Fact
+from vigil.checks.model import BucketFacts, Fact
 
 from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
@@ -23,6 +23,7 @@ class CollectSession:
     policy: Policy
     regions: list[str]
     pool: Executor
+    bucket_facts: BucketFacts | None = None  # the S3 facts to read; None: all of them, for every bucket
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self.pool.submit(fn, *args)

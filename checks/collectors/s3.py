@@ -1,51 +1,120 @@
-"""S3: every bucket's configuration, one call per fact, plus the account-level public access block.
+"""S3: the buckets, with the facts the controls in scope read, plus the account-level public access block.
 
-ListBuckets once; then per bucket GetBucketLocation, and once the region is known the other
-nine reads concurrently on the session's bounded pool, each with a client in the bucket's
-own region (real AWS answers a wrong-region client with a redirect, i.e. a second call).
+ListBuckets once, with each bucket's region (`BucketRegion`, which AWS includes when the
+request has a parameter, here MaxBuckets). Where the endpoint leaves it out, one listing per
+region in scope filtered by `BucketRegion` places the buckets, and GetBucketLocation only the
+ones left. Then each bucket's facts (rows of vigil/s3_facts.py) are read concurrently on the
+session's bounded pool, with a client in the bucket's own region (real AWS answers a
+wrong-region client with a redirect, i.e. a second call), and only those its class needs:
+
+* every bucket: what the controls on all buckets read (ENC-01, TLS-01, ACC-01, ACC-02);
+* data-store buckets: also what the data-store controls read;
+* replicas (found through the stores' replication rules): also what BAK-03, RET-02 read.
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from concurrent.futures import Future, as_completed
+from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import Any
 
 from vigil.checks.collectors.base import CollectSession, fetch
-from vigil.checks.model import Bucket, Fact, Inventory
+from vigil.checks.model import Bucket, BucketFacts, Fact, Inventory
+
+from vigil.s3_facts import S3_FACTS, S3Fact
 
 # GetBucketLocation answers these legacy names for two regions.
 _LEGACY_LOCATIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
+LIST_PAGE = 10_000  # the most ListBuckets returns at once; any parameter makes AWS include BucketRegion
 
 
 def collect(session: CollectSession, inventory: Inventory) -> None:
     primary = session.policy.regions.primary
+    wanted = session.bucket_facts or BucketFacts.all()
     account_block = session.submit(_account_public_access_block, session, primary, inventory.account_id)
     listed = fetch("s3:ListBuckets", lambda: _list_buckets(session.aws.client("s3", primary)))
     if not listed.ok:
         inventory.listing_errors["s3"] = listed
-    names = listed.value or []
+    regions = _regions(session, primary, dict(listed.value or {}))
 
-    locations = {session.submit(_location, session, primary, name): name for name in names}
-    pending: dict[str, tuple[Fact[str], dict[str, Future[Fact]]]] = {}
-    for done in as_completed(locations):
-        name = locations[done]
-        region = done.result()
-        client = session.aws.client("s3", region.value or primary)
-        pending[name] = (region, {field: session.submit(read, client, name) for field, read in _READS.items()})
+    stores = session.policy.data_buckets
+    pending: dict[str, dict[str, Future[Fact]]] = {}
+    for name, region in regions.items():
+        facts = wanted.for_store() if name in stores else wanted.every
+        pending[name] = _read(session, name, region, facts)
+    # Replicas are known once the stores' replication rules are in; they add their own facts.
+    extra = wanted.for_replica() - wanted.every
+    if extra:
+        for name in _replicas(stores, pending):
+            if name in regions:
+                pending[name].update(_read(session, name, regions[name], extra - set(pending[name])))
 
-    for name in names:
-        region, futures = pending[name]
-        facts = {field: future.result() for field, future in futures.items()}
+    for name, region in regions.items():
+        facts = {field: future.result() for field, future in pending.pop(name).items()}
         inventory.buckets[name] = Bucket(name=name, region=region, **facts)
     inventory.account_public_access_block = account_block.result()
 
 
-def _list_buckets(client: Any) -> list[str]:
-    names: list[str] = []
-    for page in client.get_paginator("list_buckets").paginate():
-        names.extend(bucket["Name"] for bucket in page.get("Buckets", []))
-    return names
+def _list_buckets(client: Any, **filters: str) -> list[tuple[str, str | None]]:
+    """(name, region or None when the endpoint does not say) for each bucket listed."""
+    out: list[tuple[str, str | None]] = []
+    pages = client.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": LIST_PAGE}, **filters)
+    for page in pages:
+        out.extend((bucket["Name"], bucket.get("BucketRegion")) for bucket in page.get("Buckets", []))
+    return out
+
+
+def _regions(session: CollectSession, primary: str, listed: dict[str, str | None]) -> dict[str, Fact[str]]:
+    """Each listed bucket's region as a fact, from the listing where it says, else asked."""
+    out = {name: Fact("s3:ListBuckets", region) for name, region in listed.items() if region}
+    unplaced = [name for name in listed if name not in out]
+    if unplaced:  # an endpoint without BucketRegion in its answer (moto, older S3 APIs): filter by region
+        by_region = {region: session.submit(fetch, "s3:ListBuckets", _filtered(session, region)) for region in session.regions}
+        for region, future in by_region.items():
+            fact = future.result()
+            for name, _ in fact.value or []:
+                if name in listed and name not in out:
+                    out[name] = Fact("s3:ListBuckets", region)
+        located = {name: session.submit(_location, session, primary, name) for name in unplaced if name not in out}
+        out.update({name: future.result() for name, future in located.items()})
+    return {name: out[name] for name in listed}  # in listing order
+
+
+def _filtered(session: CollectSession, region: str) -> Any:
+    # AWS answers a BucketRegion filter only at that region's endpoint.
+    return lambda: _list_buckets(session.aws.client("s3", region), BucketRegion=region)
+
+
+def _replicas(stores: set[str], pending: dict[str, dict[str, Future[Fact]]]) -> list[str]:
+    out: list[str] = []
+    for name in stores:
+        future = pending.get(name, {}).get("replication")
+        fact = future.result() if future is not None else None
+        for rule in ((fact.value or {}) if fact is not None and fact.ok else {}).get("Rules", []):
+            replica = rule.get("Destination", {}).get("Bucket", "").removeprefix("arn:aws:s3:::")
+            if replica and replica not in out:
+                out.append(replica)
+    return out
+
+
+def _read(session: CollectSession, name: str, region: Fact[str], facts: Iterable[str]) -> dict[str, Future[Fact]]:
+    client = session.aws.client("s3", region.value or session.policy.regions.primary)
+    return {fact: session.submit(read_fact, client, name, S3_FACTS[fact]) for fact in sorted(facts)}
+
+
+def read_fact(client: Any, bucket: str, row: S3Fact) -> Fact:
+    """One row of the facts table for one bucket: its value, "not configured", or why it could not be read."""
+    answer = fetch(row.api, lambda: getattr(client, row.get)(Bucket=bucket), absent=row.absent)
+    if not answer.ok:
+        return answer
+    if answer.value is None:
+        return Fact(row.api, row.not_configured())
+    try:
+        value = row.value_from(answer.value)
+    except ValueError as exc:
+        return Fact(row.api, error=f"{row.api} returned a {row.name} that is not valid JSON ({exc})")
+    if row.form == "json" and not isinstance(value, dict):
+        return Fact(row.api, error=f"{row.api} returned a {row.name} that is not a JSON object")
+    return Fact(row.api, value)
 
 
 def _account_public_access_block(session: CollectSession, region: str, account_id: str) -> Fact[dict]:
@@ -65,98 +134,3 @@ def _location(session: CollectSession, primary: str, name: str) -> Fact[str]:
         return _LEGACY_LOCATIONS.get(constraint, constraint)
 
     return fetch("s3:GetBucketLocation", call)
-
-
-def _or(fact: Fact, default: Any) -> Fact:
-    """A fact whose "not configured" answer (None) means `default` for this field."""
-    return Fact(fact.api, default, fact.error) if fact.ok and fact.value is None else fact
-
-
-def _encryption(client: Any, name: str) -> Fact[list[dict]]:
-    fact = fetch(
-        "s3:GetBucketEncryption",
-        lambda: client.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"].get("Rules", []),
-        absent=("ServerSideEncryptionConfigurationNotFoundError",),
-    )
-    return _or(fact, [])
-
-
-def _policy(client: Any, name: str) -> Fact[dict]:
-    api = "s3:GetBucketPolicy"
-    fact = fetch(api, lambda: client.get_bucket_policy(Bucket=name)["Policy"], absent=("NoSuchBucketPolicy",))
-    if not fact.ok or fact.value is None:
-        return fact
-    try:
-        document = json.loads(fact.value)
-    except ValueError as exc:
-        return Fact(api, error=f"{api} returned a policy that is not valid JSON ({exc})")
-    if not isinstance(document, dict):
-        return Fact(api, error=f"{api} returned a policy that is not a JSON object")
-    return Fact(api, document)
-
-
-def _without_metadata(response: dict) -> dict:
-    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
-
-
-def _versioning(client: Any, name: str) -> Fact[dict]:
-    return fetch("s3:GetBucketVersioning", lambda: _without_metadata(client.get_bucket_versioning(Bucket=name)))
-
-
-def _replication(client: Any, name: str) -> Fact[dict]:
-    return fetch(
-        "s3:GetBucketReplication",
-        lambda: client.get_bucket_replication(Bucket=name)["ReplicationConfiguration"],
-        absent=("ReplicationConfigurationNotFoundError",),
-    )
-
-
-def _public_access_block(client: Any, name: str) -> Fact[dict]:
-    return fetch(
-        "s3:GetPublicAccessBlock",
-        lambda: client.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"],
-        absent=("NoSuchPublicAccessBlockConfiguration",),
-    )
-
-
-def _logging(client: Any, name: str) -> Fact[dict]:
-    return fetch("s3:GetBucketLogging", lambda: client.get_bucket_logging(Bucket=name).get("LoggingEnabled"))
-
-
-def _lifecycle(client: Any, name: str) -> Fact[list[dict]]:
-    return fetch(
-        "s3:GetBucketLifecycleConfiguration",
-        lambda: client.get_bucket_lifecycle_configuration(Bucket=name).get("Rules", []),
-        absent=("NoSuchLifecycleConfiguration",),
-    )
-
-
-def _object_lock(client: Any, name: str) -> Fact[dict]:
-    return fetch(
-        "s3:GetObjectLockConfiguration",
-        lambda: client.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"],
-        absent=("ObjectLockConfigurationNotFoundError",),
-    )
-
-
-def _tags(client: Any, name: str) -> Fact[dict[str, str]]:
-    fact = fetch(
-        "s3:GetBucketTagging",
-        lambda: {tag["Key"]: tag["Value"] for tag in client.get_bucket_tagging(Bucket=name).get("TagSet", [])},
-        absent=("NoSuchTagSet",),
-    )
-    return _or(fact, {})
-
-
-# Bucket field -> the one read that fills it.
-_READS: dict[str, Callable[[Any, str], Fact]] = {
-    "encryption": _encryption,
-    "policy": _policy,
-    "versioning": _versioning,
-    "replication": _replication,
-    "public_access_block": _public_access_block,
-    "logging": _logging,
-    "lifecycle": _lifecycle,
-    "object_lock": _object_lock,
-    "tags": _tags,
-}

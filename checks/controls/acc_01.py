@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Evidence, Finding, Status
+from vigil.checks.model import Bucket, BucketFacts, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import failed, passed
 
 ID = "ACC-01"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(every=("public_access_block",))
 FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
@@ -38,7 +40,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
                   "level; turn them on", apis, observed)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     yield from all_buckets_unlisted(ctx, ID)
     for bucket in ctx.inventory.buckets.values():

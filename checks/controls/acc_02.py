@@ -17,12 +17,14 @@ from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import errored, verdict
 
 ID = "ACC-02"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(every=("policy",))
 NARROWING_KEYS = {
     "aws:sourcevpce", "aws:sourcevpc", "aws:principalorgid", "aws:principalorgpaths", "aws:principalaccount",
     "aws:sourceaccount", "aws:sourcearn", "aws:principalarn", "aws:sourceip", "aws:sourceorgid",
@@ -99,7 +101,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
                    fact.api, fact.value)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for bucket in ctx.inventory.buckets.values():
         yield check_bucket(ctx, bucket)

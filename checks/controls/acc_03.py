@@ -10,11 +10,13 @@ from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
-from vigil.checks.model import Finding
+from vigil.checks.model import BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import errored, passed
 
 ID = "ACC-03"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("policy", "replication"))
 
 
 def _declared_roles(ctx: Context) -> list[dict]:
@@ -28,7 +30,7 @@ def _declared_roles(ctx: Context) -> list[dict]:
     return out
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     roles = _declared_roles(ctx)
     for name in ctx.stores_by_bucket:

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Evidence, Finding, Status, Trail
+from vigil.checks.model import Bucket, BucketFacts, Evidence, Finding, Status, Trail
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "AUD-02"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("logging",))
 S3_OBJECT = "AWS::S3::Object"
 ALL_BUCKETS = ("arn:aws:s3", "arn:aws:s3:::")
 
@@ -84,7 +86,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
                   "S3 data events; turn on server access logging", apis, observed)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield check_bucket(ctx, bucket) if bucket else missing_bucket(ctx, ID, name)

@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "BAK-01"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("versioning",))
 
 
 def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
@@ -25,7 +27,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
                   f"bucket {bucket.name} versioning is {state}; enable versioning", fact.api, observed)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield check_bucket(ctx, bucket) if bucket else missing_bucket(ctx, ID, name)

@@ -11,16 +11,20 @@ from collections.abc import Callable, Iterator
 
 from vigil.checks.context import Context
 from vigil.checks.controls import acc_01, bak_01, enc_01, enc_02, tls_01, tls_02
-from vigil.checks.model import BackupVault, Bucket, Evidence, Finding, Status
+from vigil.checks.model import BackupVault, Bucket, BucketFacts, Evidence, Finding, Status
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import bucket_arn
 
 ID = "BAK-03"
 # The per-bucket rule of each control a replica must pass, judged exactly as on its source.
-BUCKET_RULES: dict[str, Callable[[Context, Bucket], Finding]] = {
-    module.ID: module.check_bucket for module in (enc_01, enc_02, tls_01, tls_02, acc_01, bak_01)
-}
+_RULE_MODULES = (enc_01, enc_02, tls_01, tls_02, acc_01, bak_01)
+BUCKET_RULES: dict[str, Callable[[Context, Bucket], Finding]] = {module.ID: module.check_bucket for module in _RULE_MODULES}
 SUB_CONTROLS = tuple(BUCKET_RULES)
+# A replica is read for what those rules read on a data store; the stores for their replication rules.
+READS = BucketFacts(
+    stores=frozenset({"replication"}),
+    replicas=frozenset().union(*(m.READS.every | m.READS.stores for m in _RULE_MODULES)),
+)
 
 
 def check_replica(ctx: Context, bucket: Bucket, sources: list[str]) -> Finding:
@@ -56,7 +60,7 @@ def check_vault(ctx: Context, vault: BackupVault, stores: set[str]) -> Finding:
     return Finding(ID, result.resource, result.region, result.status, result.reason, result.evidence)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for replica, sources in ctx.replicas.items():
         bucket = ctx.bucket(replica)

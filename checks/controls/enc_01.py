@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import all_buckets_unlisted
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "ENC-01"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(every=("encryption",))
 AES256_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 
 
@@ -35,7 +37,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     return failed(ID, bucket.arn, bucket.region_name, reason, fact.api, observed)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     yield from all_buckets_unlisted(ctx, ID)
     for bucket in ctx.inventory.buckets.values():

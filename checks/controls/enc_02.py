@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Evidence, Finding, KmsKey, Status, Table
+from vigil.checks.model import Bucket, BucketFacts, Evidence, Finding, KmsKey, Status, Table
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import data_store_buckets, missing_bucket, missing_table
 from vigil.checks.verdicts import errored, failed, passed
 
 ID = "ENC-02"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("encryption",))
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 
 
@@ -86,7 +88,7 @@ def check_table(ctx: Context, table: Table) -> Finding:
     return judge_key(ctx, table.arn, table.region, f"table {table.name}", reference, [fact.api], observed)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield check_bucket(ctx, bucket) if bucket else missing_bucket(ctx, ID, name)

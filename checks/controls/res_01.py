@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Evidence, Fact, Finding, Status
+from vigil.checks.model import BucketFacts, Evidence, Fact, Finding, Status
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import bucket_arn, data_store_buckets, missing_bucket, missing_table
 from vigil.checks.verdicts import errored, verdict
 
 ID = "RES-01"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("replication",))  # the regions come with the listing; replicas are found through replication
 
 
 def check_region(ctx: Context, resource: str, what: str, region: str, api: str | list[str]) -> Finding:
@@ -36,7 +38,7 @@ def _vault_region(arn: str) -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield check_bucket(ctx, name, f"data store bucket {name}") if bucket else missing_bucket(ctx, ID, name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import data_store_buckets, enabled, filter_prefix, missing_bucket
 from vigil.checks.verdicts import errored, verdict
@@ -19,6 +19,8 @@ from vigil.checks.verdicts import errored, verdict
 from vigil.policy.models import S3Store
 
 ID = "RET-01"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("lifecycle",))
 
 
 def covering_rules(rules: list[dict], prefix: str) -> list[dict]:
@@ -76,7 +78,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     return verdict(ID, bucket.arn, region, not problems and fact.value is not None, reason, fact.api, {"Rules": fact.value})
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield check_bucket(ctx, bucket) if bucket else missing_bucket(ctx, ID, name)

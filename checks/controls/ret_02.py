@@ -10,11 +10,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from vigil.checks.context import Context
-from vigil.checks.model import Evidence, Finding, Status, StoreRetention
+from vigil.checks.model import BucketFacts, Evidence, Finding, Status, StoreRetention
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import failed, not_applicable, passed
 
 CONTROL = "RET-02"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("replication", "object_lock"), replicas=("object_lock",))  # what the retention verify reuses
 
 
 def _age_days(oldest: str | None, as_of: datetime) -> int | None:
@@ -59,7 +61,7 @@ def findings_for(statuses: Iterable[StoreRetention], as_of: datetime) -> list[Fi
     return out
 
 
-@evaluator(CONTROL)
+@evaluator(CONTROL, reads=READS)
 def evaluate(ctx: Context) -> list[Finding]:
     if ctx.inventory.retention:
         return findings_for(ctx.inventory.retention, ctx.as_of)

@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import missing_bucket, missing_table
 from vigil.checks.verdicts import errored, failed, verdict
 
 ID = "RET-04"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("object_lock",))
 
 
 def guarded(ctx: Context, store) -> bool:
@@ -54,7 +56,7 @@ def _no_guard(ctx: Context, resource: str, region: str, what: str, needed: int, 
                   "keep this category in an S3 bucket with Object Lock", api, None)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     primary = ctx.policy.regions.primary
     for name, stores in ctx.stores_by_bucket.items():

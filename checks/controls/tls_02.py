@@ -5,12 +5,14 @@ from collections.abc import Iterator
 
 from vigil.checks import iam_policy as iam
 from vigil.checks.context import Context
-from vigil.checks.model import Bucket, Finding
+from vigil.checks.model import Bucket, BucketFacts, Finding
 from vigil.checks.registry import evaluator
 from vigil.checks.scope import data_store_buckets, missing_bucket
 from vigil.checks.verdicts import errored, verdict
 
 ID = "TLS-02"
+# The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
+READS = BucketFacts.of(stores=("policy",))
 KEY = "s3:tlsversion"
 
 
@@ -52,7 +54,7 @@ def check_bucket(ctx: Context, bucket: Bucket) -> Finding:
     return verdict(ID, bucket.arn, bucket.region_name, False, reason, fact.api, fact.value)
 
 
-@evaluator(ID)
+@evaluator(ID, reads=READS)
 def evaluate(ctx: Context) -> Iterator[Finding]:
     for name, bucket in data_store_buckets(ctx):
         yield missing_bucket(ctx, ID, name) if bucket is None else check_bucket(ctx, bucket)

@@ -7,7 +7,6 @@ emulator refuses is listed in `failed` with its reason, and the deploy goes on.
 """
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any
 
 from botocore.config import Config
 
+from vigil import s3_facts
 from vigil.aws import Aws
 from vigil.infra import shapes
 from vigil.infra.mocks import DeclaredResource, RecordingMocks, fake_identity
@@ -93,32 +93,26 @@ def _bucket(m: EmulatorMocks, r: DeclaredResource) -> None:
         kwargs["ObjectLockEnabledForBucket"] = True
     s3.create_bucket(**kwargs)
     if r.get("tags"):
-        s3.put_bucket_tagging(Bucket=r.get("bucket"), Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in r.get("tags").items()]})
+        s3_facts.write(s3, r.get("bucket"), "tags", r.get("tags"))
 
 
-def _s3(call: str, build: Callable[[dict], dict]) -> Applier:
+def _s3_fact(fact: str) -> Applier:
+    """A resource that declares one S3 fact: set it with that fact's `put` call (vigil/s3_facts.py)."""
+    shape = shapes.S3_FACT_SHAPES[fact]
+
     def apply(m: EmulatorMocks, r: DeclaredResource) -> None:
-        getattr(m.client("s3", r.region), call)(Bucket=r.get("bucket"), **build(r.inputs))
+        s3_facts.write(m.client("s3", r.region), r.get("bucket"), fact, shape(r.inputs))
     return apply
 
 
-S3_CALLS = {
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
-        ("put_bucket_encryption", lambda i: {"ServerSideEncryptionConfiguration": {"Rules": shapes.s3_encryption_rules(i)}}),
-    "aws:s3/bucketVersioning:BucketVersioning": ("put_bucket_versioning", lambda i: {"VersioningConfiguration": shapes.s3_versioning(i)}),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
-        ("put_public_access_block", lambda i: {"PublicAccessBlockConfiguration": shapes.s3_public_access_block(i)}),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("put_bucket_ownership_controls", lambda i: {"OwnershipControls": shapes.s3_ownership(i)}),
-    "aws:s3/bucketLogging:BucketLogging": ("put_bucket_logging", lambda i: {"BucketLoggingStatus": {"LoggingEnabled": shapes.s3_logging(i)}}),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration":
-        ("put_bucket_lifecycle_configuration", lambda i: {"LifecycleConfiguration": {"Rules": shapes.s3_lifecycle_rules(i)}}),
-    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": ("put_bucket_replication", lambda i: {"ReplicationConfiguration": shapes.s3_replication(i)}),
-    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration":
-        ("put_object_lock_configuration", lambda i: {"ObjectLockConfiguration": shapes.s3_object_lock(i)}),
-    "aws:s3/bucketPolicy:BucketPolicy": ("put_bucket_policy", lambda i: {"Policy": i["policy"] if isinstance(i["policy"], str) else json.dumps(i["policy"])}),
-}
-for _typ, (_call, _build) in S3_CALLS.items():
-    APPLIERS[_typ] = _s3(_call, _build)
+for _row in s3_facts.S3_FACTS.values():
+    if _row.pulumi:
+        APPLIERS[_row.pulumi] = _s3_fact(_row.name)
+
+
+@applies("aws:s3/bucketOwnershipControls:BucketOwnershipControls")  # set by the stack, read by no control
+def _ownership(m: EmulatorMocks, r: DeclaredResource) -> None:
+    m.client("s3", r.region).put_bucket_ownership_controls(Bucket=r.get("bucket"), OwnershipControls=shapes.s3_ownership(r.inputs))
 
 
 # --- KMS, DynamoDB, AWS Backup --------------------------------------------------------

@@ -62,6 +62,10 @@ class Seeder:
             self.pending.append(self.pool.submit(client.put_object, Bucket=name, Key=key, Body=body, ContentType=content_type))
             self.out.objects[name] = self.out.objects.get(name, 0) + 1
 
+    def month(self, store_category: str) -> str:
+        """The month of a record of this category (an invoice), as its key names it."""
+        return (self.now - self.age(store_category)).strftime("%Y-%m")
+
     def ip(self) -> str:
         return f"{self.rng.choice([198, 203, 192])}.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
 
@@ -111,7 +115,7 @@ class Seeder:
         category = self.policy.categories[store.category]
         written = 0
         for person in subjects:
-            account, month = person["account_id"], (self.now - self.age(store.category)).strftime("%Y-%m")
+            account, month = person["account_id"], None
             if category.keep_at_least is not None:  # proof of consent
                 default = f"{store.prefix}consent/{account}.json"
                 body = {"account_id": account, "phone": person["phone"], "method": self.rng.choice(["sms-keyword", "web-form", "ivr"]),
@@ -120,11 +124,15 @@ class Seeder:
                 default = f"{store.prefix}contacts/{account}.json"
                 body = {k: person[k] for k in ("account_id", "name", "email", "phone", "postal_address")}
             else:
+                month = self.month(store.category)
                 default = f"{store.prefix}invoices/{account}/{month}.json"
                 body = {"account_id": account, "billing_address": person["postal_address"],
                         "card": f"**** **** **** {self.rng.randint(1000, 9999)}", "amount": round(self.rng.uniform(9, 120), 2)}
             pattern = store.subject_from_key
-            key = re.sub(r"\*\*?", month, pattern.replace("{subject}", account)) if pattern else default
+            if pattern and "*" in pattern:
+                key = re.sub(r"\*\*?", month or self.month(store.category), pattern.replace("{subject}", account))
+            else:
+                key = pattern.replace("{subject}", account) if pattern else default
             self.put(store.bucket, key, json.dumps(body).encode(), "application/json")
             written += 1
             if category.keep_at_least is not None and written <= 2:  # a dispute: two consent records held

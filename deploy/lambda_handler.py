@@ -23,10 +23,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from vigil.retention.engine import LEDGER_FILE
+from vigil.retention.ledger import dangling
+
 from vigil.aws import Aws
 from vigil.errors import ExitCode, UsageError
+from vigil.locks import S3Lock
 from vigil.policy import load_policy
-from vigil.scheduler.lock import S3Lock
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.pipeline import STAGES, JobOptions, run_pipeline
 from vigil.stages.common import new_run_id
@@ -70,10 +73,12 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
     options = options_from_env(job)
     options.validate()
     work = Path(os.environ.get("VIGIL_WORK_DIR", "/tmp/vigil"))
-    _drop_earlier_runs(work)
-    run_id = new_run_id()
-    stamp, _, token = run_id.partition("-")
-    run_id = f"{stamp}-{job}-{token}"
+    unfinished = _tidy_earlier_runs(work, job, options.apply)
+    if unfinished is not None:  # a run of this job killed mid-apply: resumed in its own folder, on its own ledger
+        run_id = unfinished.name
+    else:
+        stamp, _, token = new_run_id().partition("-")
+        run_id = f"{stamp}-{job}-{token}"
     lock = _lock(options, job)
     if lock is not None and not lock.acquire():
         log.event("job.skipped", level="warning", job=job, reason=f"another run holds s3://{lock.bucket}/{lock.key}")
@@ -89,12 +94,28 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
     return summary
 
 
-def _drop_earlier_runs(work: Path) -> None:
-    """A warm container keeps /tmp: remove earlier run folders (uploaded already), and nothing else."""
-    if work.is_dir():
-        for folder in work.iterdir():
-            if folder.is_dir() and RUN_FOLDER.match(folder.name):
-                shutil.rmtree(folder, ignore_errors=True)
+def _tidy_earlier_runs(work: Path, job: str, apply: bool) -> Path | None:
+    """A warm container keeps /tmp: earlier run folders go (their packs were uploaded), but a
+    ledger never does. A folder whose ledger still has intents without outcomes (a run killed
+    mid-apply) is returned, newest first, for an applying run of the same job to resume in place;
+    any other ledger stays where it is, beside the new run, and the rest of its folder goes."""
+    unfinished = None
+    if not work.is_dir():
+        return None
+    for folder in sorted(work.iterdir(), key=lambda p: p.name, reverse=True):  # run folders sort by time
+        if not (folder.is_dir() and RUN_FOLDER.match(folder.name)):
+            continue
+        ledger = folder / LEDGER_FILE
+        if not ledger.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if unfinished is None and apply and f"-{job}-" in folder.name and dangling(ledger):
+            unfinished = folder
+            continue
+        for item in folder.iterdir():
+            if item != ledger:
+                shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+    return unfinished
 
 
 def _lock(options: JobOptions, job: str) -> S3Lock | None:

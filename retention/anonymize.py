@@ -24,10 +24,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass
 class Rewrite:
-    lines: list[str] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # the new content's records, each with its line break
     counts: dict[str, list[int]] = field(default_factory=dict)  # kind -> [records, bytes]
     holds: list[tuple[str, date | None, int, int]] = field(default_factory=list)  # reason, until, n, bytes
     errors: list[str] = field(default_factory=list)
+    unreadable: int = 0  # records that could not be parsed: while any is in it, the raw version is kept
     refused: str | None = None
     refused_count: int = 0  # expired records left untouched because the batch was refused
     oldest: datetime | None = None  # clock start of the oldest expired record
@@ -96,6 +97,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
     for record in parsed.records:
         slots.append(record)
         if record.error is not None or record.fields is None:
+            out.unreadable += record.fields is None
             out.errors.append(record.error or "unreadable record")
             out.add("error", 1, record.size)
             continue

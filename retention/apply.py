@@ -20,9 +20,9 @@ import botocore.exceptions
 
 from vigil.aws import Aws, describe_error
 
-from . import items
+from . import faults, items
 from .anonymize import new_body, rewrite
-from .inventory import FLAG, Version, subject_from_key, subject_matcher
+from .inventory import FLAG, REPLACES, Version, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .plan_items import key_text
 from .records import parse
@@ -30,6 +30,8 @@ from .records import parse
 RETRYABLE = {"SlowDown", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "RequestTimeout",
              "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 ATTEMPTS = 5
+CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"}
+CHANGED = "the object changed since the plan was made (a concurrent writer); it is left as written and planned again"
 
 
 @dataclass
@@ -55,6 +57,22 @@ def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]
         return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"],
                 "counts": action["counts"]}
     return {"recovery_point": action.get("recovery_point"), "count": 1}
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+
+
+def _follows(s3, bucket: str, key: str, new_version: str, raw_version: str) -> bool:
+    """Whether `new_version` is the key's latest and came straight after `raw_version`: nothing
+    (no other version, no delete marker) was written between the read and the write."""
+    answer = s3.list_object_versions(Bucket=bucket, Prefix=key, MaxKeys=50)
+    versions = [v for v in answer.get("Versions", []) if v["Key"] == key]  # newest first, as S3 lists a key's versions
+    ids = [v["VersionId"] for v in versions]
+    if ids[:2] != [new_version, raw_version]:
+        return False
+    raw_time = versions[1]["LastModified"]
+    return not any(m["Key"] == key and m["LastModified"] >= raw_time for m in answer.get("DeleteMarkers", []))
 
 
 def _backoff(attempt: int) -> None:
@@ -134,12 +152,16 @@ class Applier:
         return "ok", {"deleted": deleted}, deleted
 
     def anonymize_object(self, action: dict[str, Any]):
+        """Rewrite the raw version's records, written only over that exact version (If-Match on its
+        ETag, and checked after the write: an ETag names content, not a version); on any conflict
+        the object is left to the concurrent writer and planned again. Then the raw version goes,
+        unless a record in it could not be read (it stays, and verify counts it as left)."""
         store, rules, anonymizer = self.context(action["store"])
         bucket, key, version_id = action["location"], action["object"], action["version_id"]
         s3 = self.aws.client("s3", action["region"])
         current = s3.head_object(Bucket=bucket, Key=key)
         if current.get("VersionId", "null") != version_id:
-            return "skipped", "the object changed since the plan was made; it will be planned again", 0
+            return "skipped", CHANGED, 0
         answer = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
         version = Version(key, version_id, True, False, answer["LastModified"], int(answer.get("ContentLength", 0)))
         version.parsed = parse(answer["Body"].read(), key, store.layout, store.timestamp_field, store.subject_field)
@@ -150,9 +172,10 @@ class Applier:
         counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
         if counts != action["counts"]:
             return "skipped", {"reason": "the object's records differ from the plan", "planned": action["counts"], "found": counts}, 0
-        put: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": new_body(result, version, store)}
+        put: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": new_body(result, version, store), "IfMatch": answer["ETag"]}
         if not remove:
             metadata[FLAG] = "1"
+        metadata[REPLACES] = version_id
         put["Metadata"] = metadata
         for source, dest in (("ContentType", "ContentType"), ("ServerSideEncryption", "ServerSideEncryption"),
                              ("SSEKMSKeyId", "SSEKMSKeyId"), ("ContentEncoding", "ContentEncoding")):
@@ -161,11 +184,26 @@ class Applier:
         tags = s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id).get("TagSet", [])
         if tags:
             put["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
-        written = s3.put_object(**put)
+        faults.at("rewrite.before_put", s3=s3, bucket=bucket, key=key)
+        try:
+            written = s3.put_object(**put)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in CONFLICT:
+                return "skipped", CHANGED, 0
+            raise
+        new_version = written.get("VersionId", "null")
+        if not _follows(s3, bucket, key, new_version, version_id):
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=new_version)  # derived data: the writer's version is current again
+            return "skipped", CHANGED, 0
+        faults.at("rewrite.before_raw_delete", s3=s3, bucket=bucket, key=key)
+        detail = {"new_version": new_version, **counts}
+        done = counts["anonymize"] + counts["suppress"] + counts["delete"]
+        if result.unreadable:
+            return "ok", {**detail, "raw_version_deleted": False,
+                          "raw_version_kept": f"{result.unreadable} records in it could not be read"}, done
         # The raw version is now noncurrent; remove it for good so the raw records are gone.
         deleted, codes = self._delete(bucket, action["region"], [{"Key": key, "VersionId": version_id}])
-        detail = {"new_version": written.get("VersionId"), "raw_version_deleted": deleted == 1, **counts}
-        done = counts["anonymize"] + counts["suppress"] + counts["delete"]
+        detail["raw_version_deleted"] = deleted == 1
         return ("failed" if codes else "ok"), ({**detail, "errors": codes} if codes else detail), done
 
     rewrite_object = anonymize_object

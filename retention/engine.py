@@ -1,16 +1,13 @@
 """`vigil retain` as a function: inventory -> plan -> (apply -> verify) with a ledger, resumable.
 
-The plan is streamed to a private spool (real keys, deleted at the end) and to
-retention-plan.actions.jsonl (keyed hashes); apply reads the spool, so it does exactly the
-plan and nothing else, and memory stays flat.
+The plan is streamed to a private spool (real keys, sealed, deleted at the end: spool.py) and
+to retention-plan.actions.jsonl (keyed hashes); apply reads the spool, so it does exactly the
+plan and nothing else, and memory stays flat. A run holds its folder's lock, and with --apply
+each store's (locks.py); it resumes only its own folder's ledger, of the same policy and key.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,11 +25,13 @@ from .apply import Applier, Stats, hashed_target
 from .backups import plan_recovery_points, vault_regions
 from .guard import JUDGED_AT, is_future, refuse_future_as_of
 from .keys import RetentionKeys
+from .locks import run_locks
 from .plan import KINDS, Summary
 from .postgres import PostgresRetention, is_postgres_action
 from .postgres.apply import apply_planned
 from .resume import Resume
 from .scan import anonymizer_for, load_closed, scan_store, store_rules
+from .spool import Spool
 from .verify import verify_stores
 
 SCHEMA = "vigil.retention-plan/v1"
@@ -88,36 +87,6 @@ class RetentionRun:
         return safe_write.write_text(directory / PLAN_FILE, json.dumps(self.to_json(), indent=2) + "\n")
 
 
-class Spool:
-    """The planned actions: real keys in a private temp file, keyed hashes in the evidence file."""
-
-    def __init__(self, directory: Path, keys: RetentionKeys):
-        fd, self.path = tempfile.mkstemp(prefix="vigil-plan-", suffix=".jsonl")
-        self._private = os.fdopen(fd, "w", encoding="utf-8")
-        self._public = safe_write.open_stream(directory / ACTIONS_FILE, "w", encoding="utf-8")
-        self._keys = keys
-        self._lock = threading.Lock()
-
-    def emit(self, action: dict[str, Any]) -> None:
-        public = {"action_id": action["action_id"], "action": action["action"], "store": action["store"],
-                  "target": action.get("target") or hashed_target(action, self._keys)}  # postgres actions carry their own
-        with self._lock:
-            self._private.write(json.dumps(action) + "\n")
-            self._public.write(json.dumps(public, separators=(",", ":")) + "\n")
-
-    def close(self) -> None:
-        self._private.close()
-        self._public.close()
-
-    def actions(self) -> Iterator[dict[str, Any]]:
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
-
-    def remove(self) -> None:
-        os.unlink(self.path)
-
-
 RDS_REASON = ("rows inside a database are beyond the AWS APIs vigil uses; enforce this category with the "
               "database's own retention job")
 
@@ -133,16 +102,26 @@ def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, 
 
 def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
-                  workers: int = 16) -> RetentionRun:
+                  workers: int = 16, lock_bucket: str | None = None) -> RetentionRun:
     refuse_future_as_of(as_of, apply)
     stores = selected_stores(policy, store_names)
-    run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)])
-    resume = Resume.load(out_dir / LEDGER_FILE, keys) if apply else Resume.empty()
     tables = selected_stores(policy, store_names, postgres=True)
+    if apply:  # before anything is read: a ledger of another policy or key is never continued
+        ledgers.check_owner(out_dir / LEDGER_FILE, policy.sha256, keys.fingerprint)
+    s3 = aws.client("s3", policy.regions.primary) if lock_bucket else None
+    with run_locks(out_dir, stores + tables, apply, s3, lock_bucket):
+        return _run(aws, policy, keys, as_of, out_dir, run_id, apply, max_delete, stores, tables, workers,
+                    [s.name for s in selected_stores(policy, store_names, rds=True)])
+
+
+def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str, apply: bool,
+         max_delete: int | None, stores: list, tables: list, workers: int, not_covered: list[str]) -> RetentionRun:
+    run = RetentionRun(run_id, as_of, policy, apply, not_covered=not_covered)
+    resume = Resume.load(out_dir / LEDGER_FILE) if apply else Resume.empty()
     closed, subjects_error = load_closed(aws, policy, stores + tables)
     pg = PostgresRetention(aws, policy, keys, as_of, closed, subjects_error)
     backup_regions = vault_regions(aws, policy.regions_in_scope)
-    spool = Spool(out_dir, keys)
+    spool = Spool(out_dir, ACTIONS_FILE, lambda action: hashed_target(action, keys))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-read") as pool, \
                 ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-store") as per_store:
@@ -161,7 +140,7 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
         if max_delete is not None and run.deletes > max_delete:
             run.max_delete_exceeded = True
             return run
-        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id)
+        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint)
         try:
             readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
                                                                  for e in s.errors)}

@@ -22,9 +22,10 @@ from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
 from .items import FLAG, plain  # FLAG: the object metadata (and item attribute) vigil's rewrites carry
-from .records import Parsed, parse
+from .records import Parsed, Unreadable, parse
 from .transforms import parse_time
 
+REPLACES = "vigil-replaces"  # metadata of a version vigil rewrote: the raw version id it replaced
 WINDOW = 64  # per-object reads in flight per location
 
 
@@ -40,6 +41,7 @@ class Version:
     lock_until: datetime | None = None
     legal_hold: bool = False
     anonymized: bool = False
+    replaces: str | None = None  # vigil's rewrite of this raw version id (which then may go)
     parsed: Parsed | None = None
     error: str | None = None
 
@@ -242,8 +244,11 @@ def _read_entry(aws: Aws, loc: Location, store: S3Store, entry: ObjectEntry, rea
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             version.error = describe_error("s3:GetObject" if read_records else "s3:HeadObject", exc)
             continue
-        except (OSError, EOFError, ValueError) as exc:  # corrupt gzip and the like
-            version.error = f"object could not be decoded: {type(exc).__name__}"
+        except Unreadable as exc:  # corrupt gzip, a gzip bomb, a csv field past the module's limit
+            version.error = f"object could not be read: {exc}"
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad object is an error for that object alone, never its store
+            version.error = f"object could not be read: {type(exc).__name__}: {exc}"[:300]
             continue
         # GetObjectRetention is not answered by moto; GetObject/HeadObject carry the same facts.
         version.lock_mode = answer.get("ObjectLockMode")
@@ -251,6 +256,7 @@ def _read_entry(aws: Aws, loc: Location, store: S3Store, entry: ObjectEntry, rea
         version.lock_until = _utc(until) if isinstance(until, datetime) else parse_time(until)
         version.legal_hold = answer.get("ObjectLockLegalHoldStatus") == "ON"
         version.anonymized = FLAG in (answer.get("Metadata") or {})
+        version.replaces = (answer.get("Metadata") or {}).get(REPLACES)
 
 
 def subject_matcher(store: S3Store) -> re.Pattern[str] | None:

@@ -29,6 +29,11 @@ class RetentionKeys:
         """Keyed hash that stands in for an object key or subject id in plans and ledgers."""
         return hmac.new(self.evidence, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    @property
+    def fingerprint(self) -> str:
+        """Names the evidence key without revealing it: a ledger's hashes are only comparable under one key."""
+        return self.hash("vigil evidence key fingerprint")[:16]
+
 
 def derive_evidence_key(pseudonym: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"vigil evidence").derive(pseudonym)

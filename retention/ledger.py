@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil import safe_write
+from vigil.errors import UsageError
 
 GENESIS = "0" * 64
 
@@ -60,12 +61,36 @@ def dangling(path: Path) -> dict[str, dict[str, Any]]:
     return open_intents
 
 
-class Ledger:
-    """Append-only, hash-chained, thread-safe. Continues the chain of an existing file."""
+def owner(policy_sha256: str | None, key_fingerprint: str | None) -> dict[str, str | None]:
+    """What every line of a ledger carries: the policy it planned under and the key its hashes use."""
+    return {"policy_sha256": policy_sha256, "key": key_fingerprint}
 
-    def __init__(self, path: Path, run_id: str):
+
+def check_owner(path: Path, policy_sha256: str | None, key_fingerprint: str | None) -> None:
+    """Refuse (exit 2, before anything changes) to continue a ledger written under another policy
+    or evidence key: its intents would be judged against the wrong stores or the wrong hashes."""
+    if not path.exists():
+        return
+    first = next(read_lines(path), None)
+    if first is None:
+        return
+    mine = owner(policy_sha256, key_fingerprint)
+    theirs = {name: first.get(name) for name in mine}
+    if theirs != mine:
+        changed = " and ".join(name.replace("_sha256", "").replace("key", "evidence key") for name in mine if theirs[name] != mine[name])
+        raise UsageError(f"{path} was written under another {changed}; a ledger is continued only by runs of the same "
+                         f"policy and key. Use a new --output folder; nothing was changed")
+
+
+class Ledger:
+    """Append-only, hash-chained, thread-safe. Continues the chain of an existing file (of the same
+    policy and key: `check_owner`)."""
+
+    def __init__(self, path: Path, run_id: str, policy_sha256: str | None = None, key_fingerprint: str | None = None):
+        check_owner(path, policy_sha256, key_fingerprint)
         self.path = path
         self.run_id = run_id
+        self.owner = owner(policy_sha256, key_fingerprint)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fsync at a time; it covers every line written before it
         self.seq, self.prev = 0, GENESIS
@@ -87,7 +112,7 @@ class Ledger:
               detail: Any = None) -> None:
         with self._lock:
             entry: dict[str, Any] = {
-                "seq": self.seq, "ts": _now(), "run_id": self.run_id, "phase": phase,
+                "seq": self.seq, "ts": _now(), "run_id": self.run_id, **self.owner, "phase": phase,
                 "action_id": action["action_id"], "action": action["action"], "store": action["store"],
                 "target": target,
             }

@@ -142,15 +142,18 @@ class Planner:
         doomed: list[tuple[str, int]] = []  # (version id, bytes) to delete permanently
         subject = self._subject(entry.key)
         target = self.keys.hash(entry.key)
+        # Raw versions vigil rewrote: their held records live on, verbatim, in the rewrite.
+        superseded = {v.replaces for v in data if v.replaces}
         for version in data:
-            if version.error is not None:
+            if version.error is not None:  # not read: it may hold what is past retention, so it counts as left
                 self.summary.error(target, version.error, 1, version.size)
+                self.summary.stuck += 1
                 continue
             if not records:
                 d = self.rules.decide(version.last_modified, subject, entry.key, version.lock_mode, version.lock_until, version.legal_hold)
                 self._tally_whole(d, version.size, target, doomed, version.version_id)
                 continue
-            action = self._records(loc, entry.key, version, subject, target, doomed)
+            action = self._records(loc, entry.key, version, subject, target, doomed, version.version_id in superseded)
             if action is not None:
                 out.append(action)
         if doomed and len(doomed) == len(data):
@@ -164,8 +167,11 @@ class Planner:
         return out
 
     def _records(self, loc: Location, key: str, version: Version, subject: str | None, target: str,
-                 doomed: list[tuple[str, int]]) -> dict[str, Any] | None:
-        """One version of a records object: tally its records; a rewrite action, or the version doomed."""
+                 doomed: list[tuple[str, int]], superseded: bool = False) -> dict[str, Any] | None:
+        """One version of a records object: tally its records; a rewrite action, or the version doomed.
+
+        superseded: vigil rewrote this (old) version, so records held in it are in the rewrite too,
+        and expired raw records in it are deleted with it (a crash or a failed delete left it)."""
         store: S3Store = self.store
         # An old version cannot be rewritten: expired raw records in it mean the version goes.
         remove = self.deleting or not version.is_latest
@@ -179,8 +185,8 @@ class Planner:
         if result.expired or result.refused_count:
             self.summary.expired(result.oldest, target)
         if not version.is_latest:
-            if result.expired and not result.holds and not result.errors:
-                self.summary.add("delete", len(version.parsed.records), version.size)
+            if result.expired and not result.errors and (superseded or not result.holds):
+                self.summary.add("delete", result.expired if superseded else len(version.parsed.records), version.size)
                 doomed.append((version.version_id, version.size))
                 return None
             self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])
@@ -196,6 +202,9 @@ class Planner:
             self.summary.dropped(result.unnamed)
         if not result.changed:
             return None
+        if result.unreadable:
+            self.summary.error(target, f"{result.unreadable} records could not be read: the raw version is kept "
+                                       f"(and counted as left) until they are fixed or removed", 0)
         remaining = result.n("keep") + result.n("held") + result.n("error") + result.n("anonymize")
         if self.deleting and remaining == 0:
             doomed.append((version.version_id, version.size))

@@ -15,20 +15,6 @@ from typing import Any
 
 from . import ledger as ledgers
 from .inventory import ObjectEntry
-from .keys import RetentionKeys
-
-
-def find_dangling(path: Path) -> dict[str, dict[str, Any]]:
-    """Dangling intents of this ledger, or else of the newest sibling run folder's ledger
-    (runs without --output each get their own folder)."""
-    found = ledgers.dangling(path)
-    if found or path.exists():
-        return found
-    siblings = sorted(path.parent.parent.glob(f"*/{path.name}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for sibling in siblings:
-        if sibling != path:
-            return ledgers.dangling(sibling)
-    return {}
 
 
 @dataclass
@@ -44,8 +30,10 @@ class Resume:
         return cls({})
 
     @classmethod
-    def load(cls, path: Path, keys: RetentionKeys) -> Resume:
-        return cls.from_intents(find_dangling(path))
+    def load(cls, path: Path) -> Resume:
+        """The dangling intents of this run folder's own ledger, and no other: a sibling folder's
+        run is not this one's to finish or to count."""
+        return cls.from_intents(ledgers.dangling(path))
 
     @classmethod
     def from_intents(cls, intents: dict[str, dict[str, Any]]) -> Resume:

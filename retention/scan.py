@@ -97,7 +97,13 @@ def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, poo
             for entry in iter_objects(aws, loc, store, pool, reads_records(store, category)):
                 if observe is not None:
                     observe(loc.bucket, keys.hash(entry.key), entry)
-                for action in planner.object(loc, entry):
+                try:
+                    actions = planner.object(loc, entry)
+                except Exception as exc:  # noqa: BLE001 - one bad object is an error for that object alone
+                    summary.error(keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
+                    summary.stuck += 1
+                    continue
+                for action in actions:
                     emit(action)
         except Exception as exc:  # noqa: BLE001 - an unreadable bucket fails its store only
             summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))

@@ -27,6 +27,12 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # tests never ask an instance metadata service
 
 
+@pytest.fixture(autouse=True)
+def private_lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Retention's per-store lock files, per test: parallel tests use the same bucket names."""
+    monkeypatch.setenv("VIGIL_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+
+
 @pytest.fixture
 def policy_path() -> Path:
     return ROOT / "policy.yaml"

@@ -15,8 +15,8 @@ import pulumi
 import pytest
 
 from vigil.errors import UsageError
+from vigil.locks import S3Lock
 from vigil.policy import load_policy
-from vigil.scheduler.lock import S3Lock
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

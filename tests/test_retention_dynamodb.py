@@ -173,7 +173,7 @@ def test_a_batch_written_before_a_crash_is_resumed_once(tmp_path: Path, monkeypa
         keys, actions, context = _planned(world, tmp_path)
         out = tmp_path / "evidence"
         out.mkdir()
-        ledger = Ledger(out / "ledger.jsonl", "killed")
+        ledger = Ledger(out / "ledger.jsonl", "killed", load_policy(world.policy_path).sha256, keys.fingerprint)
         applier = Applier(Aws(), keys, ledger, context.__getitem__)
         ledger.write("intent", actions[0], hashed_target(actions[0], keys))
         assert applier.anonymize_items(actions[0])[0] == "ok"  # done, but the outcome line never written

@@ -33,7 +33,7 @@ def test_chain_continues_across_runs_and_survives_a_torn_tail(tmp_path: Path) ->
     ledger.close()
     raw = path.read_bytes().splitlines()
     first = json.loads(raw[0])
-    assert first["prev"] == GENESIS and first["seq"] == 0 and list(first)[:6] == ["seq", "ts", "run_id", "phase", "action_id", "action"]
+    assert first["prev"] == GENESIS and first["seq"] == 0 and list(first)[:8] == ["seq", "ts", "run_id", "policy_sha256", "key", "phase", "action_id", "action"]
     assert json.loads(raw[3])["prev"] == hashlib.sha256(raw[2]).hexdigest() and json.loads(raw[3])["run_id"] == "run2"
     assert chain_ok(path) and not dangling(path)
     raw[1] = raw[1].replace(b'"deleted":2', b'"deleted":3')

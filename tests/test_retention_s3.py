@@ -116,7 +116,10 @@ def test_csv_mixed_object_rewritten_and_malformed_rows_kept(tmp_path: Path, monk
         assert rows[2] == live and rows[3] == broken
         head = world.s3["us-east-1"].head_object(Bucket="example-call-records", Key="cdr/2025.csv")
         assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == kms
-        assert len(world.versions("example-call-records")) == 2  # rewritten object + untouched notime.csv
+        # rewritten object, its raw version (kept: a row in it could not be read), untouched notime.csv
+        assert len(world.versions("example-call-records")) == 3
+        assert any("raw version is kept" in e["reason"] for e in calls["errors"])
+        assert calls["verify"]["status"] == "fail", "the raw version's expired row is still there"
         assert world.current("example-call-records", "cdr/notime.csv").decode().splitlines()[1].startswith("+15550001")
 
 
@@ -204,10 +207,13 @@ def test_bad_json_line_is_reported_and_kept_byte_for_byte(tmp_path: Path, monkey
         logs = store_plan(plan, "web-logs")
         assert code == 1 and logs["counts"]["anonymize"] == 6 and logs["counts"]["error"] == 2
         reasons = " ".join(e["reason"] for e in logs["errors"])
-        assert "not JSON" in reasons and "could not be decoded" in reasons
+        assert "not JSON" in reasons and "corrupt gzip" in reasons
         lines = world.current("example-usage-logs", "web/bad.jsonl").decode().splitlines()
         assert lines[-1] == bad and all(json.loads(line)["ip"] == "203.0.113.0/24" for line in lines[:-1])
         assert world.current("example-usage-logs", "web/notgz.jsonl.gz") == b"this is not gzip"
+        raw = [v for v in world.versions("example-usage-logs") if v["key"] == "web/bad.jsonl" and not v["latest"]]
+        assert len(raw) == 1 and bad.encode() in raw[0]["body"], "the raw version stays while a record in it is unreadable"
+        assert logs["verify"]["status"] == "fail" and logs["verify"]["remaining"] >= 7  # 6 raw expired records + the unread .gz
 
 
 def test_whole_objects_anonymized_by_subject_from_key_with_a_held_subject(tmp_path: Path, monkeypatch) -> None:

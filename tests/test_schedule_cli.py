@@ -123,7 +123,7 @@ def test_a_replica_holding_the_s3_lock_makes_this_scheduler_skip(tmp_path: Path,
 
     import boto3
 
-    from vigil.scheduler.lock import S3Lock
+    from vigil.locks import S3Lock
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                       aws_secret_access_key="testing")

@@ -13,8 +13,8 @@ import schedule
 from moto import mock_aws
 
 from vigil.errors import UsageError
+from vigil.locks import FileLock, Locks, S3Lock
 from vigil.scheduler.health import health
-from vigil.scheduler.lock import FileLock, Locks, S3Lock
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.phrases import Phrase, phrases_of
 from vigil.scheduler.service import Service, StopFlag

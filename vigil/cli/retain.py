@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -23,12 +24,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-delete", type=int, metavar="N", help="stop (exit 1, nothing deleted) if the plan deletes more than N")
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
     parser.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
+    parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
+                        help="with --apply, also take an S3 lock object per store here, so runs on other machines "
+                             "never change a store at the same time (default $VIGIL_LOCK_BUCKET)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
-                                   stores=tuple(args.store or ()), workers=args.workers))
+                                   stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket))
     show(outcome)
     return outcome.exit_code
 

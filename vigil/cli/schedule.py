@@ -13,7 +13,7 @@ from vigil.aws import Aws
 from vigil.cli import common
 from vigil.cli.run import add_job_flags, stage_printer
 from vigil.errors import EnvironmentFailure, UsageError
-from vigil.scheduler.lock import Locks, S3Lock
+from vigil.locks import Locks, S3Lock
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.metrics import record_run_logged
 from vigil.scheduler.phrases import phrases_of

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import schedule
 
-from vigil.scheduler.lock import Locks
+from vigil.locks import Locks
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.phrases import Phrase
 from vigil.scheduler.state import State

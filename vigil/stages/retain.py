@@ -1,7 +1,8 @@
 """The retain stage: plan retention (a dry run), or apply it, then verify; writes the plan and the ledger."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil.aws import Aws
@@ -19,6 +20,8 @@ class RetainOptions(Target):
     max_delete: int | None = None  # stop, deleting nothing, if the plan deletes more than this
     stores: tuple[str, ...] = ()  # empty: every store
     workers: int = 16
+    # S3 lock objects per store (other machines), as `vigil schedule --lock-bucket`; the Lambda sets VIGIL_LOCK_BUCKET
+    lock_bucket: str | None = field(default_factory=lambda: os.environ.get("VIGIL_LOCK_BUCKET") or None)
 
 
 @dataclass(frozen=True)
@@ -55,5 +58,6 @@ def retain(options: RetainOptions) -> RetainOutcome:
     run_id = new_run_id()
     directory = options.output_dir(run_id)
     result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
-                           max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers)
+                           max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
+                           lock_bucket=options.lock_bucket)
     return RetainOutcome(result, directory)

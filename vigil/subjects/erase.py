@@ -140,14 +140,15 @@ def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, a
     subject_hash = keys.hash(subject)
     ledger_path = out_dir / LEDGER_FILE
     resume = Resume.empty()
-    if apply:
+    if apply:  # before anything is read: a ledger of another policy or key is never continued
+        ledgers.check_owner(ledger_path, policy.sha256, keys.fingerprint)
         mine = {k: v for k, v in ledgers.dangling(ledger_path).items() if v.get("target", {}).get("subject") == subject_hash}
         resume = Resume.from_intents(mine)
     found = find_subject(aws, policy, keys, subject, as_of, workers, observe=resume.observe)
     actions = plan_actions(found)
     run = EraseRun(run_id, subject_hash, apply, found, actions=len(actions))
     if apply and (actions or resume.intents):
-        ledger = ledgers.Ledger(ledger_path, run_id)
+        ledger = ledgers.Ledger(ledger_path, run_id, policy.sha256, keys.fingerprint)
         try:
             # Only stores read in full this run can prove an intent done (absence elsewhere proves nothing).
             subject_ledger = SubjectLedger(ledger, subject_hash)

@@ -8,7 +8,6 @@ stays flat: listings stream, at most `window` objects are in memory, only matche
 """
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import zlib
@@ -25,7 +24,7 @@ from vigil.policy.models import Category, DynamoDBStore, PostgresStore, RDSStore
 from vigil.retention.anonymize import rewrite
 from vigil.retention.inventory import FLAG, Location, Version, listed_objects, s3_locations
 from vigil.retention.keys import RetentionKeys
-from vigil.retention.records import is_gz, parse
+from vigil.retention.records import Unreadable, gunzip, is_gz, parse
 from vigil.retention.transforms import parse_time
 
 from .backups import backup_copies
@@ -167,19 +166,22 @@ class Finder:
         if not read:  # a whole object of the subject, deleted as it is
             return self._whole(copy, rules, version), 0, ""
         try:
-            text = gzip.decompress(body) if is_gz(version.key) else body
-        except (OSError, EOFError) as exc:
-            return self._undecodable(copy, rules, f"object could not be decoded: {type(exc).__name__}")
+            text = gunzip(body) if is_gz(version.key) else body
+        except Unreadable as exc:  # corrupt, or past the size and ratio limits (a gzip bomb)
+            return self._undecodable(copy, rules, f"object could not be decoded: {exc}")
         if not rules.whole and self.needle is not None and self.needle not in text:
             return None, 0, ""
-        version.parsed = parse(text, version.key.removesuffix(".gz"), store.layout, store.timestamp_field, store.subject_field)
+        try:
+            version.parsed = parse(text, version.key.removesuffix(".gz"), store.layout, store.timestamp_field, store.subject_field)
+        except Unreadable as exc:  # a csv field past the csv module's limit
+            return self._undecodable(copy, rules, f"object could not be read: {exc}")
         version.parsed.gz = is_gz(version.key)
         unreadable = 0 if rules.whole else sum(1 for r in version.parsed.records if r.fields is None and self._may_be_theirs(r.raw))
         mine = version.parsed.records if rules.whole else [r for r in version.parsed.records if r.subject == self.subject]
         if not mine:
             return None, unreadable, ""
         if self.export:
-            copy.data = [r.fields if r.fields is not None else r.raw for r in mine]
+            copy.data = [r.fields if r.fields is not None else r.text for r in mine]
         if rules.whole and rules.category.action != "anonymize":
             copy.records = 1
             return self._whole(copy, rules, version), unreadable, ""
@@ -188,10 +190,10 @@ class Finder:
             return self._rewrite(copy, rules, store, version, anonymizer, others), unreadable, ""
         return self._old_version(copy, rules, store, version), unreadable, ""
 
-    def _may_be_theirs(self, raw: str) -> bool:
+    def _may_be_theirs(self, raw: bytes) -> bool:
         """An unreadable record has no subject to compare: it may be theirs when it holds the id's bytes
         (or always, when the id cannot be searched as bytes)."""
-        return self.needle is None or self.needle.decode("utf-8") in raw
+        return self.needle is None or self.needle in raw
 
     def _undecodable(self, copy: Copy, rules: SubjectRules, reason: str) -> Searched:
         """Kept and said when the object is theirs; either way it may hold their data: the answer is incomplete."""

@@ -1,7 +1,8 @@
-"""One run of each job kind at a time: a local file lock, and optionally an S3 lock object.
+"""Locks that keep two runs apart: a local lock file (fcntl), and optionally an S3 lock object.
 
-The file lock (fcntl.flock, released by the kernel if the process dies) stops two schedulers
-on one machine. The S3 lock stops two replicas on different machines: it is created with a
+Used by the scheduler (one run of each job kind) and by retention (one run per output folder,
+one applying run per store). The file lock (fcntl.flock, released by the kernel if the process
+dies) stops two runs on one machine. The S3 lock stops two replicas on different machines: it is created with a
 conditional put (If-None-Match: *), which S3 lets exactly one writer win; it carries an
 expiry so a replica that died holding it does not block the job for ever.
 """

@@ -48,7 +48,9 @@ def _seed(world: PgWorld, store: str) -> str:
         event, table = "UPDATE", "calls"
     world.sql("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(120); "
               "RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END; END $$")
-    world.sql(f"CREATE TRIGGER stall BEFORE {event} ON {table} FOR EACH ROW WHEN (OLD.id = {STALL}) EXECUTE FUNCTION stall()")
+    # Deferred to COMMIT: the batch has run and its intent is on disk when the kill comes.
+    world.sql(f"CREATE CONSTRAINT TRIGGER stall AFTER {event} ON {table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+              f"WHEN (OLD.id = {STALL}) EXECUTE FUNCTION stall()")
     return table
 
 

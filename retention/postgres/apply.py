@@ -23,7 +23,7 @@ import psycopg
 from ..apply import Stats
 from ..keys import RetentionKeys
 from .plan import StoreWork
-from .rows import BATCH, Row, delete_rows, judge, key_params, select_batch, write_updates
+from .rows import BATCH, Row, delete_next, delete_rows, judge, key_hash, key_params, select_batch, write_updates
 from .sql import DUE
 
 DELETE_BATCH = 5000
@@ -56,43 +56,63 @@ class PgApplier:
         return {"action_id": f"{action['action_id']}:{txid}", "action": action["action"], "store": action["store"]}
 
     def _target(self, work: StoreWork, rows: list[Row], txid: str, **more: Any) -> dict[str, Any]:
-        return {"location": work.resource, "rows": [self.keys.hash(r.key_text) for r in rows], "count": len(rows),
-                "txid": txid, **more}
+        """The batch as evidence: its first and last keys (keyed hashes), how many rows, which transaction."""
+        first, last = (rows[0].key, rows[-1].key) if rows else ([], [])
+        return self._range(work, first, last, len(rows), txid, **more)
+
+    def _range(self, work: StoreWork, first: list[str | None], last: list[str | None], count: int, txid: str,
+               **more: Any) -> dict[str, Any]:
+        return {"location": work.resource, "first": key_hash(self.keys.evidence, first),
+                "last": key_hash(self.keys.evidence, last), "count": count, "txid": txid, **more}
 
     # --- retention ---------------------------------------------------------------------
 
     def pg_delete_rows(self, action: dict[str, Any]) -> None:
-        self._batches(action, self._delete_batch, DELETE_BATCH)
+        """One statement per batch (select, lock and delete), then the intent, durable, then COMMIT:
+        the batch's change takes effect only at COMMIT, so its intent is on disk before it does."""
+        work = self.work(action["store"])
+        planned, done, after = int(action["count"]), 0, None
+        with work.connect() as conn:
+            while True:
+                n, first, last, txid = delete_next(conn, work.sel, after, DELETE_BATCH)
+                if not n:
+                    conn.rollback()
+                    return
+                after = last
+                entry, target = self._batch_entry(action, txid), self._range(work, first, last, n, txid)
+                if self._over(conn, action, entry, done + n, planned):
+                    return
+                self.ledger.write("intent", entry, target)
+                conn.commit()
+                self.ledger.write("outcome", entry, target, "ok", {"deleted": n})
+                self._count("ok", action, n)
+                done += n
 
     def pg_anonymize_rows(self, action: dict[str, Any]) -> None:
-        self._batches(action, self._anonymize_batch, BATCH)
-
-    def _batches(self, action: dict[str, Any], one: Callable, size: int) -> None:
         work = self.work(action["store"])
         planned, done, after = int(action["count"]), 0, None
         with work.connect() as conn:
             while True:
                 txid = str(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
-                rows = select_batch(conn, work.sel, after, size, lock=True, whole=work.anonymizer is not None)
+                rows = select_batch(conn, work.sel, after, BATCH, lock=True, whole=True)
                 if not rows:
                     conn.rollback()
-                    break
-                after = rows[-1].key
-                if done + len(rows) > planned:
-                    conn.rollback()
-                    entry = self._batch_entry(action, txid)
-                    self.ledger.write("outcome", entry, self._target(work, rows, txid), "failed",
-                                      f"stopped: this batch would make {done + len(rows)} rows, more than the {planned} planned "
-                                      "(the table changed since the plan); run retain again to plan afresh")
-                    self._count("failed", action, 0)
                     return
-                done += one(conn, work, action, rows, txid)
+                after = rows[-1].key
+                if self._over(conn, action, self._batch_entry(action, txid), done + len(rows), planned):
+                    return
+                done += self._anonymize_batch(conn, work, action, rows, txid)
 
-    def _delete_batch(self, conn: psycopg.Connection, work: StoreWork, action: dict[str, Any], rows: list[Row], txid: str) -> int:
-        entry, target = self._batch_entry(action, txid), self._target(work, rows, txid)
-        self.ledger.write("intent", entry, target)
-        deleted = delete_rows(conn, work.sel, rows)
-        return self._finish(conn, action, entry, target, deleted, len(rows), {"deleted": deleted})
+    def _over(self, conn: psycopg.Connection, action: dict[str, Any], entry: dict[str, Any], total: int, planned: int) -> bool:
+        """Roll back and stop when this batch would take the action past the rows planned."""
+        if total <= planned:
+            return False
+        conn.rollback()
+        self.ledger.write("outcome", entry, {"location": self.work(action["store"]).resource, "count": 0}, "failed",
+                          f"stopped: this batch would make {total} rows, more than the {planned} planned "
+                          "(the table changed since the plan); run retain again to plan afresh")
+        self._count("failed", action, 0)
+        return True
 
     def _anonymize_batch(self, conn: psycopg.Connection, work: StoreWork, action: dict[str, Any], rows: list[Row],
                          txid: str) -> int:

@@ -8,10 +8,11 @@ whatever the server's TimeZone) and are written back cast to the column's type.
 """
 from __future__ import annotations
 
-import json
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg
 
 from ..anonymize import refusal
@@ -29,7 +30,17 @@ class Row:
 
     @property
     def key_text(self) -> str:
-        return json.dumps(self.key)
+        return key_text(self.key)
+
+
+def key_text(key: list[str | None]) -> str:
+    """A row's key as text: what `find` names and what the keyed hashes in evidence are computed over."""
+    return orjson.dumps(key).decode()
+
+
+def key_hash(evidence_key: bytes, key: list[str | None]) -> str:
+    """RetentionKeys.hash of a key's text (the one-shot C HMAC: batches hash many)."""
+    return hmac.digest(evidence_key, orjson.dumps(key), "sha256").hex()
 
 
 def _text(value: Any) -> str | None:
@@ -135,6 +146,28 @@ def write_updates(conn: psycopg.Connection, sel: Selection, updates: list[tuple[
     text = (f"UPDATE {sel.table} AS t SET {sets} FROM unnest(%(xm)s::text[], {args}) AS v(xm, {', '.join(names)}) "
             f"WHERE {match} AND t.xmin::text = v.xm")
     return conn.execute(text, params).rowcount
+
+
+def delete_next(conn: psycopg.Connection, sel: Selection, after: list[str | None] | None,
+                limit: int) -> tuple[int, list[str | None], list[str | None], str]:
+    """DELETE the next due rows after key `after` (key order, FOR UPDATE SKIP LOCKED) in one statement,
+    uncommitted: (rows deleted, first key, last key, transaction id), for the intent written before COMMIT.
+    Only the batch's two end keys travel back: per-row work here would cost more than the DELETE."""
+    params = dict(sel.params)
+    keys = ", ".join(f"t.{c}" for c in sel.pk)
+    names = ", ".join(sel.pk)
+    desc = ", ".join(f"{c} DESC" for c in sel.pk)
+    match = " AND ".join(f"t.{c} = b.{c}" for c in sel.pk)
+    text = (f"WITH b AS (SELECT {keys} FROM {sel.table} t WHERE {sel.due}{_after(sel, after, params)} ORDER BY {keys} "
+            f"LIMIT {int(limit)} FOR UPDATE OF t SKIP LOCKED), "
+            f"gone AS (DELETE FROM {sel.table} AS t USING b WHERE {match} RETURNING 1), "
+            f"lo AS (SELECT {names} FROM b ORDER BY {names} LIMIT 1), hi AS (SELECT {names} FROM b ORDER BY {desc} LIMIT 1) "
+            f"SELECT (SELECT count(*) FROM gone), pg_current_xact_id()::text, lo.*, hi.* FROM lo, hi")
+    row = conn.execute(text, params).fetchone()
+    if row is None:
+        return 0, [], [], ""
+    n = len(sel.pk)
+    return int(row[0]), [_text(v) for v in row[2:2 + n]], [_text(v) for v in row[2 + n:]], str(row[1])
 
 
 def delete_rows(conn: psycopg.Connection, sel: Selection, rows: list[Row], guard: bool = True) -> int:

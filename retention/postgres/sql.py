@@ -51,6 +51,7 @@ class Selection:
     category: Category
     table: str  # quoted, schema-qualified
     state: str  # CASE ... END over alias t: DONE | ERROR | KEEP | hold:<n> | DUE
+    due: str = "FALSE"  # the same as state = DUE, written so the planner can estimate it and use indexes
     params: dict[str, Any] = field(default_factory=dict)
     holds: list[tuple[str, date | None]] = field(default_factory=list)  # hold:<n> -> (reason, until)
     keep_reason: str | None = None  # hold:keep
@@ -71,6 +72,8 @@ class Selection:
         return [self.info.columns[c].type for c in self.store.primary_key]
 
     def where(self, states: tuple[str, ...] = (DUE,)) -> str:
+        if states == (DUE,):
+            return self.due
         return f"({self.state}) IN ({', '.join(repr(s) for s in states)})"
 
 
@@ -90,7 +93,7 @@ def build(store: PostgresStore, info: TableInfo, rules: Rules, grace: Duration |
     subj = q(store.subject_column) if store.subject_column else None
     ts_base = info.columns[store.timestamp_column].base if store.timestamp_column else ""
     cases: list[tuple[str, str]] = []
-    sel = Selection(store, info, category, table, "", params)
+    sel = Selection(store, info, category, table, "", params=params)
     if category.action == "anonymize":
         sel.anonymized, sel.unnamed = anonymized_predicate(store, info, category)
         cases.append((sel.anonymized, DONE))
@@ -122,6 +125,8 @@ def build(store: PostgresStore, info: TableInfo, rules: Rules, grace: Duration |
         sel.keep_reason = f"keep_at_least {category.keep_at_least}"
     whens = " ".join(f"WHEN {cond} THEN '{state}'" for cond, state in cases)
     sel.state = f"CASE {whens} ELSE '{DUE}' END"
+    # DUE is "no case matched": each condition is false or unknown (NULL), as CASE reads it.
+    sel.due = " AND ".join(f"({cond}) IS NOT TRUE" for cond, _ in cases) or "TRUE"
     return sel
 
 

@@ -23,7 +23,7 @@ from vigil.retention.postgres import PostgresRetention
 from vigil.retention.postgres.apply import PgApplier, StoreWork
 from vigil.retention.postgres.backups import rds_backups
 from vigil.retention.postgres.connect import ConnectionProblem, connect, params
-from vigil.retention.postgres.rows import BATCH
+from vigil.retention.postgres.rows import BATCH, key_text
 from vigil.retention.postgres.sql import DUE, Selection, build, q
 from vigil.retention.postgres.table import problems, read_table
 from vigil.retention.transforms import parse_time
@@ -72,7 +72,7 @@ def _collect(conn: psycopg.Connection, sel: Selection, finder, found: StoreFound
     text = (f"SELECT {keys}, to_jsonb(t), {sel.state} FROM {sel.table} t "
             f"WHERE t.{q(str(sel.store.subject_column))}::text = %(subject)s ORDER BY {keys}")
     for record in conn.execute(text, sel.params):
-        key, fields, state = json.dumps([None if v is None else str(v) for v in record[:n]]), record[n], record[n + 1]
+        key, fields, state = key_text([None if v is None else str(v) for v in record[:n]]), record[n], record[n + 1]
         found.scanned += 1
         size = len(json.dumps(fields, default=str))
         copy = Copy("row", sel.info.qualified, region, key, records=1, bytes=size, whole=sel.category.action != "anonymize")

@@ -51,9 +51,11 @@ class Finding:
     status: Status
     reason: str
     evidence: Evidence
+    account: str = ""  # the AWS account the resource is in (set by the runner for every finding)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({"account": self.account} if self.account else {}),
             "control": self.control,
             "resource": self.resource,
             "region": self.region,

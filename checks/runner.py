@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,18 @@ class CheckRun:
     # (control, resource) -> the waiver in force that accepts that fail/error finding
     waived: dict[tuple[str, str], Any] = field(default_factory=dict)
     waiver_states: list[WaiverState] = field(default_factory=list)
+    # A run over several accounts (vigil.checks.accounts): each account's own run, by account id, and
+    # every account's status ({"id", "name", "status", "reason"}); empty for a one-account run.
+    parts: dict[str, CheckRun] = field(default_factory=dict)
+    accounts: list[dict[str, str]] = field(default_factory=list)
+
+    def waiver_for(self, finding: Finding) -> Any:
+        """The waiver in force that accepts this fail/error finding, or None (each account judges its own)."""
+        part = self.parts.get(finding.account)
+        return part.waiver_for(finding) if part is not None else self.waived.get((finding.control, finding.resource))
 
     def is_waived(self, finding: Finding) -> bool:
-        return (finding.control, finding.resource) in self.waived
+        return self.waiver_for(finding) is not None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -55,11 +64,12 @@ class CheckRun:
 
     def finding_json(self, finding: Finding) -> dict[str, Any]:
         out = finding.to_json()
-        waiver = self.waived.get((finding.control, finding.resource))
+        waiver = self.waiver_for(finding)
         if waiver is not None:
             out["waived"] = waiver_json(waiver)
         if finding.status in (Status.FAIL, Status.ERROR):
-            fix = for_finding(finding, self.policy, self.inventory.account_id)
+            part = self.parts.get(finding.account, self)
+            fix = for_finding(finding, part.policy, finding.account or part.inventory.account_id)
             if fix is not None:
                 out["remediation"] = fix.to_json()
         return out
@@ -76,14 +86,18 @@ class CheckRun:
                 "tool_version": __version__,
                 "policy_sha256": self.policy.sha256,
                 "policy_file": self.policy.source_path,
+                **({"accounts": self.accounts} if self.accounts else {}),
             },
             "controls": [control.to_json() for control in catalogue().values()],
-            "findings": [self.finding_json(f) for f in sorted(self.findings, key=lambda f: (f.control, f.resource))],
+            "findings": [self.finding_json(f) for f in sorted(self.findings, key=lambda f: (f.control, f.account, f.resource))],
             "summary": self.summary,
             "waivers": [state.to_json() for state in self.waiver_states],
         }
 
     def write(self, directory: Path) -> Path:
+        """findings.json; a run over several accounts also writes each account's own in accounts/<id>/."""
+        for account_id, part in self.parts.items():
+            part.write(safe_write.ensure_dir(directory / "accounts" / account_id))
         path = directory / "findings.json"
         return safe_write.write_text(path, json.dumps(self.to_json(), indent=2, sort_keys=False, default=str) + "\n")
 
@@ -94,13 +108,16 @@ RetentionReader = Callable[[Aws, Policy, Inventory, datetime], Iterable[StoreRet
 
 
 def run_check(aws: Aws, policy: Policy, regions: list[str], as_of: datetime, run_id: str, only: list[str] | None = None,
-              *, retention: RetentionReader | None) -> CheckRun:
-    """`retention=None` leaves RET-02 not applicable ("retention state was not read in this run")."""
+              *, retention: RetentionReader | None, workers: int = 32) -> CheckRun:
+    """`retention=None` leaves RET-02 not applicable ("retention state was not read in this run").
+    Stores that name another account than the one `aws` reaches are not this run's (Policy.for_account)."""
     started = datetime.now(UTC)
-    inventory = collect_inventory(aws, policy, regions, bucket_facts=bucket_facts(only))
+    policy = policy.for_account(aws.account_id(policy.regions.primary))
+    inventory = collect_inventory(aws, policy, regions, bucket_facts=bucket_facts(only), workers=workers)
     if retention is not None and (only is None or "RET-02" in only):
         inventory.retention = list(retention(aws, policy, inventory, as_of))
-    findings = evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)
+    findings = [replace(f, account=inventory.account_id)
+                for f in evaluate(Context(policy=policy, inventory=inventory, as_of=as_of), only=only)]
     # Waivers expire by the calendar, not by --as-of (which only moves the retention clock).
     waived, states = apply_waivers(policy.waivers, findings, started.date())
     return CheckRun(run_id, policy, regions, started, datetime.now(UTC), inventory, findings, waived, states)

@@ -54,6 +54,7 @@ class WaiverState:
     def to_json(self) -> dict[str, Any]:
         return {
             "policy_key": f"waivers[{self.index}]",
+            **({"account": self.waiver.account} if self.waiver.account else {}),
             "control": self.waiver.control,
             "resource": self.waiver.resource,
             "reason": self.waiver.reason,
@@ -67,11 +68,11 @@ class WaiverState:
 
 def waiver_json(waiver: Waiver) -> dict[str, str]:
     """What a waived finding carries in findings.json (`"waived": {...}`)."""
-    return {"reason": waiver.reason, "owner": waiver.owner, "approval": waiver.approval, "expires": waiver.expires.isoformat()}
+    return {**({"account": waiver.account} if waiver.account else {}), "reason": waiver.reason, "owner": waiver.owner, "approval": waiver.approval, "expires": waiver.expires.isoformat()}
 
 
 def matches(waiver: Waiver, finding: Finding) -> bool:
-    return waiver.control == finding.control and (
+    return waiver.control == finding.control and waiver.account in (None, finding.account) and (
         waiver.resource == finding.resource or fnmatch.fnmatchcase(finding.resource, waiver.resource)
     )
 

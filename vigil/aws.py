@@ -51,9 +51,11 @@ def _strip_account_host(request: Any, **_: Any) -> None:
 class Aws:
     """Thread-safe cache of clients per (service, region), all sharing one session and config."""
 
-    def __init__(self, profile: str | None = None, endpoint_url: str | None = None, max_pool: int = 32):
+    def __init__(self, profile: str | None = None, endpoint_url: str | None = None, max_pool: int = 32,
+                 session: boto3.Session | None = None):
+        """`session`: a ready session (another account's, on assumed-role credentials: vigil.accounts.sessions)."""
         try:
-            self.session = boto3.Session(profile_name=profile)
+            self.session = session or boto3.Session(profile_name=profile)
         except botocore.exceptions.ProfileNotFound as exc:
             raise EnvironmentFailure(f"AWS profile not found: {exc}") from None
         self.endpoint_url = validate_endpoint(endpoint_url) if endpoint_url else None

@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", help="read live state and evaluate the control catalogue",
                                    description="Read live AWS state, evaluate every control, write findings.json.")
     common.add_common(parser)
+    common.add_accounts_flags(parser)
     parser.add_argument("--control", action="append", metavar="ID", help="evaluate only this control (repeatable)")
     parser.add_argument("--validate-only", action="store_true", help="only validate the policy file")
     parser.add_argument("--format", action="append", choices=sorted([*FORMATS, "html"]), default=[], dest="formats",
@@ -57,7 +58,7 @@ def print_result(result: CheckRun, console: Console) -> None:
         for column in ("control", "status", "resource", "reason"):
             table.add_column(column, overflow="fold")
         for finding in sorted(problems, key=lambda f: (result.is_waived(f), f.status != Status.FAIL, f.control, f.resource)):
-            waiver = result.waived.get((finding.control, finding.resource))
+            waiver = result.waiver_for(finding)
             if waiver is None:
                 table.add_row(finding.control, f"[{STYLE[finding.status]}]{finding.status.value}[/]", finding.resource, finding.reason)
             else:

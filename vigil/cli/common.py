@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vigil.accounts import model as accounts_model
 from vigil.checks.waivers import load_checked_policy
 from vigil.policy import Policy
 from vigil.stages import common as stages
 from vigil.stages.common import new_run_id
 
-__all__ = ["add_common", "load", "new_run_id", "output_dir", "parse_as_of", "regions", "target"]
+__all__ = ["accounts", "add_accounts_flags", "add_common", "load", "new_run_id", "output_dir", "parse_as_of", "regions", "target"]
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,34 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", metavar="NAME", help="AWS profile; the standard credential chain otherwise")
     parser.add_argument("--output", metavar="DIR", help=f"where files are written; default ./{stages.DEFAULT_OUTPUT}/<run-id>/")
     parser.add_argument("--as-of", metavar="TIMESTAMP", help="evaluate retention as if it were this instant (ISO 8601)")
+
+
+def add_accounts_flags(parser: argparse.ArgumentParser, retention: bool = False) -> None:
+    """cli.md "Many accounts": which accounts, which role in each, how many at once."""
+    group = parser.add_argument_group("many accounts (default: one account, the caller's)")
+    group.add_argument("--org", action="store_true", help="every ACTIVE member account of the caller's AWS Organization")
+    group.add_argument("--accounts-file", metavar="FILE", help="the accounts to reach (YAML list of {account_id, name, role, "
+                                                              "external_id, regions, policy}; `vigil accounts list --org` writes one)")
+    group.add_argument("--role-name", default=accounts_model.DEFAULT_AUDIT_ROLE, metavar="NAME",
+                       help=f"read-only role assumed in each account (default {accounts_model.DEFAULT_AUDIT_ROLE})")
+    if retention:
+        group.add_argument("--retention-role-name", default=accounts_model.DEFAULT_RETENTION_ROLE, metavar="NAME",
+                           help="role retention assumes in each account, able to delete and anonymize "
+                                f"(default {accounts_model.DEFAULT_RETENTION_ROLE})")
+    group.add_argument("--external-id", metavar="ID", default=os.environ.get("VIGIL_EXTERNAL_ID") or None,
+                       help="external id sent with every AssumeRole (or VIGIL_EXTERNAL_ID)")
+    group.add_argument("--accounts-parallel", type=positive_int, default=accounts_model.DEFAULT_PARALLEL, metavar="N",
+                       help=f"accounts worked at once (default {accounts_model.DEFAULT_PARALLEL})")
+
+
+def accounts(args: argparse.Namespace) -> accounts_model.AccountsOptions:
+    """The "Many accounts" flags as options; a command without them reaches one account."""
+    if not hasattr(args, "org"):
+        return accounts_model.AccountsOptions()
+    return accounts_model.AccountsOptions(
+        org=args.org, file=args.accounts_file, role_name=args.role_name,
+        retention_role_name=getattr(args, "retention_role_name", accounts_model.DEFAULT_RETENTION_ROLE),
+        external_id=args.external_id, parallel=args.accounts_parallel)
 
 
 def positive_int(text: str) -> int:
@@ -39,7 +68,8 @@ def positive_int(text: str) -> int:
 def target(args: argparse.Namespace) -> dict[str, Any]:
     """The shared flags as the fields of `vigil.stages.common.Target`."""
     return {"policy": args.policy, "endpoint_url": args.endpoint_url, "regions": tuple(args.region or ()),
-            "profile": args.profile, "as_of": stages.parse_as_of(args.as_of), "output": args.output}
+            "profile": args.profile, "as_of": stages.parse_as_of(args.as_of), "output": args.output,
+            "accounts": accounts(args)}
 
 
 def output_dir(args: argparse.Namespace, run_id: str) -> Path:

@@ -36,6 +36,17 @@ def _region(value: str) -> str:
 Region = Annotated[str, BeforeValidator(_region)]
 
 
+def _account_id(value: Any) -> str:
+    """12 digits. YAML reads an unquoted id as a number and drops leading zeros, so only a 12-digit number passes unquoted."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{12}", text):
+        raise ValueError(f"{value!r} is not an AWS account id (12 digits, quoted: '012345678901')")
+    return text
+
+
+AccountId = Annotated[str, BeforeValidator(_account_id)]
+
+
 class Transform(Strict):
     """One anonymization transform, written `name` or `name:arg` in the file."""
 
@@ -150,7 +161,13 @@ class Requests(Strict):
     deadline: DurationField = Duration.parse("P30D")
 
 
-class S3Store(Strict):
+class OwnedStore(Strict):
+    """A store lives in one AWS account: `account:` names it; without it, it is in every account a run reaches."""
+
+    account: AccountId | None = None
+
+
+class S3Store(OwnedStore):
     name: str
     kind: Literal["s3"]
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -187,7 +204,7 @@ class S3Store(Strict):
         return re.split(r"\*", self.subject_from_key.replace("{subject}", subject), maxsplit=1)[0]
 
 
-class DynamoDBStore(Strict):
+class DynamoDBStore(OwnedStore):
     name: str
     kind: Literal["dynamodb"]
     table: str = Field(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
@@ -196,7 +213,7 @@ class DynamoDBStore(Strict):
     subject_attribute: str | None = None
 
 
-class RDSStore(Strict):
+class RDSStore(OwnedStore):
     name: str
     kind: Literal["rds"]
     instance: str | None = None
@@ -232,7 +249,7 @@ class PostgresConnection(Strict):
         return self
 
 
-class PostgresStore(Strict):
+class PostgresStore(OwnedStore):
     """A table in a PostgreSQL database (RDS, Aurora or self-run): one row per record."""
 
     name: str
@@ -272,6 +289,7 @@ class Waiver(Strict):
     owner: str = Field(min_length=1)
     approval: str = Field(min_length=1)  # e.g. a ticket or change-request reference
     expires: date  # required; at most one year ahead (rules.py), inclusive
+    account: AccountId | None = None  # only findings in this account; None: any account
 
 
 class Policy(Strict):
@@ -292,6 +310,11 @@ class Policy(Strict):
     # Filled by the loader: where the policy came from and its digest (evidence quotes both).
     source_path: str = Field(default="", exclude=True)
     sha256: str = Field(default="", exclude=True)
+
+    def for_account(self, account_id: str) -> Policy:
+        """The policy as one account sees it: its own stores and those naming no account."""
+        stores = [s for s in self.stores if s.account in (None, account_id)]
+        return self if len(stores) == len(self.stores) else self.model_copy(update={"stores": stores})
 
     def category_of(self, store: S3Store | DynamoDBStore | RDSStore | PostgresStore) -> Category:
         return self.categories[store.category]

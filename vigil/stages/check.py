@@ -5,7 +5,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vigil.accounts.sources import resolve
 from vigil.aws import Aws
+from vigil.checks.accounts import plan_accounts, run_check_accounts
 from vigil.checks.catalogue import catalogue
 from vigil.checks.formats import write_formats
 from vigil.checks.runner import CheckRun, run_check
@@ -42,7 +44,13 @@ def check(options: CheckOptions) -> CheckOutcome:
         raise UsageError(f"unknown control id {', '.join(unknown)} (see 'vigil controls')")
     aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
     run_id = new_run_id()
-    result = run_check(aws, policy, options.regions_for(policy), options.when(), run_id, only, retention=retention_status)
+    if options.accounts.many:
+        accounts = resolve(aws, policy.regions.primary, options.accounts)
+        plans = plan_accounts(accounts, policy, options.regions, load_checked_policy)
+        result = run_check_accounts(aws, policy, accounts, plans, options.when(), run_id, only, retention=retention_status,
+                                    parallel=options.accounts.parallel)
+    else:
+        result = run_check(aws, policy, options.regions_for(policy), options.when(), run_id, only, retention=retention_status)
     directory = options.output_dir(run_id)
     path = result.write(directory)
     document = json.loads(path.read_text(encoding="utf-8"))  # every format reads what findings.json says, as JSON

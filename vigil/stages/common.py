@@ -5,12 +5,13 @@ import os
 import secrets
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from vigil import safe_write
+from vigil.accounts.model import AccountsOptions
 from vigil.errors import ExitCode, UsageError, VigilError
 from vigil.policy import Policy, PolicyError
 
@@ -30,6 +31,7 @@ class Target:
     profile: str | None = None
     as_of: datetime | None = None  # None: now
     output: str | Path | None = None  # None: ./evidence/<run-id>/
+    accounts: AccountsOptions = field(default_factory=AccountsOptions)  # --org / --accounts-file: many accounts
 
     def when(self) -> datetime:
         return self.as_of or datetime.now(UTC)

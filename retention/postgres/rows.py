@@ -109,8 +109,13 @@ def judge(anonymizer: Anonymizer, sel: Selection, rows: list[Row]) -> Judged:
     if not rows:
         return out
     records = []
+    zoned = [c.name for c in sel.info.columns.values() if c.base == "timestamp with time zone"]
     for row in rows:
         present = {k: v for k, v in (row.fields or {}).items() if v is not None}  # NULL stays NULL
+        for name in zoned:  # a UTC session writes +00:00; the Z form is the transforms' fast path, same instant
+            value = present.get(name)
+            if value is not None and value.endswith("+00:00"):
+                present[name] = value[:-6] + "Z"
         records.append(anonymizer.record(present))
         for name in sel.unnamed:
             if name in present:
@@ -133,19 +138,17 @@ def write_updates(conn: psycopg.Connection, sel: Selection, updates: list[tuple[
     if not updates:
         return 0
     columns = written_columns(sel)
-    args, params = key_params(sel, [row.key for row, _ in updates])
-    params["xm"] = [row.xmin for row, _ in updates]
-    names = [f"k{i}" for i in range(len(sel.pk))]
-    for j, column in enumerate(columns):
-        params[f"c{j}"] = [values[column] for _, values in updates]
-        args += f", %(c{j})s::text[]"
-        names.append(f"c{j}")
+    # The batch travels as one JSON parameter (a list of [key..., xmin, value...]): one C encoder call
+    # here and one parse there, instead of an array per column.
+    batch = orjson.dumps([[*row.key, row.xmin, *(values[c] for c in columns)] for row, values in updates]).decode()
     types = {c.name: c.type for c in sel.info.columns.values()}
-    sets = ", ".join(f"{q(c)} = v.c{j}::{types[c]}" for j, c in enumerate(columns))
-    match = " AND ".join(f"t.{c} = v.k{i}" for i, c in enumerate(sel.pk))
-    text = (f"UPDATE {sel.table} AS t SET {sets} FROM unnest(%(xm)s::text[], {args}) AS v(xm, {', '.join(names)}) "
-            f"WHERE {match} AND t.xmin::text = v.xm")
-    return conn.execute(text, params).rowcount
+    n = len(sel.pk)
+    keys = [f"(v->>{i})::{typ}" for i, typ in enumerate(sel.pk_types)]
+    sets = ", ".join(f"{q(c)} = (v->>{n + 1 + j})::{types[c]}" for j, c in enumerate(columns))
+    match = " AND ".join(f"t.{c} = {k}" for c, k in zip(sel.pk, keys, strict=True))
+    text = (f"UPDATE {sel.table} AS t SET {sets} FROM jsonb_array_elements(%(batch)s::jsonb) AS v "
+            f"WHERE {match} AND t.xmin::text = v->>{n}")
+    return conn.execute(text, {"batch": batch}).rowcount
 
 
 def delete_next(conn: psycopg.Connection, sel: Selection, after: list[str | None] | None,

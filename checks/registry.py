@@ -9,6 +9,8 @@ from vigil.checks.catalogue import catalogue
 from vigil.checks.context import Context
 from vigil.checks.model import BucketFacts, Evidence, Finding, Status
 
+from vigil import progress
+
 Evaluator = Callable[[Context], Iterable[Finding]]
 _EVALUATORS: dict[str, Evaluator] = {}
 _READS: dict[str, BucketFacts] = {}
@@ -59,7 +61,9 @@ def evaluate(ctx: Context, only: Iterable[str] | None = None, registry: dict[str
     registry = evaluators() if registry is None else registry
     wanted = list(only) if only is not None else list(catalogue())
     findings: dict[tuple[str, str], Finding] = {}
+    progress.phase("evaluating controls", total=len(wanted))
     for control_id in wanted:
+        progress.advance()
         fn = registry.get(control_id)
         if fn is None:  # catalogued but not implemented: say so rather than report nothing
             findings.setdefault((control_id, f"control:{control_id}"), Finding(

@@ -37,6 +37,7 @@ class CheckRun:
     # (control, resource) -> the waiver in force that accepts that fail/error finding
     waived: dict[tuple[str, str], Any] = field(default_factory=dict)
     waiver_states: list[WaiverState] = field(default_factory=list)
+    not_evaluated: dict[str, str] = field(default_factory=dict)  # control id -> why this run left it out (filters)
     # A run over several accounts (vigil.checks.accounts): each account's own run, by account id, and
     # every account's status ({"id", "name", "status", "reason"}); empty for a one-account run.
     parts: dict[str, CheckRun] = field(default_factory=dict)
@@ -92,6 +93,7 @@ class CheckRun:
             "findings": [self.finding_json(f) for f in sorted(self.findings, key=lambda f: (f.control, f.account, f.resource))],
             "summary": self.summary,
             "waivers": [state.to_json() for state in self.waiver_states],
+            "not_evaluated": [{"control": cid, "reason": reason} for cid, reason in self.not_evaluated.items()],
         }
 
     def write(self, directory: Path) -> Path:

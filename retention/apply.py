@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import botocore.exceptions
 
+from vigil import progress
 from vigil.aws import Aws, describe_error
 
 from . import faults, items
@@ -119,6 +120,7 @@ class Applier:
         self.ledger.write("outcome", action, target, outcome, detail)
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         self.stats.done[action["action"]] = self.stats.done.get(action["action"], 0) + done
+        progress.advance()
 
     # --- S3 ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vigil import __version__, safe_write
+from vigil import __version__, progress, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy
 from vigil.policy.models import PostgresStore, RDSStore
@@ -125,12 +125,15 @@ def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-read") as pool, \
                 ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-store") as per_store:
+            progress.phase(f"planning retention: {len(stores)} store(s)", total=len(stores) + len(tables))
+
             def one(store) -> Summary:
                 summary = scan_store(aws, policy, keys, store, as_of, closed, pool, spool.emit, resume.observe,
                                      subjects_error=subjects_error)[0]
                 rules = store_rules(policy, store, as_of, closed)
                 for action in plan_recovery_points(aws, backup_regions, summary.resource, rules, summary):
                     spool.emit(action)
+                progress.advance()
                 return summary
             run.summaries = list(per_store.map(one, stores)) + [pg.plan(table, spool.emit) for table in tables]
         spool.close()
@@ -146,11 +149,13 @@ def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir
                                                                  for e in s.errors)}
             run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
+            progress.phase("applying the plan (actions done)")
             run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(
                 a for a in spool.actions() if not is_postgres_action(a))
             apply_planned(pg.work, keys, ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
         finally:
             ledger.close()
+        progress.phase("verifying: nothing past retention remains")
         remaining = verify_stores(aws, policy, keys, stores, as_of, closed, subjects_error, workers)
         for table in tables:
             checked = pg.verify(table, policy.grace)

@@ -6,12 +6,13 @@ calls run on the shared, bounded resource pool of the session.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from vigil.checks.collectors import backup, cloudtrail, dynamodb, ec2, iam, kms, rds, s3
 from vigil.checks.collectors.base import CollectSession
 from vigil.checks.model import BucketFacts, Inventory
 
+from vigil import progress
 from vigil.aws import Aws
 from vigil.policy import Policy
 
@@ -28,6 +29,8 @@ def collect_inventory(aws: Aws, policy: Policy, regions: list[str], workers: int
     ) as services:
         session = CollectSession(aws=aws, policy=policy, regions=list(regions), pool=pool, bucket_facts=bucket_facts)
         futures = [services.submit(module.collect, session, inventory) for module in SERVICES]
-        for future in futures:
+        progress.phase(f"reading {len(SERVICES)} AWS services in {len(regions)} region(s)", total=len(SERVICES))
+        for future in as_completed(futures):
             future.result()
+            progress.advance()
     return inventory

@@ -46,7 +46,8 @@ def security_finding(finding: dict[str, Any], control: dict[str, Any], run: dict
     home = region if region and region != "global" else str((run.get("regions") or ["us-east-1"])[0])
     stamp = str(run.get("finished_at") or run.get("started_at"))
     status = str(finding.get("status", ""))
-    label = "INFORMATIONAL" if status in ("pass", "not_applicable") else str(control.get("severity") or "medium").upper()
+    severity = str(control.get("severity") or "medium")
+    label = "INFORMATIONAL" if status in ("pass", "not_applicable") or severity == "info" else severity.upper()
     related = requirements(control)[:32]
     out: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-SEVERITIES = ("critical", "high", "medium", "low")
-
 
 def service_of(finding: dict[str, Any], control: dict[str, Any] | None = None) -> str:
     """The ARN's service; for a region- or account-level resource, the service of the API that was read."""

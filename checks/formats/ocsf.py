@@ -20,7 +20,7 @@ from .fields import account_of, controls_by_id, finding_uid, fix_text, requireme
 
 OCSF_VERSION = "1.1.0"
 CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
-SEVERITY_ID = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+SEVERITY_ID = {"informational": 1, "info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 STATUS_NEW, STATUS_SUPPRESSED = 1, 3
 ACCOUNT_TYPE_AWS = 10  # account.type_id "AWS Account"
 
@@ -44,7 +44,7 @@ def detection_finding(finding: dict[str, Any], control: dict[str, Any], run: dic
         "metadata": {"event_code": finding.get("control"), "version": OCSF_VERSION, "profiles": ["cloud", "datetime"],
                      "product": {"uid": "vigil", "name": "Vigil", "vendor_name": "Vigil", "version": __version__},
                      "uid": str(run.get("id", ""))},
-        "severity_id": SEVERITY_ID.get(severity, 0), "severity": severity.capitalize(),
+        "severity_id": SEVERITY_ID.get(severity, 0), "severity": "Informational" if SEVERITY_ID.get(severity) == 1 else severity.capitalize(),
         "status_id": STATUS_SUPPRESSED if waived(finding) else STATUS_NEW,
         "status": "Suppressed" if waived(finding) else "New",
         "status_code": str(finding.get("status", "")).upper(), "status_detail": finding.get("reason", ""),

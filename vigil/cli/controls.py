@@ -1,45 +1,73 @@
-"""`vigil controls`: list the control catalogue; `vigil controls show ID`: one control's card."""
+"""`vigil controls [list]`: the control catalogue (filtered, as a table or JSON); `vigil controls show ID`: one control's card."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.console import Console
 from rich.table import Table
 
 from vigil.checks.catalogue import catalogue
 from vigil.checks.remediation import for_control, remediations
+from vigil.checks.selection import Filters, select, split
+from vigil.cli.console import id_column, make_console, print_table
 from vigil.errors import UsageError
 
 
+def _list_flags(parser: argparse.ArgumentParser, default: object = None) -> None:
+    from vigil.cli.check import add_filter_flags
+
+    add_filter_flags(parser, default)
+    parser.add_argument("--format", choices=["table", "json"], default=default if default is not None else "table",
+                        help="table (default) or json (the controls as findings.json lists them)")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("controls", help="list the control catalogue")
-    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    parser.add_argument("id", nargs="?", help="control id for 'show'")
-    parser.set_defaults(handler=run)
+    parser = subparsers.add_parser("controls", help="list the control catalogue (filters as in 'vigil check'); 'show ID' for one card",
+                                   description="List the control catalogue, or show one control's card.")
+    _list_flags(parser)
+    parser.set_defaults(handler=run_list)
+    actions = parser.add_subparsers(dest="controls_action", metavar="ACTION")
+    listing = actions.add_parser("list", help="list the controls (the default)", description="List the controls, filtered.")
+    _list_flags(listing, default=argparse.SUPPRESS)  # the parent's values stand unless given again here
+    listing.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="one control's card: clause, frameworks, what passes, how to fix",
+                              description="Show one control's card: the promise it keeps, its frameworks, what passes and how to fix it.")
+    show.add_argument("id", metavar="ID", help="the control id, e.g. TLS-01")
+    show.set_defaults(handler=run_show)
 
 
-def run(args: argparse.Namespace) -> int:
-    console = Console()
+def run_list(args: argparse.Namespace) -> int:
     controls = catalogue()
-    if args.action == "show":
-        control = controls.get((args.id or "").upper())
-        if control is None:
-            raise UsageError(f"unknown control id {args.id!r} (see 'vigil controls')")
-        console.print(f"[bold]{control.id}[/] {control.title}  [dim]({control.severity})[/]")
-        console.print(f"scope: {control.scope}\npasses when: {control.passes}")
-        for clause in (control.clause, *control.also):
-            console.print(f"enforces: {clause.cite()}")
-        for framework, refs in control.frameworks.items():
-            console.print(f"{framework}: {', '.join(refs)}")
-        if control.id in remediations():
-            print_fix(console, for_control(control.id))
+    selection = select(controls, Filters((), split(args.severity), split(args.service), split(args.framework), tuple(args.skip_control or ())))
+    chosen = [controls[cid] for cid in selection.chosen]
+    if args.format == "json":
+        print(json.dumps([control.to_json() for control in chosen], indent=2))
         return 0
-    table = Table(title=f"Vigil control catalogue ({len(controls)} controls)")
-    for column in ("id", "severity", "title", "scope"):
-        table.add_column(column)
-    for control in controls.values():
-        table.add_row(control.id, control.severity, control.title, control.scope)
-    console.print(table)
+    table = Table(title=f"Vigil control catalogue ({len(chosen)} of {len(controls)} controls)", title_justify="left")
+    for column in ("id", "severity", "services"):
+        id_column(table, column)
+    table.add_column("title")
+    table.add_column("scope")
+    for control in chosen:
+        table.add_row(control.id, control.severity, ",".join(control.services), control.title, control.scope)
+    print_table(make_console(), table)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    console = make_console()
+    control = catalogue().get(args.id.upper())
+    if control is None:
+        raise UsageError(f"unknown control id {args.id!r} (see 'vigil controls')")
+    console.print(f"[bold]{control.id}[/] {control.title}  [dim]({control.severity}; {', '.join(control.services)})[/]")
+    console.print(f"scope: {control.scope}\npasses when: {control.passes}", markup=False)
+    for clause in (control.clause, *control.also):
+        console.print(f"enforces: {clause.cite()}", markup=False)
+    for framework, refs in control.frameworks.items():
+        console.print(f"{framework}: {', '.join(refs)}", markup=False)
+    if control.id in remediations():
+        print_fix(console, for_control(control.id))
     return 0
 
 

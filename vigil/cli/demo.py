@@ -9,9 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from rich.console import Console
-
 from vigil.cli import check, common
+from vigil.cli.console import make_console
 from vigil.cli.run import show_stage as show_job_stage
 from vigil.errors import UsageError
 from vigil.subjects.show import print_found
@@ -55,14 +54,14 @@ def show_stage(stage: str, outcome: Any) -> None:
     if stage == "check":
         check.show(outcome, explain=True)
     elif stage == "subject erase":
-        print_found(outcome.found, Console(), f"Erase subject {outcome.subject_hash[:16]}…: dry run (nothing changed)")
+        print_found(outcome.found, make_console(), f"Erase subject {outcome.subject_hash[:16]}…: dry run (nothing changed)")
     else:
         show_job_stage(stage, outcome)
 
 
 def run(args: argparse.Namespace) -> int:
     demo = _load_demo()
-    console = Console()
+    console = make_console()
     out = Path(args.output) if args.output else Path("evidence-out") / f"demo-{common.new_run_id()}"
     result = demo.run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage)
 

@@ -21,12 +21,24 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"vigil.cli.{name}").add_parser(subparsers)
+    _own_usage(parser)
     return parser
+
+
+def _own_usage(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command records itself, so a stray argument is reported with its own usage, not `vigil`'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(usage_parser=sub)
+                _own_usage(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, stray = parser.parse_known_args(argv)
+    if stray:
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(stray)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return ExitCode.USAGE

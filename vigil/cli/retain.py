@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from rich.console import Console
 from rich.table import Table
 
-from vigil.cli import common
+from vigil.cli import common, console
 from vigil.retention.engine import RDS_REASON, RetentionRun
 from vigil.retention.guard import JUDGED_AT, is_future
 from vigil.stages.retain import RetainOptions, RetainOutcome, retain
@@ -27,19 +26,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
                         help="with --apply, also take an S3 lock object per store here, so runs on other machines "
                              "never change a store at the same time (default $VIGIL_LOCK_BUCKET)")
+    console.add_output_flags(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
-                                   stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket))
-    show(outcome)
+    console.configure_logging(args.log_level)
+    with console.live_progress(args.quiet):
+        outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
+                                       stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket))
+    show(outcome, quiet=args.quiet)
     return outcome.exit_code
 
 
-def show(outcome: RetainOutcome) -> None:
-    # A pipe or a log file gets the full table, not one squeezed to 80 columns.
-    print_result(outcome.run, Console() if sys.stdout.isatty() else Console(width=200))
+def show(outcome: RetainOutcome, quiet: bool = False) -> None:
+    if not quiet:
+        print_result(outcome.run, console.make_console())
     print(f"plan: {outcome.plan}")
     if outcome.ledger is not None:
         print(f"ledger: {outcome.ledger}")
@@ -53,10 +55,12 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def print_result(result: RetentionRun, console: Console) -> None:
+def print_result(result: RetentionRun, out: Console) -> None:
     mode = "apply" if result.apply else "dry run (nothing changed)"
     table = Table(title=f"Retention as of {result.as_of:%Y-%m-%d %H:%M}Z: {mode}")
-    for column in ("store", "category", "rule", "oldest due", "delete", "anonymize", "suppress", "keep", "held", "error", "verify"):
+    console.id_column(table, "store")
+    console.id_column(table, "category")
+    for column in ("rule", "oldest due", "delete", "anonymize", "suppress", "keep", "held", "error", "verify"):
         table.add_column(column, justify="right" if column in ("delete", "anonymize", "suppress", "keep", "held", "error") else "left")
     for s in result.summaries:
         category = result.policy.categories[s.category]
@@ -66,22 +70,22 @@ def print_result(result: RetentionRun, console: Console) -> None:
         cells = [f"{s.counts[k]} ({_size(s.bytes[k])})" if s.counts[k] else "0" for k in ("delete", "anonymize", "suppress", "keep", "held", "error")]
         verify = s.verify["status"] + (f" ({s.verify['remaining']} left)" if s.verify["remaining"] else "")
         table.add_row(s.store, s.category, rule, oldest, *cells, verify)
-    console.print(table)
+    console.print_table(out, table)
     if is_future(result.as_of):
-        console.print(f"[cyan]preview of a future instant: {JUDGED_AT}[/]")
+        out.print(f"[cyan]preview of a future instant: {JUDGED_AT}[/]")
     for s in result.summaries:
         for hold in s.to_json()["holds"]:
             until = f"until {hold['until']}" if hold["until"] else "until released"
-            console.print(f"  [cyan]{s.store}[/]: {hold['count']} held, {hold['reason']} ({until})")
+            out.print(f"  [cyan]{s.store}[/]: {hold['count']} held, {hold['reason']} ({until})")
         if s.unnamed:
             fields = ", ".join(f"{name} ({n})" for name, n in sorted(s.unnamed.items()))
-            console.print(f"  [cyan]{s.store}[/]: fields the category does not name, dropped from anonymized records: {fields}")
+            out.print(f"  [cyan]{s.store}[/]: fields the category does not name, dropped from anonymized records: {fields}")
         for error in s.errors[:5]:
-            console.print(f"  [yellow]{s.store}[/]: {error['object'][:16]}… {error['reason']}")
+            out.print(f"  [yellow]{s.store}[/]: {error['object'][:16]}… {error['reason']}")
     for name in result.not_covered:
-        console.print(f"  [yellow]{name}[/]: not covered by retention (RDS): {RDS_REASON}")
+        out.print(f"  [yellow]{name}[/]: not covered by retention (RDS): {RDS_REASON}")
     if result.max_delete_exceeded:
-        console.print(f"[bold red]the plan deletes {result.deletes}, more than --max-delete; nothing was deleted[/]")
+        out.print(f"[bold red]the plan deletes {result.deletes}, more than --max-delete; nothing was deleted[/]")
     if result.stats is not None:
         st = result.stats
-        console.print(f"actions: {st.ok} ok, {st.failed} failed, {st.skipped} skipped" + (f"; {result.resumed} resumed from the ledger" if result.resumed else ""))
+        out.print(f"actions: {st.ok} ok, {st.failed} failed, {st.skipped} skipped" + (f"; {result.resumed} resumed from the ledger" if result.resumed else ""))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vigil.cli import common
+from vigil.cli import common, console
 from vigil.scheduler.logs import LOG_FORMATS, EventLog
 from vigil.scheduler.metrics import record_run_logged
 from vigil.scheduler.pipeline import JobOptions, run_pipeline
@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                "job into one folder. Exit code: the worst stage's (cli.md).")
     common.add_common(parser)
     add_job_flags(parser)
+    console.add_output_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -63,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     run_id = common.new_run_id()
     run_dir = Path(args.output) if args.output else DEFAULT_OUTPUT / run_id
     log = EventLog(args.log_format)
-    result = run_pipeline("run", options, run_dir, log, run_id=run_id, show=stage_printer(args.log_format))
+    console.configure_logging(args.log_level)
+    with console.live_progress(args.quiet):
+        result = run_pipeline("run", options, run_dir, log, run_id=run_id, show=None if args.quiet else stage_printer(args.log_format))
     if args.metrics_file:
         record_run_logged(Path(args.metrics_file), result, log)
     return result.exit_code

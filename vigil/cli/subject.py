@@ -16,11 +16,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.console import Console
-
 from vigil import safe_write
 from vigil.aws import Aws
-from vigil.cli import common
+from vigil.cli import common, console
 from vigil.errors import UsageError
 from vigil.policy import Policy
 from vigil.retention.guard import refuse_future_as_of
@@ -53,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         return p
 
     find = command("find", "every place the subject's data lives, with counts, bytes, holds and backups", run_find)
+    console.add_output_flags(find)
     find.add_argument("--json", action="store_true", help="print JSON (counts and reasons, no keys) instead of a table")
     command("export", "write a package of the subject's data (JSON per store, README.md) into --output DIR", run_export)
     erase = command("erase", "plan erasing the subject's data (dry run); --apply erases every copy and writes the ledger", run_erase)
@@ -114,15 +113,17 @@ def _say_incomplete(found: Found) -> None:
 
 def run_find(args: argparse.Namespace) -> int:
     subject, as_of = _subject(args), common.parse_as_of(args.as_of)
+    console.configure_logging(args.log_level)
     policy, aws, keys = _setup(args)
-    found = find_subject(aws, policy, keys, subject, as_of, args.workers)
+    with console.live_progress(args.quiet or args.json):
+        found = find_subject(aws, policy, keys, subject, as_of, args.workers)
     if args.json:
         print(json.dumps({"subject": keys.hash(subject), "erase": found.erasable, "held": found.held, "copies": found.copies,
                           "stores": [s.to_json() for s in found.stores], "backups": [b.to_json() for b in found.backups]}, indent=2))
     if found.copies == 0 and not found.incomplete:
         return _not_found(subject)
     if not args.json:
-        print_found(found, Console(), f"Subject {keys.hash(subject)[:16]}… as of {as_of:%Y-%m-%d %H:%M}Z")
+        print_found(found, console.make_console(), f"Subject {keys.hash(subject)[:16]}… as of {as_of:%Y-%m-%d %H:%M}Z")
     _say_incomplete(found)
     return 1 if found.incomplete else 0
 
@@ -155,14 +156,14 @@ def run_erase(args: argparse.Namespace) -> int:
     run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers)
     if run.nothing_found and not run.resumed:
         return _not_found(subject)
-    console = Console()
+    out = console.make_console()
     mode = "apply" if args.apply else "dry run (nothing changed)"
-    print_found(run.found, console, f"Erase subject {run.subject_hash[:16]}…: {mode}")
+    print_found(run.found, out, f"Erase subject {run.subject_hash[:16]}…: {mode}")
     if run.stats is not None:
-        console.print(f"actions: {run.stats.ok} ok, {run.stats.failed} failed, {run.stats.skipped} skipped"
+        out.print(f"actions: {run.stats.ok} ok, {run.stats.failed} failed, {run.stats.skipped} skipped"
                       + (f"; {run.resumed} resumed from the ledger" if run.resumed else ""))
     if args.apply:
-        console.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
+        out.print(f"verify: {run.verify['status']}" + (f" ({run.verify['remaining']} left)" if run.verify["remaining"] else ""))
         if run.exit_code == 0 and requests is not None:
             requests.complete_open(subject, "erase", datetime.now(UTC))
     _say_incomplete(run.after or run.found)
@@ -199,7 +200,7 @@ def run_requests(args: argparse.Namespace) -> int:
     policy = common.load(args)
     requests = RequestLog(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy).all()
     shown = requests if args.all else [r for r in requests if r.open]
-    print_requests(shown, now, Console())
+    print_requests(shown, now, console.make_console())
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from vigil import progress
 from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
 from vigil.policy.models import Category, DynamoDBStore, PostgresStore, RDSStore, S3Store
@@ -275,7 +276,14 @@ def find_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-find") as pool, \
             ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-find-store") as per_store:
         finder = Finder(aws, policy, keys, subject, as_of, pool, export, observe, window=max(16, workers * 4))
-        found.stores = list(per_store.map(finder.store, stores))
+        progress.phase(f"searching {len(stores)} store(s) for the subject", total=len(stores))
+
+        def search(store):
+            try:
+                return finder.store(store)
+            finally:
+                progress.advance()
+        found.stores = list(per_store.map(search, stores))
     _keep_account_record(policy, found)
     found.backups = backup_copies(aws, policy, found, as_of) + rds_backup_copies(aws, policy, found, as_of)
     return found

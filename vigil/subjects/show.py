@@ -21,7 +21,9 @@ def size(n: int) -> str:
 def print_found(found: Found, console: Console, title: str) -> None:
     table = Table(title=title)
     for column in ("store", "category", "current", "older", "replica", "records", "bytes", "erase", "kept"):
-        table.add_column(column, justify="left" if column in ("store", "category", "erase") else "right")
+        # store and category names are identifiers: whole, on one line (the CLI's width policy, vigil/cli/console.py)
+        table.add_column(column, justify="left" if column in ("store", "category", "erase") else "right",
+                         no_wrap=column in ("store", "category"))
     for s in found.stores:
         if not s.copies:
             continue
@@ -53,7 +55,7 @@ def print_found(found: Found, console: Console, title: str) -> None:
 def print_requests(requests: list[Request], now: datetime, console: Console) -> None:
     table = Table(title=f"Subject requests as of {now:%Y-%m-%d %H:%M}Z")
     for column in ("id", "subject", "kind", "received", "deadline", "days left", "status"):
-        table.add_column(column, overflow="fold")  # ids are needed whole, to act on them
+        table.add_column(column, no_wrap=column in ("id", "subject", "received", "deadline"))  # ids are needed whole, to act on them
     for r in requests:
         left = r.days_left(now)
         status = "done" if not r.open else ("[red]overdue[/]" if left < 0 else "open")

@@ -209,3 +209,19 @@ def test_controls_take_the_same_filters_and_json(capsys: pytest.CaptureFixture[s
     assert main(["controls", "--severity", "urgent"]) == 2
 
 
+
+
+def test_log_level_turns_on_logging_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    try:
+        console.configure_logging(None)
+        assert root.handlers == before[0]  # default: untouched, so JSON logs on stderr stay JSON
+        console.configure_logging("debug")
+        logging.getLogger("vigil.test").debug("hello from debug")
+        assert "DEBUG vigil.test: hello from debug" in capsys.readouterr().err
+    finally:
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])

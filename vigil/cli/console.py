@@ -8,7 +8,7 @@
 * Rich's highlighter is off: it would colour parts of control ids and regions as numbers.
 * Progress (phase, done/total where known, elapsed time) goes to stderr, only on a terminal and
   never with --quiet; it is drawn by rich and disappears when the work ends.
-* --log-level sets Python logging for vigil and the libraries (default: warnings).
+* --log-level turns on Python logging for vigil and the libraries at that level (default: off).
 """
 from __future__ import annotations
 
@@ -65,13 +65,20 @@ def id_column(table: Table, name: str, **options) -> None:
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress and no tables: only the totals and the files written")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show passing findings and details")
-    parser.add_argument("--log-level", choices=LEVELS, default="warning", help="Python logging level (default warning)")
+    parser.add_argument("--log-level", choices=LEVELS, help="turn on Python logging at this level, on stderr (default: off; "
+                                                             "warnings still print)")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(getattr(logging, level.upper()))
+def configure_logging(level: str | None) -> None:
+    """Only when asked: otherwise Python's default stays (warnings, bare), and stderr keeps its own format (JSON logs)."""
+    if level is None:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 class RichReporter:

@@ -111,3 +111,18 @@ def test_the_pack_carries_the_policy_but_no_held_subjects_raw_id(demo) -> None:
     assert [s for hold in copy.holds for s in hold.subjects] != held and len(copy.holds[0].subjects) == len(held)
     leaks = [path.name for path in out.rglob("*") if path.is_file() and any(s.encode() in path.read_bytes() for s in held)]
     assert leaks == []
+
+
+def test_demo_has_a_postgresql_store_or_says_why_not(demo) -> None:
+    from vigil.retention.postgres.local_server import missing_reason
+
+    done, out, _seconds = demo
+    stores = {s["store"]: s for s in json.loads((out / "retention-plan.json").read_text())["stores"]}
+    reason = missing_reason()
+    if reason:
+        assert f"PostgreSQL store left out of this demo: {reason}" in done.stdout.replace("\n", " ")
+        assert "call-history-db" not in stores
+        return
+    table = stores["call-history-db"]
+    assert table["kind"] == "postgres" and not table["errors"], table
+    assert table["counts"]["anonymize"] > 0 and table["counts"]["keep"] > 0  # a year ahead, the older calls are due

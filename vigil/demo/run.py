@@ -14,7 +14,7 @@ from typing import Any
 
 from vigil import safe_write
 from vigil.aws import Aws
-from vigil.demo import breakage, seed
+from vigil.demo import breakage, database, seed
 from vigil.demo.deployer import EmulatorMocks, Outcome
 from vigil.demo.emulator import DEMO_CREDENTIALS, emulator, load_aws_managed_policies, set_root_mfa
 from vigil.evidence import keys
@@ -58,6 +58,7 @@ def demo_environment() -> None:
     os.environ["VIGIL_PSEUDONYM_KEY"] = DEMO_PSEUDONYM_KEY  # fake data, demo key: never a real key here
 
 
+DEMO_ACCOUNTS = 40  # the PostgreSQL table's calls are made by ACC-00001 .. ACC-00040
 DEMO_SUBJECT = "ACC-00005"  # a seeded account whose erase request the demo records and plans
 WAIVED_USER = "demo-intern"  # one deliberate failure is also an accepted, expiring risk
 
@@ -87,8 +88,10 @@ def demo_additions(text: str, today: datetime) -> str:
     return text
 
 
-def write_demo_policy(source: Path, out: Path, held_subjects: list[str]) -> Path:
+def write_demo_policy(source: Path, out: Path, held_subjects: list[str], postgres: bool = False) -> Path:
     text = source.read_text(encoding="utf-8")
+    if postgres:
+        text = database.with_store(text)
     if not re.search(r"^holds:", text, re.M):
         text = seed.hold_policy_text(text, held_subjects)
     text = demo_additions(text, datetime.now(UTC))
@@ -110,7 +113,7 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
     def lap(name: str) -> None:
         run.timings[name] = round(time.monotonic() - started - sum(run.timings.values()), 2)
 
-    with emulator() as endpoint:
+    with database.demo_database(datetime.now(UTC), DEMO_ACCOUNTS, say) as postgres, emulator() as endpoint:
         run.endpoint = endpoint
         say(f"emulator: moto on {endpoint} (loopback only, in memory, stopped at the end)")
         aws = Aws(endpoint_url=endpoint)
@@ -140,7 +143,7 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         run.broken = breakage.break_things(aws, policy, account)
         for item in run.broken:
             say(f"  broken on purpose ({item.control}): {item.what}")
-        demo_policy = str(write_demo_policy(policy_path, out, run.seeded.held_subjects))
+        demo_policy = str(write_demo_policy(policy_path, out, run.seeded.held_subjects, postgres))
         lap("break")
 
         def stage(name: str, function: Callable[[Any], Any], options: Any) -> None:

@@ -161,9 +161,10 @@ def delete_next(conn: psycopg.Connection, sel: Selection, after: list[str | None
     names = ", ".join(sel.pk)
     desc = ", ".join(f"{c} DESC" for c in sel.pk)
     match = " AND ".join(f"t.{c} = b.{c}" for c in sel.pk)
-    text = (f"WITH b AS (SELECT {keys} FROM {sel.table} t WHERE {sel.due}{_after(sel, after, params)} ORDER BY {keys} "
+    bound = _after(sel, after, params)  # in the DELETE too: the join's index scan starts there, not at the first key
+    text = (f"WITH b AS (SELECT {keys} FROM {sel.table} t WHERE {sel.due}{bound} ORDER BY {keys} "
             f"LIMIT {int(limit)} FOR UPDATE OF t SKIP LOCKED), "
-            f"gone AS (DELETE FROM {sel.table} AS t USING b WHERE {match} RETURNING 1), "
+            f"gone AS (DELETE FROM {sel.table} AS t USING b WHERE {match}{bound} RETURNING 1), "
             f"lo AS (SELECT {names} FROM b ORDER BY {names} LIMIT 1), hi AS (SELECT {names} FROM b ORDER BY {desc} LIMIT 1) "
             f"SELECT (SELECT count(*) FROM gone), pg_current_xact_id()::text, lo.*, hi.* FROM lo, hi")
     row = conn.execute(text, params).fetchone()

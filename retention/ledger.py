@@ -87,6 +87,7 @@ class Ledger:
     policy and key: `check_owner`)."""
 
     def __init__(self, path: Path, run_id: str, policy_sha256: str | None = None, key_fingerprint: str | None = None):
+        safe_write.refuse_link(path)  # before reading it: a link is never followed, for reading or writing
         check_owner(path, policy_sha256, key_fingerprint)
         self.path = path
         self.run_id = run_id

@@ -42,12 +42,12 @@ def test_report_refuses_a_link_planted_in_the_pack(tmp_path: Path, victim: Path,
     assert f"{name}: symbolic link or special file in the pack" in err and "unexpected" not in err
 
 
-def test_check_refuses_a_linked_findings_file(moto_server: str, tmp_path: Path, victim: Path,
+def test_check_refuses_a_linked_findings_file(moto_server_module: str, tmp_path: Path, victim: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "findings.json").symlink_to(victim)
-    code = main(["check", "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", moto_server, "--output", str(out)])
+    code = main(["check", "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", moto_server_module, "--output", str(out)])
     assert code == 2
     assert "is a symbolic link" in capsys.readouterr().err
     assert victim.read_text() == SECRET
@@ -91,12 +91,12 @@ def test_whole_files_are_replaced_atomically_and_leave_no_temporary(tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == ["findings.json"]
 
 
-def test_output_that_is_a_file_is_bad_input(moto_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_output_that_is_a_file_is_bad_input(moto_server_module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", base64.b64encode(b"k" * 32).decode())
     out = tmp_path / "a-file"
     out.write_text("not a folder")
-    code = main(["retain", "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", moto_server, "--output", str(out)])
+    code = main(["retain", "--policy", str(ROOT / "policy.yaml"), "--endpoint-url", moto_server_module, "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"--output {out}: is a file, not a folder" in err and "unexpected" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_AUDIT_ROLE = "vigil-audit"  # read-only: check
 DEFAULT_RETENTION_ROLE = "vigil-retention"  # least privilege to delete and anonymize: retain
@@ -25,6 +26,15 @@ class AccountsOptions:
     @property
     def many(self) -> bool:
         return self.org or self.file is not None
+
+    @classmethod
+    def from_args(cls, args: Any) -> AccountsOptions:
+        """From the command line's flags (vigil.cli.common.add_accounts_flags); a command without them reaches one account."""
+        if not hasattr(args, "org"):
+            return cls()
+        return cls(org=args.org, file=args.accounts_file, role_name=args.role_name,
+                   retention_role_name=getattr(args, "retention_role_name", DEFAULT_RETENTION_ROLE),
+                   external_id=args.external_id, parallel=args.accounts_parallel)
 
 
 def role_arn(account_id: str, role: str) -> str:

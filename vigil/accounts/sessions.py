@@ -46,14 +46,14 @@ def assume(base: Aws, account: Account, run_id: str, region: str, *, retention: 
         return base.session.client(service, region_name=region, endpoint_url=base.endpoint_url, **credentials)
 
     fetcher = AssumeRoleCredentialFetcher(sts_client, source, role, extra_args=extra)
-    credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
-    try:
-        credentials.get_frozen_credentials()  # assume now: an unreachable account is known before any check runs
+    try:  # assume now, through the fetcher itself (its answer is cached for the credentials below), so that an
+        fetcher.fetch_credentials()  # unreachable account is known before anything runs, and botocore logs no traceback
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         raise Unreachable(f"could not assume {role}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise Unreachable(f"could not assume {role}: {exc}") from None
+    credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
     core = botocore.session.Session()
     core._credentials = credentials  # botocore's documented hook for refreshable credentials on a session
     core.set_config_variable("region", region)

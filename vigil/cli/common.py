@@ -45,13 +45,7 @@ def add_accounts_flags(parser: argparse.ArgumentParser, retention: bool = False)
 
 
 def accounts(args: argparse.Namespace) -> accounts_model.AccountsOptions:
-    """The "Many accounts" flags as options; a command without them reaches one account."""
-    if not hasattr(args, "org"):
-        return accounts_model.AccountsOptions()
-    return accounts_model.AccountsOptions(
-        org=args.org, file=args.accounts_file, role_name=args.role_name,
-        retention_role_name=getattr(args, "retention_role_name", accounts_model.DEFAULT_RETENTION_ROLE),
-        external_id=args.external_id, parallel=args.accounts_parallel)
+    return accounts_model.AccountsOptions.from_args(args)
 
 
 def positive_int(text: str) -> int:

@@ -19,6 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Plan what is past retention in every store, replica and backup; with --apply, do exactly "
                     "that, write ledger.jsonl, then verify. Changes nothing without --apply.")
     common.add_common(parser)
+    common.add_accounts_flags(parser, retention=True)
     parser.add_argument("--apply", action="store_true", help="carry out the plan (default: dry run, nothing changes)")
     parser.add_argument("--max-delete", type=int, metavar="N", help="stop (exit 1, nothing deleted) if the plan deletes more than N")
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
@@ -41,10 +42,25 @@ def run(args: argparse.Namespace) -> int:
 
 def show(outcome: RetainOutcome, quiet: bool = False) -> None:
     if not quiet:
-        print_result(outcome.run, console.make_console())
+        print_outcome(outcome, console.make_console())
     print(f"plan: {outcome.plan}")
     if outcome.ledger is not None:
         print(f"ledger: {outcome.ledger}")
+
+
+def print_outcome(outcome: RetainOutcome, out: Console) -> None:
+    """One account's table; for many accounts, each account's under its status."""
+    if outcome.accounts is None:
+        assert outcome.run is not None
+        print_result(outcome.run, out)
+        return
+    for status in outcome.accounts.accounts:
+        part = outcome.accounts.parts.get(status["id"])
+        out.rule(f"account {status['id']} {status['name']}: {status['status']}")
+        if status["reason"]:
+            out.print(status["reason"], markup=False)
+        if part is not None:
+            print_result(part, out)
 
 
 def _size(n: int) -> str:

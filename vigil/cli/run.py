@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    description="Run check, retain (a dry run unless --apply), report and verify as one "
                                                "job into one folder. Exit code: the worst stage's (cli.md).")
     common.add_common(parser)
+    common.add_accounts_flags(parser, retention=True)
     add_job_flags(parser)
     console.add_output_flags(parser)
     parser.set_defaults(handler=run)

@@ -12,12 +12,13 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vigil import safe_write
+from vigil.accounts.model import AccountsOptions
 from vigil.aws import Aws
 from vigil.errors import ExitCode, UsageError
 from vigil.evidence import keys
@@ -57,6 +58,7 @@ class JobOptions:
     upload: str | None = None  # s3://bucket/prefix: `vigil report` uploads the pack there
     max_delete: int | None = None  # retain stops (exit 1, nothing deleted) above this many deletions
     public_key: str | None = None  # what verify trusts; None: the public half of signing_key (never the pack's own)
+    accounts: AccountsOptions = field(default_factory=AccountsOptions)  # --org / --accounts-file: many accounts
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> JobOptions:
@@ -65,6 +67,7 @@ class JobOptions:
             profile=args.profile, as_of=parse_as_of(getattr(args, "as_of", None)), apply=bool(args.apply),
             signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
             max_delete=args.max_delete, public_key=getattr(args, "public_key", None),
+            accounts=AccountsOptions.from_args(args),
         )
 
     def validate(self) -> None:
@@ -100,7 +103,7 @@ def stage_call(stage: str, options: JobOptions, run_dir: Path) -> tuple[Stage, A
     """The entry point of one stage and its typed options: every job option reaches the stage,
     or construction fails (a renamed field is a TypeError here, never a flag silently dropped)."""
     target = {"policy": options.policy, "endpoint_url": options.endpoint_url, "regions": options.regions,
-              "profile": options.profile, "as_of": options.as_of, "output": run_dir}
+              "profile": options.profile, "as_of": options.as_of, "output": run_dir, "accounts": options.accounts}
     if stage == "check":
         return check, CheckOptions(**target)
     if stage == "retain":

@@ -93,10 +93,12 @@ def retention_counts(run_dir: Path) -> dict[str, int]:
     target carries the number of units actually done ("count"); without one, an "ok" is one.
     """
     counts: dict[str, int] = {}
-    try:
-        lines = (run_dir / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return counts
+    lines: list[str] = []
+    for ledger in [run_dir / "ledger.jsonl", *sorted(run_dir.glob("accounts/*/ledger.jsonl"))]:  # many accounts: one each
+        try:
+            lines += ledger.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
     for line in lines:
         try:
             entry = json.loads(line)

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.accounts.plans import plan_accounts
 from vigil.accounts.sources import resolve
 from vigil.aws import Aws
 from vigil.checks import gate
-from vigil.checks.accounts import plan_accounts, run_check_accounts
+from vigil.checks.accounts import run_check_accounts
 from vigil.checks.catalogue import catalogue
 from vigil.checks.formats import write_formats
 from vigil.checks.runner import CheckRun, run_check

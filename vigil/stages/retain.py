@@ -5,9 +5,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vigil.accounts.plans import plan_accounts
+from vigil.accounts.sources import resolve
 from vigil.aws import Aws
 from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
+from vigil.policy import Policy
+from vigil.retention.accounts import AccountsRetention, run_retention_accounts
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
 from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import load_keys
@@ -26,8 +30,9 @@ class RetainOptions(Target):
 
 @dataclass(frozen=True)
 class RetainOutcome:
-    run: RetentionRun
+    run: RetentionRun | None  # None for a run over many accounts (see `accounts`)
     directory: Path
+    accounts: AccountsRetention | None = None  # --org / --accounts-file: each account's run in accounts/<id>/
 
     @property
     def plan(self) -> Path:
@@ -36,11 +41,13 @@ class RetainOutcome:
     @property
     def ledger(self) -> Path | None:
         """The ledger, when this run wrote one (it applied and stayed within --max-delete)."""
+        if self.run is None:
+            return None  # each account's own ledger is in accounts/<id>/
         return self.directory / LEDGER_FILE if self.run.apply and not self.run.max_delete_exceeded else None
 
     @property
     def exit_code(self) -> int:
-        return self.run.exit_code
+        return self.accounts.exit_code if self.accounts is not None else (self.run.exit_code if self.run else 1)
 
 
 def retain(options: RetainOptions) -> RetainOutcome:
@@ -53,11 +60,29 @@ def retain(options: RetainOptions) -> RetainOutcome:
     if unknown:
         raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
+    if options.accounts.many:
+        return retain_accounts(options, policy, aws)
     keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
-    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    policy = policy.for_account(aws.account_id(policy.regions.primary))  # exit 3 when the environment is broken
     run_id = new_run_id()
     directory = options.output_dir(run_id)
     result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
                            max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
                            lock_bucket=options.lock_bucket)
     return RetainOutcome(result, directory)
+
+
+def retain_accounts(options: RetainOptions, policy: Policy, aws: Aws) -> RetainOutcome:
+    """Each account with its retention role, its own policy and keys; plans and ledgers in accounts/<id>/."""
+    aws.account_id(policy.regions.primary)  # exit 3 when the environment is broken
+    accounts = resolve(aws, policy.regions.primary, options.accounts)
+    plans = plan_accounts(accounts, policy, options.regions, load_checked_policy)
+    for own in {id(p.policy): p.policy for p in plans}.values():  # keys read from files or the environment: exit 2 now
+        if not any(source is not None and source.source == "kms" for source in (own.keys.pseudonymize, own.keys.evidence)):
+            load_keys(own)
+    run_id = new_run_id()
+    directory = options.output_dir(run_id)
+    result = run_retention_accounts(aws, policy, accounts, plans, options.when(), directory, run_id, apply=options.apply,
+                                    max_delete=options.max_delete, store_names=list(options.stores) or None,
+                                    parallel=options.accounts.parallel, workers=options.workers, lock_bucket=options.lock_bucket)
+    return RetainOutcome(None, directory, accounts=result)

@@ -8,12 +8,12 @@ import io
 from pathlib import Path
 
 import pytest
+from vigil.evidence import keys, sample
+from vigil.evidence.render import write_report
 
 from tests.conftest import ROOT
 from vigil.cli.main import main
 from vigil.cli.verify import show
-from vigil.evidence import keys, sample
-from vigil.evidence.render import write_report
 from vigil.scheduler.pipeline import JobOptions, stage_call
 
 

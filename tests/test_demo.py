@@ -126,3 +126,40 @@ def test_demo_has_a_postgresql_store_or_says_why_not(demo) -> None:
     table = stores["call-history-db"]
     assert table["kind"] == "postgres" and not table["errors"], table
     assert table["counts"]["anonymize"] > 0 and table["counts"]["keep"] > 0  # a year ahead, the older calls are due
+
+
+def test_keep_running_prints_the_endpoint_and_an_export_line_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import urllib.request
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "VIGIL_PSEUDONYM_KEY"}
+    demo = subprocess.Popen([sys.executable, "-m", "vigil", "demo", "--keep-running", "--output", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in demo.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.strip().startswith("export "):
+                break
+        export = lines[-1].strip()
+        assert export.startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:"), "".join(lines[-30:])
+        shell = dict(item.split("=", 1) for item in export.removeprefix("export ").split())
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "VIGIL_PSEUDONYM_KEY"} <= set(shell)
+        assert any(line.startswith("endpoint: " + shell["AWS_ENDPOINT_URL"]) for line in lines)
+        policy = next(line.split("--policy ", 1)[1].strip() for line in [next(demo.stdout)] if "--policy" in line)  # type: ignore[arg-type]
+        # a newcomer's next command, against the emulator that is still running
+        done = subprocess.run([sys.executable, "-m", "vigil", "check", "--policy", policy, "--output", str(tmp_path / "mine"), "-q"],
+                              cwd=ROOT, env={**env, **shell}, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1, done.stdout + done.stderr  # the three deliberate failures, found again
+        found = json.loads((tmp_path / "mine" / "findings.json").read_text())
+        assert {(f["control"], f["resource"]) for f in found["findings"] if f["status"] == "fail"} == DELIBERATE
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0 and "emulator stopped" in rest
+        with pytest.raises(OSError):
+            urllib.request.urlopen(shell["AWS_ENDPOINT_URL"], timeout=5)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()

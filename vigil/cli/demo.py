@@ -3,6 +3,10 @@ personal data and three deliberate mistakes, then check, retain (dry run) and re
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
+import sys
+import threading
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
@@ -24,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy", default=None, metavar="FILE", help="the policy to deploy (default ./policy.yaml, else the repository's)")
     parser.add_argument("--output", metavar="DIR", help="the run folder (default ./evidence-out/demo-<run-id>/)")
     parser.add_argument("--seed", type=int, default=7, help="seed for the fake data (same seed, same data)")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="after the job, keep the emulator running (until Ctrl-C) and print its endpoint and an export "
+                             "line, to try every command against it")
     parser.set_defaults(handler=run)
 
 
@@ -63,8 +70,49 @@ def run(args: argparse.Namespace) -> int:
     demo = _load_demo()
     console = make_console()
     out = Path(args.output) if args.output else Path("evidence-out") / f"demo-{common.new_run_id()}"
-    result = demo.run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage)
 
+    def hold(result: Any) -> None:
+        print_results(console, demo, result, out)
+        keep_running(console, demo, result, out)
+
+    result = demo.run_demo(_policy_path(args.policy), out, seed_value=args.seed, say=console.print, show=show_stage,
+                           hold=hold if args.keep_running else None)
+    if not args.keep_running:
+        print_results(console, demo, result, out)
+    # The check is expected to exit 1 (the deliberate failures); anything else means the demo broke.
+    return 0 if result.stages.get("check") in (0, 1) else 1
+
+
+def export_line(endpoint: str, credentials: dict[str, str], pseudonym_key: str) -> str:
+    """What a shell needs to reach the emulator the way the demo did (fake credentials, the demo's key)."""
+    values = {"AWS_ENDPOINT_URL": endpoint, **credentials, "VIGIL_PSEUDONYM_KEY": pseudonym_key}
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
+
+
+def keep_running(console: Any, demo: ModuleType, result: Any, out: Path) -> None:
+    """Print the endpoint and an export line, then wait (the emulator stays up) until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    # Both signals end the wait (a shell's background job ignores SIGINT unless a handler is set).
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    console.rule("[bold]Vigil demo: the emulator keeps running")
+    console.print(f"endpoint: {result.endpoint}", markup=False, soft_wrap=True)
+    console.print("In another shell:", markup=False)
+    console.print(f"  {export_line(result.endpoint, demo.DEMO_CREDENTIALS, demo.DEMO_PSEUDONYM_KEY)}", markup=False, soft_wrap=True)
+    console.print(f"  vigil check --policy {shlex.quote(str(result.policy))}", markup=False, soft_wrap=True)
+    console.print("Press Ctrl-C to stop the emulator (its data is in memory and goes with it).", markup=False)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    console.print("emulator stopped", markup=False)
+
+
+def print_results(console: Any, demo: ModuleType, result: Any, out: Path) -> None:
     console.rule("[bold]Vigil demo: results")
     all_findings = demo.findings(out)
     deliberate = {(b.control, b.resource) for b in result.broken}
@@ -98,5 +146,3 @@ def run(args: argparse.Namespace) -> int:
     subject_plan = out.parent / f"{out.name}-subject" / "subject-erase.json"
     if subject_plan.exists():
         console.print(f"[bold]erase plan for the demo's open request:[/] {subject_plan.resolve()}")
-    # The check is expected to exit 1 (the deliberate failures); anything else means the demo broke.
-    return 0 if result.stages.get("check") in (0, 1) else 1

@@ -7,7 +7,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ DEMO_PSEUDONYM_KEY = base64.b64encode(b"vigil-demo-pseudonym-key-32bytes").decod
 class DemoRun:
     out: Path
     endpoint: str = ""
+    policy: Path | None = None  # the demo's copy of the policy (beside the pack), what later commands take
     deploy: Outcome | None = None
     seeded: seed.Seeded | None = None
     broken: list[breakage.Breakage] = field(default_factory=list)
@@ -101,9 +102,16 @@ def write_demo_policy(source: Path, out: Path, held_subjects: list[str], postgre
     return path
 
 
+def shallow(target: Target) -> dict[str, Any]:
+    """The target's fields as they are (`asdict` would turn its nested options, e.g. the accounts, into dicts)."""
+    return {f.name: getattr(target, f.name) for f in fields(target)}
+
+
 def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[str], None] = print,
-             show: Callable[[str, Any], None] = lambda stage, outcome: None) -> DemoRun:
-    """The whole demo; `show(stage, outcome)` presents each stage's outcome (the CLI prints it as its command would)."""
+             show: Callable[[str, Any], None] = lambda stage, outcome: None,
+             hold: Callable[[DemoRun], None] | None = None) -> DemoRun:
+    """The whole demo; `show(stage, outcome)` presents each stage's outcome (the CLI prints it as its command would).
+    `hold(run)`, when given, is called after the last stage with the emulator still up (`vigil demo --keep-running`)."""
     demo_environment()
     out.mkdir(parents=True, exist_ok=True)
     run = DemoRun(out=out)
@@ -143,7 +151,8 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         run.broken = breakage.break_things(aws, policy, account)
         for item in run.broken:
             say(f"  broken on purpose ({item.control}): {item.what}")
-        demo_policy = str(write_demo_policy(policy_path, out, run.seeded.held_subjects, postgres))
+        run.policy = write_demo_policy(policy_path, out, run.seeded.held_subjects, postgres)
+        demo_policy = str(run.policy)
         lap("break")
 
         def stage(name: str, function: Callable[[Any], Any], options: Any) -> None:
@@ -161,7 +170,7 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         if not signing_key.exists():
             keys.generate(keys_dir)
             say(f"signing key: {signing_key} (public key {keys_dir / 'signing.pub'})")
-        stage("check", check, CheckOptions(**asdict(target)))
+        stage("check", check, CheckOptions(**shallow(target)))
         lap("check")
         # One open erase request, and the plan that would answer it (a dry run: nothing changes).
         say(f"subject rights: an erase request for {DEMO_SUBJECT}, and its plan ...")
@@ -169,12 +178,12 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
         say(f"  {request.id}: {request.kind} request received {iso_z(request.received_at)}, due by {iso_z(request.deadline)}")
         stage("subject erase", plan_subject_erase, SubjectPlan(target, out.parent / f"{out.name}-subject"))
         # The request's counts (no ids, no subject) go into the pack, for its "Subject requests" section.
-        stage("subject requests", process, ProcessOptions(**asdict(target)))
+        stage("subject requests", process, ProcessOptions(**shallow(target)))
         lap("subject")
         # A year ahead: what the job will delete and anonymize as data ages (nothing is past retention today).
         as_of = datetime.now(UTC) + timedelta(days=365)
         say(f"retention dry run as of {iso_z(as_of)} (one year from now; nothing changes) ...")
-        stage("retain", retain, RetainOptions(**{**asdict(target), "as_of": as_of}))
+        stage("retain", retain, RetainOptions(**{**shallow(target), "as_of": as_of}))
         lap("retain")
         # The signed pack also goes to the stack's Object Lock evidence bucket, as in production.
         evidence_bucket = f"{StackSettings.defaults(policy).name_prefix}-evidence"
@@ -182,6 +191,8 @@ def run_demo(policy_path: Path, out: Path, seed_value: int = 7, say: Callable[[s
                                               upload=f"s3://{evidence_bucket}/packs/{out.name}", signing_key=str(signing_key)))
         stage("verify", verify, VerifyOptions(out, keys_dir / "signing.pub"))
         lap("report")
+        if hold is not None:
+            hold(run)
     return run
 
 

@@ -5,7 +5,6 @@ produces exactly what the plan announced. k-anonymity is checked per batch (one 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -14,13 +13,10 @@ from vigil.policy.models import S3Store
 
 from .decide import ERROR, EXPIRED, HELD, Decision, Rules
 from .records import Record, encode, render
-from .transforms import Anonymizer
+from .transforms import Anonymizer, is_anonymized
 
-if TYPE_CHECKING:  # inventory imports this module's neighbours; the type alone is needed here
-    from .inventory import Version
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
+if TYPE_CHECKING:
+    from .model import Version
 
 @dataclass
 class Rewrite:
@@ -49,24 +45,6 @@ class Rewrite:
     @property
     def expired(self) -> int:
         return self.n("anonymize") + self.n("suppress") + self.n("delete")
-
-
-def is_anonymized(anonymizer: Anonymizer, fields: dict, flagged: bool) -> bool:
-    """In an object vigil rewrote, a record is anonymized when transforming it again changes nothing."""
-    if not flagged:
-        return False
-    present = {k for k, v in fields.items() if v not in ("", None)}
-    if not present <= set(anonymizer.transforms):
-        return False
-    for name, transform in anonymizer.transforms.items():
-        if name not in present:
-            continue
-        if transform.name == "pseudonymize":
-            if not _HEX64.match(str(fields[name])):
-                return False
-        elif anonymizer.record({name: fields[name]})[name] != fields[name]:
-            return False
-    return True
 
 
 def refusal(anonymizer: Anonymizer, suppressed: int, total: int) -> str | None:

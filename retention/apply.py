@@ -23,8 +23,9 @@ from vigil.aws import Aws, describe_error
 
 from . import faults, items
 from .anonymize import new_body, rewrite
-from .inventory import FLAG, REPLACES, Version, subject_from_key, subject_matcher
+from .inventory import FLAG, REPLACES, subject_from_key, subject_matcher
 from .keys import RetentionKeys
+from .model import Version
 from .plan_items import key_text
 from .records import parse
 

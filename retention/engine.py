@@ -30,7 +30,7 @@ from .plan import KINDS, Summary
 from .postgres import PostgresRetention, is_postgres_action
 from .postgres.apply import apply_planned
 from .resume import Resume
-from .scan import anonymizer_for, load_closed, scan_store, store_rules
+from .scan import ScanContext, anonymizer_for, load_closed, scan_store, store_rules
 from .spool import Spool
 from .verify import verify_stores
 
@@ -126,10 +126,11 @@ def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-read") as pool, \
                 ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-store") as per_store:
             progress.phase(f"planning retention: {len(stores)} store(s)", total=len(stores) + len(tables))
+            context = ScanContext(aws, policy, keys, as_of, closed, pool, spool.emit, resume.observe,
+                                  subjects_error=subjects_error)
 
             def one(store) -> Summary:
-                summary = scan_store(aws, policy, keys, store, as_of, closed, pool, spool.emit, resume.observe,
-                                     subjects_error=subjects_error)[0]
+                summary = scan_store(context, store)[0]
                 rules = store_rules(policy, store, as_of, closed)
                 for action in plan_recovery_points(aws, backup_regions, summary.resource, rules, summary):
                     spool.emit(action)

@@ -10,7 +10,6 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,70 +21,12 @@ from vigil.policy import Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
 from .items import FLAG, plain  # FLAG: the object metadata (and item attribute) vigil's rewrites carry
-from .records import Parsed, Unreadable, parse
+from .model import Item, Location, ObjectEntry, TableInfo, Version
+from .records import Unreadable, parse
 from .transforms import parse_time
 
 REPLACES = "vigil-replaces"  # metadata of a version vigil rewrote: the raw version id it replaced
 WINDOW = 64  # per-object reads in flight per location
-
-
-@dataclass(slots=True)  # one per listed version: a page of 1,000 is held at a time per listing
-class Version:
-    key: str
-    version_id: str
-    is_latest: bool
-    delete_marker: bool
-    last_modified: datetime
-    size: int = 0
-    lock_mode: str | None = None
-    lock_until: datetime | None = None
-    legal_hold: bool = False
-    anonymized: bool = False
-    replaces: str | None = None  # vigil's rewrite of this raw version id (which then may go)
-    parsed: Parsed | None = None
-    error: str | None = None
-
-
-@dataclass
-class ObjectEntry:
-    key: str
-    versions: list[Version]  # newest first, as S3 lists them
-
-
-@dataclass
-class Location:
-    store: str
-    bucket: str
-    region: str
-    replica: bool = False
-    locked: bool = False  # Object Lock enabled: lock and legal hold read per version
-    error: str | None = None
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket}"
-
-
-@dataclass
-class Item:
-    key: dict[str, Any]  # the item's primary key, typed as DynamoDB returns it
-    ts: datetime | None
-    subject: str | None
-    size: int
-    error: str | None = None
-    raw: dict[str, Any] | None = None  # the whole item, kept only for stores that anonymize
-    anonymized: bool = False  # written by vigil's anonymization (kept from then on)
-
-
-@dataclass
-class TableInfo:
-    store: str
-    table: str
-    region: str
-    arn: str = ""
-    key_names: list[str] = field(default_factory=list)
-    key_types: dict[str, str] = field(default_factory=dict)  # key attribute -> S, N or B
-    error: str | None = None
 
 
 def _code(exc: Exception) -> str:

@@ -13,8 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from .anonymize import is_anonymized
-from .transforms import Anonymizer
+from .transforms import Anonymizer, is_anonymized
 
 FLAG = "vigil-anonymized"  # marks what vigil rewrote: S3 object metadata, DynamoDB item attribute
 

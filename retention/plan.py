@@ -17,8 +17,9 @@ from vigil.policy.models import S3Store
 
 from .anonymize import rewrite
 from .decide import ERROR, EXPIRED, HELD, Rules
-from .inventory import Location, ObjectEntry, Version, subject_from_key, subject_matcher
+from .inventory import subject_from_key, subject_matcher
 from .keys import RetentionKeys
+from .model import Location, ObjectEntry, Version
 from .transforms import Anonymizer
 
 KINDS = ("delete", "anonymize", "suppress", "keep", "held", "error")

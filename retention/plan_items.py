@@ -14,9 +14,9 @@ from typing import Any
 
 from .anonymize import refusal
 from .decide import EXPIRED, KEEP, Rules
-from .inventory import Item, TableInfo
 from .items import digest, fields, key_problem
 from .keys import RetentionKeys
+from .model import Item, TableInfo
 from .plan import Summary, action_id, tally
 from .transforms import Anonymizer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ledger as ledgers
-from .inventory import ObjectEntry
+from .model import ObjectEntry
 
 
 @dataclass

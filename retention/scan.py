@@ -1,13 +1,14 @@
 """Inventory -> plan for one store: the glue used by apply (plan mode) and by verify (RET-02).
 
-`scan_store` streams every location of a store through the pure planner and hands each
-planned action to `emit`; with `split=True` it keeps one summary per location (verify
-reports the store bucket and each replica on its own).
+`scan_store(ScanContext, store)` streams every location of a store through the pure planner
+and hands each planned action to the context's `emit`; with `split=True` it keeps one summary
+per location (verify reports the store bucket and each replica on its own).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,82 +56,108 @@ def load_closed(aws: Aws, policy: Policy, stores: list) -> tuple[dict[str, datet
         return {}, describe_error("dynamodb:Scan (subjects)", exc)
 
 
-def scan_store(aws: Aws, policy: Policy, keys: RetentionKeys, store, as_of: datetime, closed: dict[str, datetime],
-               pool: Executor, emit: Emit | None = None, observe: Observe | None = None, grace: Duration | None = None,
-               split: bool = False, subjects_error: str | None = None, known: Inventory | None = None) -> list[Summary]:
-    """`known`: the facts `vigil check` already read, so verify asks nothing twice."""
-    emit = emit or _discard
-    category = policy.category_of(store)
-    rules = store_rules(policy, store, as_of, closed, grace)
-    anonymizer = anonymizer_for(policy, store, keys)
-    if isinstance(store, S3Store):
-        return _scan_s3(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, split, subjects_error, known)
-    if isinstance(store, DynamoDBStore):
-        return [_scan_table(aws, policy, keys, store, category, rules, anonymizer, pool, emit, observe, subjects_error, known)]
-    return []
-
-
 def _discard(action: dict[str, Any]) -> None:
-    """Verify plans to count what is left; its actions go nowhere."""
+    """Verify plans only to count what is left: its actions go nowhere."""
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What scanning any store of one run needs: the account, the policy and keys, the instant
+    and the subjects' closing dates, the read pool, and where planned actions and listings go."""
+
+    aws: Aws
+    policy: Policy
+    keys: RetentionKeys
+    as_of: datetime
+    closed: dict[str, datetime]
+    pool: Executor
+    emit: Emit = field(default=_discard)
+    observe: Observe | None = None  # resume: which of the dangling intents' targets still exist
+    grace: Duration | None = None  # verify: how late a deletion may be
+    split: bool = False  # one summary per location (verify), not per store
+    subjects_error: str | None = None  # why the closing dates could not be read
+    known: Inventory | None = None  # the facts `vigil check` already read, so verify asks nothing twice
+
+
+@dataclass(frozen=True)
+class _Store:
+    """One store's fixed parts for a scan."""
+
+    store: Any
+    category: Any
+    rules: Rules
+    anonymizer: Anonymizer | None
+
+
+def scan_store(ctx: ScanContext, store) -> list[Summary]:
+    category = ctx.policy.category_of(store)
+    one = _Store(store, category, store_rules(ctx.policy, store, ctx.as_of, ctx.closed, ctx.grace),
+                 anonymizer_for(ctx.policy, store, ctx.keys))
+    if isinstance(store, S3Store):
+        return _scan_s3(ctx, one)
+    if isinstance(store, DynamoDBStore):
+        return [_scan_table(ctx, one)]
+    return []
 
 
 def _summary(store, category, resource: str, region: str, replicas: list[str] | None = None) -> Summary:
     return Summary(store.name, store.kind, store.category, action_of(category), resource, region, list(replicas or []))
 
 
-def _scan_s3(aws, policy, keys, store: S3Store, category, rules, anonymizer, pool, emit: Emit, observe, split, subjects_error,
-             known: Inventory | None = None) -> list[Summary]:
-    locations = s3_locations(aws, policy, store, known)
+def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
+    store, category = one.store, one.category
+    locations = s3_locations(ctx.aws, ctx.policy, store, ctx.known)
     main = _summary(store, category, locations[0].arn, locations[0].region, [ln.arn for ln in locations[1:]])
     summaries = [main]
     for loc in locations:
         summary = main
-        if split and loc.replica:
+        if ctx.split and loc.replica:
             summary = _summary(store, category, loc.arn, loc.region)
             summaries.append(summary)
-        error = loc.error or (subjects_error if category.after else None)
+        error = loc.error or (ctx.subjects_error if category.after else None)
         if error:
             summary.error(loc.arn, error)
             continue
-        planner = Planner(rules, store, keys, summary, anonymizer)
+        planner = Planner(one.rules, store, ctx.keys, summary, one.anonymizer)
         try:
-            for entry in iter_objects(aws, loc, store, pool, reads_records(store, category)):
-                if observe is not None:
-                    observe(loc.bucket, keys.hash(entry.key), entry)
+            for entry in iter_objects(ctx.aws, loc, store, ctx.pool, reads_records(store, category)):
+                if ctx.observe is not None:
+                    ctx.observe(loc.bucket, ctx.keys.hash(entry.key), entry)
                 try:
                     actions = planner.object(loc, entry)
                 except Exception as exc:  # noqa: BLE001 - one bad object is an error for that object alone
-                    summary.error(keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
+                    summary.error(ctx.keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
                     summary.stuck += 1
                     continue
                 for action in actions:
-                    emit(action)
+                    ctx.emit(action)
         except Exception as exc:  # noqa: BLE001 - an unreadable bucket fails its store only
             summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
         for action in planner.flush():  # what was planned before a failure is still planned (and counted)
-            emit(action)
+            ctx.emit(action)
     return summaries
 
 
-def _scan_table(aws, policy, keys, store: DynamoDBStore, category, rules, anonymizer, pool, emit: Emit, observe,
-                subjects_error, known: Inventory | None = None) -> Summary:
-    info = table_info(aws, policy, store, known)
+def _scan_table(ctx: ScanContext, one: _Store) -> Summary:
+    store, category = one.store, one.category
+    info = table_info(ctx.aws, ctx.policy, store, ctx.known)
     arn = info.arn or f"arn:aws:dynamodb:{info.region}::table/{store.table}"
     summary = _summary(store, category, arn, info.region)
-    error = info.error or (subjects_error if category.after else None)
+    error = info.error or (ctx.subjects_error if category.after else None)
     if error:
         summary.error(arn, error)
         return summary
-    planner = ItemPlanner(rules, store, keys, summary, anonymizer, info)
-    done = (lambda raw: is_anonymized_item(anonymizer, raw)) if planner.anonymizer is not None else None
+    planner = ItemPlanner(one.rules, store, ctx.keys, summary, one.anonymizer, info)
+    anonymizer = planner.anonymizer
+    done = (lambda raw: is_anonymized_item(anonymizer, raw)) if anonymizer is not None else None
     try:
-        for item in iter_items(aws, info, store, pool, anonymized=done):
-            if observe is not None and not item.anonymized:  # an anonymized item is a done action, not a target
-                observe(store.table, keys.hash(key_text(item.key)), None)
+        for item in iter_items(ctx.aws, info, store, ctx.pool, anonymized=done):
+            if ctx.observe is not None and not item.anonymized:  # an anonymized item is a done action, not a target
+                ctx.observe(store.table, ctx.keys.hash(key_text(item.key)), None)
             for action in planner.item(item):
-                emit(action)
+                ctx.emit(action)
     except Exception as exc:  # noqa: BLE001 - an unreadable table fails its store only
         summary.error(arn, describe_error("dynamodb:Scan", exc))
     for action in planner.flush():
-        emit(action)
+        ctx.emit(action)
     return summary

@@ -190,3 +190,24 @@ class Anonymizer:
         if not self.quasi:
             return set()
         return {i for members in self.classes(records) if len(members) < self.k for i in members}
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_anonymized(anonymizer: Anonymizer, fields: dict, flagged: bool) -> bool:
+    """In an object vigil rewrote, a record is anonymized when transforming it again changes nothing."""
+    if not flagged:
+        return False
+    present = {k for k, v in fields.items() if v not in ("", None)}
+    if not present <= set(anonymizer.transforms):
+        return False
+    for name, transform in anonymizer.transforms.items():
+        if name not in present:
+            continue
+        if transform.name == "pseudonymize":
+            if not _HEX64.match(str(fields[name])):
+                return False
+        elif anonymizer.record({name: fields[name]})[name] != fields[name]:
+            return False
+    return True

@@ -18,7 +18,7 @@ from vigil.policy.models import PostgresStore, RDSStore, S3Store
 from .keys import RetentionKeys, load_keys
 from .plan import Summary
 from .postgres import PostgresRetention
-from .scan import load_closed, scan_store
+from .scan import ScanContext, load_closed, scan_store
 
 
 def location_summaries(aws: Aws, policy: Policy, keys: RetentionKeys, stores: list, as_of: datetime,
@@ -27,8 +27,9 @@ def location_summaries(aws: Aws, policy: Policy, keys: RetentionKeys, stores: li
     """One summary per store bucket / table and per replica, judged with the policy's grace."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-verify") as pool, \
             ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8))) as per_store:
-        found = per_store.map(lambda s: scan_store(aws, policy, keys, s, as_of, closed, pool, grace=policy.grace,
-                                                   split=True, subjects_error=subjects_error, known=known), stores)
+        context = ScanContext(aws, policy, keys, as_of, closed, pool, grace=policy.grace, split=True,
+                              subjects_error=subjects_error, known=known)
+        found = per_store.map(lambda store: scan_store(context, store), stores)
         return [summary for summaries in found for summary in summaries]
 
 

@@ -14,7 +14,7 @@ from moto import mock_aws
 from vigil.retention.apply import Applier, hashed_target
 from vigil.retention.keys import load_keys
 from vigil.retention.ledger import Ledger, chain_ok, read_lines
-from vigil.retention.scan import anonymizer_for, scan_store, store_rules
+from vigil.retention.scan import ScanContext, anonymizer_for, scan_store, store_rules
 
 from tests.test_retention_world import KEY, World, days_ago, store_plan
 from vigil.aws import Aws
@@ -144,7 +144,7 @@ def _planned(world: World, tmp_path: Path) -> tuple[Any, list[dict[str, Any]], A
     actions: list[dict[str, Any]] = []
     as_of = datetime.now(UTC)
     with ThreadPoolExecutor(4) as pool:
-        scan_store(Aws(), policy, keys, store, as_of, {}, pool, actions.append)
+        scan_store(ScanContext(Aws(), policy, keys, as_of, {}, pool, actions.append), store)
     context = {"sessions": (store, store_rules(policy, store, as_of, {}), anonymizer_for(policy, store, keys))}
     return keys, actions, context
 

@@ -230,3 +230,28 @@ def test_a_crash_between_rewrite_and_raw_delete_is_finished_and_verify_fails_mea
     assert b"203.0.113.8\"" not in versions[0]["body"]
     plan = json.loads((out / "retention-plan.json").read_text())
     assert store_plan(plan, "web-logs")["verify"] == {"status": "pass", "remaining": 0}
+
+
+def test_subject_erase_finishes_a_raw_version_left_beside_held_records(tmp_path: Path, monkeypatch, hooks) -> None:
+    def held(data: dict) -> None:
+        data["holds"] = [{"reason": "litigation", "subjects": ["acct-1"], "stores": ["web-logs"]}]
+    records = [{**r, "ts": days_ago(1)} for r in old_logs(6)]  # acct-1's record is held; acct-3 asks to be erased
+
+    def fail(**_: object) -> None:
+        raise RuntimeError("killed between the rewrite and the raw-version delete")
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, held)
+        world.bucket(LOGS)
+        world.put(LOGS, "web/x.jsonl", jsonl(records))
+        from vigil.cli.main import main
+        argv = ["subject", "erase", "acct-3", "--apply", "--policy", str(world.policy_path)]
+        hooks["rewrite.before_raw_delete"] = fail
+        main([*argv, "--output", str(tmp_path / "e1")])
+        hooks.clear()
+        assert len(world.versions(LOGS)) == 2, "rewritten; the raw version with acct-3's record is still there"
+        main([*argv, "--output", str(tmp_path / "e2")])
+        versions = world.versions(LOGS)
+        assert len(versions) == 1 and b'"acct-3"' not in versions[0]["body"]
+        assert json.dumps(records[1]).encode() + b"\n" in versions[0]["body"], "the held record survives verbatim"
+        plan = json.loads((tmp_path / "e2" / "subject-erase.json").read_text())
+        assert plan["verify"]["remaining"] == 0

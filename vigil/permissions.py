@@ -27,7 +27,7 @@ from vigil.iam_actions import VIA_S3_KMS, CallSite, actions_for, call_sites, imp
 from vigil.policy import Policy
 
 ALL, STORES, EVIDENCE, LOCKS, SIGNING = "all", "stores", "evidence", "locks", "signing"
-LOCK_PREFIX = "vigil/locks/"  # where the job's S3 locks live (vigil.scheduler.lock)
+LOCK_PREFIX = "vigil/locks/"  # where the S3 lock objects live (vigil.locks)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.ret
 SUBJECTS = Part(package_modules("vigil.subjects"), ("vigil.subjects", "vigil.retention"), STORES, never=("backup:DeleteRecoveryPoint",))
 # The upload's PutObject sets ObjectLockMode and RetainUntilDate, which IAM checks as s3:PutObjectRetention.
 EVIDENCE_UPLOAD = Part(("vigil.evidence.upload",), ("vigil.evidence.upload",), EVIDENCE, clients=("s3",), also=("s3:PutObjectRetention",))
-JOB_LOCKS = Part(("vigil.scheduler.lock",), ("vigil.scheduler.lock",), LOCKS, clients=("s3",))
+JOB_LOCKS = Part(("vigil.locks",), ("vigil.locks",), LOCKS, clients=("s3",))  # the scheduler's, and retention's per store
 KMS_SIGNING = Part(("vigil.evidence.keys",), ("vigil.evidence.keys",), SIGNING)
 
 COMMANDS: dict[str, tuple[Part, ...]] = {

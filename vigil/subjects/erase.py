@@ -20,7 +20,7 @@ from vigil.aws import Aws
 from vigil.policy import Policy, S3Store
 from vigil.retention import ledger as ledgers
 from vigil.retention.apply import Applier, Stats
-from vigil.retention.guard import refuse_future_as_of
+from vigil.retention.guard import JUDGED_AT, refuse_future_as_of
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.plan import S3_BATCH, action_id
 from vigil.retention.postgres import PostgresRetention, is_postgres_action
@@ -117,7 +117,7 @@ class EraseRun:
         return {
             "schema": SCHEMA,
             "run": {"id": self.run_id, "as_of": self.found.as_of.strftime("%Y-%m-%dT%H:%M:%SZ"), "mode": "apply" if self.apply else "dry-run",
-                    "policy_sha256": policy.sha256, "tool_version": __version__},
+                    "policy_sha256": policy.sha256, "tool_version": __version__, "judged_at": JUDGED_AT},
             "subject": self.subject_hash,
             "planned": {"actions": self.actions, "erase": self.found.erasable, "held": self.found.held},
             "complete": not self.found.incomplete, "incomplete": self.found.incomplete,

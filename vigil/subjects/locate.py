@@ -23,7 +23,7 @@ from vigil.aws import Aws, describe_error
 from vigil.policy import Policy
 from vigil.policy.models import Category, DynamoDBStore, PostgresStore, RDSStore, S3Store
 from vigil.retention.anonymize import rewrite
-from vigil.retention.inventory import FLAG, Location, Version, listed_objects, s3_locations
+from vigil.retention.inventory import FLAG, REPLACES, Location, Version, listed_objects, s3_locations
 from vigil.retention.keys import RetentionKeys
 from vigil.retention.records import Unreadable, gunzip, is_gz, parse
 from vigil.retention.transforms import parse_time
@@ -72,6 +72,7 @@ class Finder:
         self.aws, self.policy, self.keys, self.subject, self.as_of = aws, policy, keys, subject, as_of
         self.pool, self.export, self.observe, self.window = pool, export, observe, window
         self.needle = needle(subject)
+        self._successors: dict[tuple[str, str, str], str] = {}  # (bucket, key, old version) -> the next one
 
     def store(self, store) -> StoreFound:
         category = ACCOUNT_RECORDS if store.name.startswith("subjects:") else self.policy.category_of(store)
@@ -132,7 +133,10 @@ class Finder:
                 continue
             if self.observe is not None:
                 self.observe(loc.bucket, self.keys.hash(entry.key), entry)
-            alone = sum(1 for v in entry.versions if not v.delete_marker) == 1
+            data = [v for v in entry.versions if not v.delete_marker]
+            alone = len(data) == 1
+            for older, newer in zip(data[1:], data, strict=False):  # newest first: each old version's successor
+                self._successors[(loc.bucket, older.key, older.version_id)] = newer.version_id
             for version in entry.versions:
                 if version.delete_marker:
                     if theirs is not None:
@@ -189,7 +193,7 @@ class Finder:
         copy.records, copy.bytes = len(mine), sum(r.size for r in mine)
         if version.is_latest:
             return self._rewrite(copy, rules, store, version, anonymizer, others), unreadable, ""
-        return self._old_version(copy, rules, store, version), unreadable, ""
+        return self._old_version(copy, rules, store, version, lambda: self._rewritten(s3, loc, version)), unreadable, ""
 
     def _may_be_theirs(self, raw: bytes) -> bool:
         """An unreadable record has no subject to compare: it may be theirs when it holds the id's bytes
@@ -233,9 +237,20 @@ class Finder:
         copy.whole = deleting and copy.erase > 0 and rest == 0 and not others
         return copy
 
-    def _old_version(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version) -> Copy:
+    def _rewritten(self, s3, loc: Location, version: Version) -> bool:
+        """Whether the next version is vigil's rewrite of this one (a crash or a failed delete left
+        the raw version behind): what is held in it lives on, verbatim, in the rewrite."""
+        successor = self._successors.get((loc.bucket, version.key, version.version_id))
+        if successor is None:
+            return False
+        head = s3.head_object(Bucket=loc.bucket, Key=version.key, VersionId=successor)
+        return (head.get("Metadata") or {}).get(REPLACES) == version.version_id
+
+    def _old_version(self, copy: Copy, rules: SubjectRules, store: S3Store, version: Version,
+                     rewritten: Callable[[], bool] = lambda: False) -> Copy:
         """An older version cannot be rewritten: it is deleted whole, unless anything in it is held
-        (another subject's legal hold, a minimum period, Object Lock): then all of it stays."""
+        (another subject's legal hold, a minimum period, Object Lock): then all of it stays, unless
+        vigil already rewrote it (`rewritten`), so its held records are in the current version too."""
         reasons = []
         for record in version.parsed.records:
             created = version.last_modified if store.layout == "object" else record.ts
@@ -243,7 +258,7 @@ class Finder:
             held = hold(rules.base, created, subject, version.key, version.lock_mode, version.lock_until, version.legal_hold)
             if held is not None:
                 reasons.append(held)
-        if reasons:
+        if reasons and not rewritten():
             until = None if any(u is None for _, u in reasons) else max(u for _, u in reasons)
             copy.held.append((reasons[0][0] + " (an older version shared with held data)" if len(set(reasons)) == 1 else
                               "older version holds held data", until, copy.records, copy.bytes))

@@ -132,3 +132,25 @@ def test_the_external_id_and_session_name_are_sent(org_runs: dict) -> None:
         assert sent and all(r["external_id"] == "ext-4711" for r in sent)
         assert all(r["session"].startswith("vigil-") for r in sent)
     assert not [r for r in org_runs["requests"]["closed"] if r["role"].endswith("vigil-audit")]
+
+
+def test_formats_carry_the_account(org_runs: dict, tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    from vigil.checks.formats import write_formats
+
+    org, (_, findings, _) = org_runs["org"], org_runs["runs"][3]
+    unreachable = org.members["unreachable"]
+    written = write_formats(findings, tmp_path, ["sarif", "junit", "ocsf"])
+    sarif = json.loads(written["sarif"].read_text())["runs"][0]["results"]
+    assert {r["properties"]["account"] for r in sarif} >= {org.members["bad"], unreachable}
+    fingerprints = [r["partialFingerprints"]["vigilFinding/v1"] for r in sarif]
+    assert len(fingerprints) == len(set(fingerprints))
+    cases = ElementTree.parse(written["junit"]).getroot().iter("testcase")
+    names = {c.get("name") for c in cases}
+    assert f"{unreachable} arn:aws:iam::{unreachable}:root" in names
+    assert f"{org.members['bad']} arn:aws:s3:::org-bad-billing" in names
+    ocsf = json.loads(written["ocsf"].read_text())
+    by_uid = {(f["cloud"]["account"]["uid"], f["resources"][0]["uid"]) for f in ocsf}
+    assert (org.members["bad"], "arn:aws:s3:::org-bad-billing") in by_uid
+    assert not any(uid.startswith("arn:aws:s3:::org-bad") and account != org.members["bad"] for account, uid in by_uid)

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _testcase(finding: Mapping[str, Any], suite: str) -> tuple[ET.Element, str]:
-    case = ET.Element("testcase", {"classname": f"vigil.{finding['control']}", "name": finding["resource"], "time": "0"})
+def _testcase(finding: Mapping[str, Any], suite: str, many: bool = False) -> tuple[ET.Element, str]:
+    """`many`: a run over several accounts, where the test's name starts with the account (one bucket name, two accounts)."""
+    name = f"{finding['account']} {finding['resource']}" if many and finding.get("account") else finding["resource"]
+    case = ET.Element("testcase", {"classname": f"vigil.{finding['control']}", "name": name, "time": "0"})
     props = ET.SubElement(case, "properties")
-    for name in ("status", "region"):
+    for name in ("account", "status", "region") if finding.get("account") else ("status", "region"):
         ET.SubElement(props, "property", {"name": name, "value": str(finding.get(name, ""))})
     status, reason = finding["status"], finding["reason"]
     waived = finding.get("waived")
@@ -51,7 +53,7 @@ def to_junit(data: Mapping[str, Any]) -> str:
             suite.set("timestamp", run["started_at"])
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for finding in findings:
-            case, outcome = _testcase(finding, control.get("severity", ""))
+            case, outcome = _testcase(finding, control.get("severity", ""), many=bool(run.get("accounts")))
             suite.append(case)
             counts["tests"] += 1
             counts["failures"] += outcome == "fail"

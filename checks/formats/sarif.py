@@ -48,12 +48,14 @@ def _rule(control: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fingerprint(control: str, resource: str) -> str:
-    return hashlib.sha256(f"{control}\n{resource}".encode()).hexdigest()
+def _fingerprint(control: str, resource: str, account: str = "") -> str:
+    """Per (control, resource); in a run over many accounts per account too (a store missing in two accounts is two alerts)."""
+    return hashlib.sha256(f"{control}\n{resource}".encode() + (f"\n{account}".encode() if account else b"")).hexdigest()
 
 
-def _result(finding: dict[str, Any], index: int, control: dict[str, Any], artifact_uri: str) -> dict[str, Any]:
+def _result(finding: dict[str, Any], index: int, control: dict[str, Any], artifact_uri: str, many: bool = False) -> dict[str, Any]:
     status = finding["status"]
+    account = str(finding.get("account") or "") if many else ""
     text = f"{finding['resource']}: {finding['reason']}" if status == "fail" else \
         f"{finding['resource']}: could not be evaluated: {finding['reason']}"
     result: dict[str, Any] = {
@@ -67,9 +69,10 @@ def _result(finding: dict[str, Any], index: int, control: dict[str, Any], artifa
             "logicalLocations": [{"name": finding["resource"].rsplit(":", 1)[-1].rsplit("/", 1)[-1] or finding["resource"],
                                   "fullyQualifiedName": finding["resource"], "kind": "resource"}],
         }],
-        "partialFingerprints": {"vigilFinding/v1": _fingerprint(finding["control"], finding["resource"])},
+        "partialFingerprints": {"vigilFinding/v1": _fingerprint(finding["control"], finding["resource"], account)},
         "properties": {"status": status, "resource": finding["resource"], "region": finding.get("region", ""),
-                       "api": finding.get("evidence", {}).get("api")},
+                       "api": finding.get("evidence", {}).get("api"),
+                       **({"account": finding["account"]} if finding.get("account") else {})},
     }
     waived = finding.get("waived")
     if waived:
@@ -95,7 +98,7 @@ def sarif_from_findings(data: Mapping[str, Any], artifact_uri: str | None = None
     run = data.get("run", {})
     uri = artifact_uri or _repo_relative(run.get("policy_file") or "policy.yaml")
     results = [
-        _result(f, index[f["control"]], controls[index[f["control"]]], uri)
+        _result(f, index[f["control"]], controls[index[f["control"]]], uri, many=bool(run.get("accounts")))
         for f in data.get("findings", []) if f["status"] in REPORTED and f["control"] in index
     ]
     sarif_run: dict[str, Any] = {

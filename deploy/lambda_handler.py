@@ -52,6 +52,7 @@ def options_from_env(job: str) -> JobOptions:
         signing_key=os.environ.get("VIGIL_SIGNING_KEY") or None,
         upload=os.environ.get("VIGIL_UPLOAD") or None,
         max_delete=_int_env("VIGIL_MAX_DELETE"),
+        lock_bucket=os.environ.get("VIGIL_LOCK_BUCKET") or None,
     )
 
 

@@ -189,3 +189,14 @@ def test_resume_judges_only_stores_listed_in_full(tmp_path: Path, monkeypatch) -
         closing = [line for line in read_lines(out / "ledger.jsonl") if line["action_id"] == action_id and line["phase"] == "outcome"]
         assert closing == [], "absence in a listing that failed proves nothing"
         assert json.dumps(ledgers.dangling(out / "ledger.jsonl")).count(action_id) == 2  # still open (key and value)
+
+
+def test_the_schedulers_and_the_lambdas_lock_bucket_reaches_retention(tmp_path: Path, monkeypatch) -> None:
+    from vigil.cli.main import build_parser
+    from vigil.scheduler.pipeline import JobOptions, stage_call
+
+    args = build_parser().parse_args(["schedule", "--lock-bucket", "vigil-locks", "--apply"])
+    _, options = stage_call("retain", JobOptions.from_args(args), tmp_path)
+    assert options.lock_bucket == "vigil-locks" and options.apply
+    monkeypatch.setenv("VIGIL_LOCK_BUCKET", "lambda-locks")
+    assert load_deploy_module("lambda_handler").options_from_env("retain").lock_bucket == "lambda-locks"

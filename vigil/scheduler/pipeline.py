@@ -59,6 +59,7 @@ class JobOptions:
     max_delete: int | None = None  # retain stops (exit 1, nothing deleted) above this many deletions
     public_key: str | None = None  # what verify trusts; None: the public half of signing_key (never the pack's own)
     accounts: AccountsOptions = field(default_factory=AccountsOptions)  # --org / --accounts-file: many accounts
+    lock_bucket: str | None = None  # also where retention takes its S3 lock object per store
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> JobOptions:
@@ -67,7 +68,7 @@ class JobOptions:
             profile=args.profile, as_of=parse_as_of(getattr(args, "as_of", None)), apply=bool(args.apply),
             signing_key=args.signing_key or os.environ.get("VIGIL_SIGNING_KEY") or None, upload=args.upload,
             max_delete=args.max_delete, public_key=getattr(args, "public_key", None),
-            accounts=AccountsOptions.from_args(args),
+            accounts=AccountsOptions.from_args(args), lock_bucket=getattr(args, "lock_bucket", None),
         )
 
     def validate(self) -> None:
@@ -107,7 +108,7 @@ def stage_call(stage: str, options: JobOptions, run_dir: Path) -> tuple[Stage, A
     if stage == "check":
         return check, CheckOptions(**target)
     if stage == "retain":
-        return retain, RetainOptions(**target, apply=options.apply, max_delete=options.max_delete)
+        return retain, RetainOptions(**target, apply=options.apply, max_delete=options.max_delete, lock_bucket=options.lock_bucket)
     if stage == "requests":
         return process, ProcessOptions(**target, apply=options.apply)
     if stage == "report":  # report also uploads the finished pack

@@ -1,8 +1,7 @@
 """The retain stage: plan retention (a dry run), or apply it, then verify; writes the plan and the ledger."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.accounts.plans import plan_accounts
@@ -24,8 +23,7 @@ class RetainOptions(Target):
     max_delete: int | None = None  # stop, deleting nothing, if the plan deletes more than this
     stores: tuple[str, ...] = ()  # empty: every store
     workers: int = 16
-    # S3 lock objects per store (other machines), as `vigil schedule --lock-bucket`; the Lambda sets VIGIL_LOCK_BUCKET
-    lock_bucket: str | None = field(default_factory=lambda: os.environ.get("VIGIL_LOCK_BUCKET") or None)
+    lock_bucket: str | None = None  # with apply: an S3 lock object per store here too (other machines)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,15 @@
 """Shared test setup: fake credentials for moto, and no real AWS configuration leaking in."""
 from __future__ import annotations
 
+import functools
+import inspect
+import re
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +18,88 @@ ROOT = Path(__file__).resolve().parent.parent
 # test_policy_file checks the copy against ../shared/spec/ wherever that is present.
 SPEC = ROOT / "docs" / "spec"
 SHARED_SPEC = ROOT.parent / "shared" / "spec"
+
+
+# Tests that start a moto server, a subprocess, a browser or a database server are `slow`
+# (`make test-fast` leaves them out). Those using a server fixture are marked here; the guard
+# below fails any other test that starts one (in its body or in any fixture, module- and
+# session-scoped ones included) without the marker, so the split stays honest.
+SLOW_FIXTURES = {"moto_server", "moto_server_module", "postgres_server"}
+_running: dict[str, pytest.Item | None] = {"item": None}
+
+
+STARTS_SLOW_WORK = re.compile(r"\b(loopback_moto|ThreadedMotoServer|LocalPostgres|subprocess\.(run|Popen|check_call|check_output))\(")
+
+
+@functools.cache
+def _starts_slow_work(function: Any) -> bool:
+    return bool(STARTS_SLOW_WORK.search(_source(function)))
+
+
+@functools.cache
+def _slow_helpers(module: Any) -> re.Pattern[str] | None:
+    """Calls of the module's own functions and classes that start slow work (directly or through each other)."""
+    own = {name: obj for name, obj in vars(module).items()
+           if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__}
+    slow = {name for name, obj in own.items() if _starts_slow_work(obj)}
+    while True:
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(slow))) + r")\(") if slow else None
+        more = {name for name, obj in own.items() if name not in slow and pattern and pattern.search(_source(obj))}
+        if not more:
+            return pattern
+        slow |= more
+
+
+def _source(function: Any) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def _is_slow(function: Any, helpers: re.Pattern[str] | None) -> bool:
+    return _starts_slow_work(function) or bool(helpers and helpers.search(_source(function)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
+        module = getattr(item, "module", None)
+        helpers = _slow_helpers(module) if module is not None else None
+        if fixtures & SLOW_FIXTURES or item.get_closest_marker("browser") or item.get_closest_marker("e2e") \
+                or any(_is_slow(d.func, helpers) for d in defs) or _is_slow(getattr(item, "function", None), helpers):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running["item"] = item  # before its fixtures are set up
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _running["item"] = None  # stopping what a fixture started (a session's server at the end) is never refused
+
+
+def _only_when_slow(owner: type, name: str, what: str) -> None:
+    original = getattr(owner, name)
+
+    def guarded(self, *args, **kwargs):
+        item = _running["item"]
+        if item is not None and not item.get_closest_marker("slow"):
+            raise AssertionError(f"{item.nodeid} starts {what}: mark it @pytest.mark.slow (make test-fast leaves those out)")
+        return original(self, *args, **kwargs)
+
+    setattr(owner, name, guarded)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from moto.server import ThreadedMotoServer
+
+    _only_when_slow(subprocess.Popen, "__init__", "a subprocess")
+    _only_when_slow(ThreadedMotoServer, "start", "a moto server")
 
 
 @pytest.fixture(autouse=True)

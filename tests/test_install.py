@@ -1,6 +1,7 @@
 """What `pip install vigil` gives: the run-time CLI without its extras, and a wheel that carries its own data."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -53,7 +54,17 @@ sys.exit(main(["demo", "--output", "out"]))
 
 
 def test_the_wheel_carries_the_demo_policy_and_templates(tmp_path: Path) -> None:
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
+    """Built from a clean copy of the tree in which `vigil` has run: the default output folders
+    (cli.md: ./evidence/<run-id>/, and the subject plans) sit inside the evidence/ source
+    folder and must never ship."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".hypothesis",
+        "evidence-out", "vigil-out"))
+    for run in ("20990101T000000Z-abcdef", "subjects/0123456789abcdef"):
+        (source / "evidence" / run).mkdir(parents=True, exist_ok=True)
+        (source / "evidence" / run / "findings.json").write_text("{}")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(source)],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     assert "would be ignored" not in build.stderr
@@ -67,6 +78,7 @@ def test_the_wheel_carries_the_demo_policy_and_templates(tmp_path: Path) -> None
     assert {"vigil/evidence/templates/report.html.j2", "vigil/subjects/templates/README.md.j2",
             "vigil/checks/catalogue.yaml", "vigil/infra/policy_pack/PulumiPolicy.yaml", "vigil/stages/check.py"} <= names
     assert not any(name.split("/")[0] in ("checks", "retention", "evidence", "infra", "tests") for name in names)
+    assert not any(name.startswith(("vigil/evidence/2099", "vigil/evidence/subjects")) for name in names), "a run folder shipped"
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     base = [r for r in requires if "extra ==" not in r]
     assert not any(p in r for r in base for p in ("pulumi", "moto", "pyspark")), base

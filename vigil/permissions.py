@@ -126,6 +126,8 @@ def sites(parts: Iterable[Part]) -> list[tuple[CallSite, str]]:
     for part in parts:
         modules: set[str] = set()
         for entry in part.entries:
+            if module_path(entry) is None:  # a moved module must not silently drop its permissions
+                raise ValueError(f"{entry}: no such module (vigil.permissions names the code each part runs)")
             modules |= imported_modules(entry, part.follow)
         for module in sorted(modules):
             found.extend((site, part.scope) for site in call_sites(module, part.clients) if site.operation not in part.never)

@@ -73,6 +73,9 @@ def test_unreadable_record_is_incomplete_never_no_data(tmp_path: Path, monkeypat
         out, err = capsys.readouterr()
         assert "no data found" not in out
         assert "incomplete: 1 record unreadable in web-logs" in err
+        assert world.subject("find", "dave", "--json") == 1
+        answer = json.loads(capsys.readouterr().out)
+        assert answer["complete"] is False and answer["incomplete"] == ["1 record unreadable in web-logs"]
 
         assert world.subject("request", "add", "dave", "--kind", "erase") == 0
         run = tmp_path / "run"

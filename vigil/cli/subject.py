@@ -118,7 +118,8 @@ def run_find(args: argparse.Namespace) -> int:
     with console.live_progress(args.quiet or args.json):
         found = find_subject(aws, policy, keys, subject, as_of, args.workers)
     if args.json:
-        print(json.dumps({"subject": keys.hash(subject), "erase": found.erasable, "held": found.held, "copies": found.copies,
+        print(json.dumps({"subject": keys.hash(subject), "complete": not found.incomplete, "incomplete": found.incomplete,
+                          "erase": found.erasable, "held": found.held, "copies": found.copies,
                           "stores": [s.to_json() for s in found.stores], "backups": [b.to_json() for b in found.backups]}, indent=2))
     if found.copies == 0 and not found.incomplete:
         return _not_found(subject)

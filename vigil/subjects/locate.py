@@ -38,7 +38,7 @@ from .tables import find_items, subjects_table_store
 # The subjects table's account records have no category of their own: no minimum period, no action.
 ACCOUNT_RECORDS = Category.model_validate({"retain": "forever", "description": "account records (the policy's subjects table)"})
 Observe = Callable[[str, str, Any], None]  # retention.resume.Resume.observe
-Searched = tuple["Copy | None", int, str]  # Finder._version: the subject's copy, unreadable records, an error
+Searched = tuple[Copy | None, int, str]  # Finder._version: the subject's copy, unreadable records, an error
 
 
 def subject_keys(store: S3Store, subject: str) -> tuple[str, re.Pattern[str]] | None:

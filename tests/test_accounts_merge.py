@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from vigil.cli.main import main
 from vigil.evidence import keys, sample
 from vigil.evidence.render import write_report
+
+from vigil.cli.main import main
 
 ACCOUNTS = ("111111111111", "222222222222")
 

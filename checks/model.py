@@ -93,6 +93,7 @@ class Bucket:
     logging: Fact[dict] = _unread("logging")  # LoggingEnabled; None when off
     lifecycle: Fact[list[dict]] = _unread("lifecycle")  # lifecycle Rules; None when none
     object_lock: Fact[dict] = _unread("object_lock")  # ObjectLockConfiguration; None when none
+    ownership: Fact[dict] = _unread("ownership")  # OwnershipControls {"Rules": [{"ObjectOwnership": ...}]}; None when none
     tags: Fact[dict[str, str]] = _unread("tags")
 
     @property

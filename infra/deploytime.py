@@ -42,7 +42,7 @@ RUN_TIME_ONLY = {
 S3_PARTS = {row.pulumi: (row.name, shapes.S3_FACT_SHAPES[row.name]) for row in S3_FACTS.values() if row.pulumi}
 # Types the converter reads besides S3_PARTS; anything else is listed in `ignored`.
 KNOWN = set(S3_PARTS) | {
-    "aws:s3/bucket:Bucket", "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+    "aws:s3/bucket:Bucket", "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
     "aws:kms/key:Key", "aws:kms/alias:Alias", "aws:dynamodb/table:Table", "aws:backup/vault:Vault", "aws:backup/plan:Plan",
     "aws:backup/selection:Selection", "aws:cloudtrail/trail:Trail", "aws:ebs/encryptionByDefault:EncryptionByDefault",
     "aws:iam/role:Role", "aws:iam/user:User", "aws:iam/userLoginProfile:UserLoginProfile",
@@ -106,6 +106,8 @@ def _buckets(inv: Inventory, by_type: dict[str, list[DeclaredResource]]) -> None
             **facts,
             # Since January 2023 every bucket without a configuration encrypts with SSE-S3.
             "encryption": _fact(t, [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]),
+            # Since April 2023 every new bucket has ACLs disabled (BucketOwnerEnforced).
+            "ownership": _fact(t, {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
             "object_lock": _fact(t, lock), "tags": _fact(t, shapes.tags(resource.inputs)),
         })
     for typ, (field_name, convert) in S3_PARTS.items():

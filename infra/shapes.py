@@ -101,6 +101,7 @@ S3_FACT_SHAPES: dict[str, Callable[[dict], Any]] = {
     "logging": s3_logging,
     "lifecycle": s3_lifecycle_rules,
     "object_lock": s3_object_lock,
+    "ownership": s3_ownership,
 }
 
 

@@ -91,13 +91,14 @@ def create_bucket(name: str, region: str, object_lock: bool = False) -> None:
 
 def protect_bucket(name: str, region: str, key_arn: str, account: str, service_roles: list[str],
                    mfa_gate: bool = True, lead: list[dict] | None = None) -> None:
-    """Everything every bucket should have: SSE-KMS with a customer key, TLS/MFA policy, public access blocked."""
+    """Everything every bucket should have: SSE-KMS with a customer key, TLS/MFA policy, public access blocked, ACLs off."""
     client = s3(region)
     write(client, name, "encryption", [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
                                         "BucketKeyEnabled": True}])
     write(client, name, "policy", bucket_policy(name, account, service_roles, mfa_gate, lead))
     write(client, name, "public_access_block",
           {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    write(client, name, "ownership", {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
 
 
 def lifecycle_rules(policy: Policy, stores: list[S3Store]) -> list[dict]:

@@ -1,12 +1,15 @@
 """The catalogue and the evaluators describe the same set of controls."""
 from __future__ import annotations
 
+import dataclasses
+
 from vigil.checks.catalogue import catalogue
 from vigil.checks.context import Context
-from vigil.checks.model import Inventory, Status
+from vigil.checks.model import Bucket, Inventory, Status
 from vigil.checks.registry import evaluate, evaluators
 
 from tests.helpers import repo_policy
+from vigil.s3_facts import S3_FACTS
 
 
 def test_every_catalogued_control_has_an_evaluator_and_every_evaluator_is_catalogued() -> None:
@@ -22,3 +25,10 @@ def test_a_catalogued_control_without_an_evaluator_is_an_error_finding() -> None
     assert len(missing) == 1 and missing[0].status == Status.ERROR
     assert "no evaluator" in missing[0].reason
     assert any(f.control == "MFA-01" for f in findings)  # the others are still judged
+
+
+def test_the_bucket_record_has_one_field_per_row_of_the_s3_facts_table() -> None:
+    fields = {f.name for f in dataclasses.fields(Bucket)} - {"name", "region"}
+    assert fields == set(S3_FACTS)
+    unread = Bucket("b", region=None)  # type: ignore[arg-type]
+    assert all(getattr(unread, name).api == row.api and not getattr(unread, name).ok for name, row in S3_FACTS.items())

@@ -506,6 +506,23 @@ def test_ret04_counts_years_and_fails_buckets_without_object_lock(estate, tmp_pa
     assert f.status == Status.FAIL and "no per-item deletion guard" in f.reason
 
 
+# --- ACC-04: ACLs disabled on data store buckets ------------------------------------------
+
+
+def test_acc04_passes_when_bucket_owner_is_enforced_and_fails_with_acls_on(estate):
+    policy, built = estate
+    findings = check(policy, ["ACC-04"])
+    assert {status(findings, "ACC-04", b) for b in policy.data_buckets} == {Status.PASS}
+    assert not [f for f in findings if f.resource.endswith(built.replicas[BILLING])]  # data stores only
+    s3("us-east-1").put_bucket_ownership_controls(Bucket=BILLING, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3("us-east-1").delete_bucket_ownership_controls(Bucket=CONTACTS)
+    findings = check(policy, ["ACC-04"])
+    billing, contacts = finding(findings, "ACC-04", BILLING), finding(findings, "ACC-04", CONTACTS)
+    assert billing.status == Status.FAIL and "Object Ownership is ObjectWriter" in billing.reason
+    assert contacts.status == Status.FAIL and "no Object Ownership setting" in contacts.reason
+    assert status(findings, "ACC-04", CONSENT) == Status.PASS
+
+
 # --- denied reads: an error for that resource alone ------------------------------------
 
 
@@ -518,6 +535,7 @@ def test_ret04_counts_years_and_fails_buckets_without_object_lock(estate, tmp_pa
         ("GetBucketLogging", ["AUD-02"]),
         ("GetBucketLifecycleConfiguration", ["RET-01"]),
         ("GetObjectLockConfiguration", ["RET-04"]),
+        ("GetBucketOwnershipControls", ["ACC-04"]),
     ],
 )
 def test_a_denied_read_is_an_error_for_that_bucket_only(estate, operation, controls):

@@ -126,6 +126,11 @@ class OneBlockOff(SecureBucket):
         return {**super().public_access_block_settings(), "restrict_public_buckets": False}
 
 
+class AclsEnabled(SecureBucket):
+    def object_ownership(self) -> str:
+        return "ObjectWriter"
+
+
 class Unlogged(SecureBucket):
     def __init__(self, name, args, opts=None):
         super().__init__(name, dataclasses.replace(args, log_bucket=None), opts)
@@ -166,6 +171,7 @@ BREAKS: dict[str, tuple[Callable[[], Parts], str]] = {
     "BAK-05": (lambda: Parts(table=NoPitr), TABLE + "accounts"),
     "ACC-01": (lambda: Parts(data_bucket=OneBlockOff), CONTACTS),
     "ACC-02": (lambda: Parts(data_bucket=PublicRead), CONTACTS),
+    "ACC-04": (lambda: Parts(data_bucket=AclsEnabled), CONTACTS),
     "AUD-01": (lambda: Parts(trail=SingleRegionTrail), "123456789012"),
     "AUD-02": (lambda: Parts(data_bucket=Unlogged), CONTACTS),
     "RES-01": (lambda: Parts(data_bucket=ReplicaOutsideAllowedRegions), "arn:aws:s3:::example-contacts-replica"),

@@ -108,6 +108,10 @@ S3_FACTS: dict[str, S3Fact] = {fact.name: fact for fact in (
            ("s3:GetBucketObjectLockConfiguration",), "ObjectLockConfiguration",
            absent=("ObjectLockConfigurationNotFoundError",),
            pulumi="aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"),
+    # ACLs are disabled when the one rule says BucketOwnerEnforced (the default for buckets made since April 2023).
+    S3Fact("ownership", "s3:GetBucketOwnershipControls", "OwnershipControls", ("s3:GetBucketOwnershipControls",),
+           "OwnershipControls", absent=("OwnershipControlsNotFoundError",),
+           pulumi="aws:s3/bucketOwnershipControls:BucketOwnershipControls"),
     # Declared on the bucket resource itself (its `tags` input), not by a resource of its own.
     S3Fact("tags", "s3:GetBucketTagging", "TagSet", ("s3:GetBucketTagging",), "Tagging.TagSet",
            absent=("NoSuchTagSet",), empty="dict", form="tags"),

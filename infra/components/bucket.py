@@ -62,7 +62,7 @@ class SecureBucket(pulumi.ComponentResource):
         )
         bucket_id = self.bucket.id
         self.ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket_id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+            f"{name}-ownership", bucket=bucket_id, rule={"object_ownership": self.object_ownership()}, opts=child)
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block", bucket=bucket_id, **self.public_access_block_settings(), opts=child)
         self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
@@ -101,6 +101,9 @@ class SecureBucket(pulumi.ComponentResource):
             "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": self.args.kms_key_arn},
             "bucket_key_enabled": True,  # one data key per bucket: far fewer KMS calls, same key control
         }
+
+    def object_ownership(self) -> str:
+        return "BucketOwnerEnforced"  # ACLs disabled: only policies grant access (ACC-04)
 
     def public_access_block_settings(self) -> dict:
         return {"block_public_acls": True, "block_public_policy": True, "ignore_public_acls": True, "restrict_public_buckets": True}

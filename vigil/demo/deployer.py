@@ -110,10 +110,6 @@ for _row in s3_facts.S3_FACTS.values():
         APPLIERS[_row.pulumi] = _s3_fact(_row.name)
 
 
-@applies("aws:s3/bucketOwnershipControls:BucketOwnershipControls")  # set by the stack, read by no control
-def _ownership(m: EmulatorMocks, r: DeclaredResource) -> None:
-    m.client("s3", r.region).put_bucket_ownership_controls(Bucket=r.get("bucket"), OwnershipControls=shapes.s3_ownership(r.inputs))
-
 
 # --- KMS, DynamoDB, AWS Backup --------------------------------------------------------
 

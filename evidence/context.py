@@ -246,6 +246,27 @@ def trend_view(results: Results) -> dict[str, Any]:
     return {"rows": rows, "svg": charts.line_chart(points, "trend-chart", "Pass rate over runs (pass / judged findings)")}
 
 
+def account_matrix(findings: dict[str, Any], controls: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A run over many accounts: control x account, each cell the worst status there (linking to that account's
+    failures), and each account's fail/error findings; None for a one-account run."""
+    listed = [a for a in findings["run"].get("accounts") or [] if isinstance(a, dict)]
+    if not listed:
+        return None
+    reached = [a for a in listed if a.get("status") != "skipped"]
+    by_cell: dict[tuple[str, str], list[str]] = {}
+    problems: dict[str, list[dict[str, Any]]] = {str(a["id"]): [] for a in reached}
+    for finding in findings["findings"]:
+        account = str(finding.get("account", ""))
+        by_cell.setdefault((str(finding["control"]), account), []).append(effective_status(finding))
+        if finding.get("status") in ("fail", "error") and account in problems:
+            problems[account].append(_finding_view(finding))
+    rows = [{"id": c["id"], "title": c["title"],
+             "cells": [{"account": str(a["id"]), "status": worst(by_cell.get((c["id"], str(a["id"])), [])),
+                        "count": len(by_cell.get((c["id"], str(a["id"])), []))} for a in reached]} for c in controls]
+    return {"accounts": listed, "reached": reached, "rows": rows,
+            "problems": {k: sorted(v, key=lambda f: (f["control"], f["resource"])) for k, v in problems.items()}}
+
+
 def waiver_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
     """Every waiver of the policy with its state (active, expired, stale) and what it matches."""
     views = []
@@ -284,6 +305,7 @@ def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
         "trend": trend_view(results),
         "summary_svg": charts.bar_chart(bars, "summary-chart", "Findings per control by status"),
         "statuses": STATUSES,
+        "accounts": account_matrix(findings, controls),
     }
     context["glance"] = glance.build(context, findings)
     return context

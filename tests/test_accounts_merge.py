@@ -63,3 +63,20 @@ def test_two_packs_of_one_account_are_refused(packs, tmp_path: Path) -> None:
     inputs, private, _public = packs
     twin = account_pack(tmp_path / "twin", ACCOUNTS[0], private)
     assert main(["merge", str(inputs[0]), str(twin), "--output", str(tmp_path / "merged")]) == 2
+
+
+def test_the_report_shows_a_control_by_account_matrix_linking_to_each_accounts_failures(packs, tmp_path: Path) -> None:
+    import re
+
+    inputs, private, _public = packs
+    out = tmp_path / "merged"
+    assert main(["merge", *map(str, inputs), "--output", str(out), "--signing-key", str(private)]) == 0
+    html = (out / "report.html").read_text()
+    matrix = html[html.index('<section id="accounts">'):html.index('<section id="promises">')]
+    for account in ACCOUNTS:
+        assert f'href="#account-{account}"' in matrix and f'id="account-{account}"' in matrix
+    failing = [f for f in json.loads((out / "findings.json").read_text())["findings"]
+               if f["status"] == "fail" and f["account"] == ACCOUNTS[0] and "waived" not in f]
+    assert failing
+    section = re.search(rf'id="account-{ACCOUNTS[0]}".*?</section>', matrix, re.S).group(0)
+    assert all(f["control"] in section for f in failing)

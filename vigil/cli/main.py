@@ -12,7 +12,7 @@ from vigil.stages.common import failure, unexpected
 
 # Command modules, in the order `vigil --help` lists them. Each is imported only when the
 # parser is built, so `vigil --version` stays quick.
-COMMANDS = ("check", "retain", "report", "verify", "run", "schedule", "keys", "demo", "controls", "policy", "subject", "iam_policy", "accounts", "merge")
+COMMANDS = ("check", "retain", "anonymize", "report", "verify", "run", "schedule", "keys", "demo", "controls", "policy", "subject", "iam_policy", "accounts", "merge")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from vigil import safe_write
 from vigil.errors import UsageError
+from vigil.timestamps import iso_z
 
 from . import chain
 from .keys import Signer, fingerprint, load_public, public_from_b64
@@ -104,7 +105,7 @@ def build(directory: Path, run_id: str, tool_version: str, policy_sha256: str, s
         "run_id": run_id,
         "tool_version": tool_version,
         "policy_sha256": policy_sha256,
-        "created_at": (created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": iso_z(created_at or datetime.now(UTC)),
         "signature": signature,
         "files": files,
         "ledgers": ledgers,

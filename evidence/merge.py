@@ -17,6 +17,7 @@ from typing import Any
 
 from vigil import safe_write
 from vigil.errors import UsageError, VigilError
+from vigil.timestamps import compact_z
 
 from .manifest import verify_pack, walk_pack
 from .results import FINDINGS, PLAN, load_findings
@@ -100,7 +101,7 @@ def merge_packs(packs: list[Path], output: Path, run_id: str | None = None, publ
     by_account = check_inputs(packs, output, public_key)
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"--output {output} is not empty")
-    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-merge"
+    run_id = run_id or compact_z(datetime.now(UTC)) + "-merge"
     safe_write.ensure_dir(output, "--output")
     documents: dict[str, dict[str, Any]] = {}
     plans: dict[str, dict[str, Any]] = {}

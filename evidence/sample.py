@@ -14,12 +14,12 @@ from typing import Any
 from vigil.checks.catalogue import catalogue
 
 from vigil import __version__, safe_write
+from vigil.timestamps import iso_z
 
 from .chain import GENESIS
 
 ACCOUNT = "123456789012"
 BUCKETS = ["example-contacts", "example-billing", "example-usage-logs", "example-call-records", "example-sms-consent"]
-STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _observation(control: str, bucket: str, status: str) -> tuple[str, Any]:
@@ -56,7 +56,7 @@ def findings(run_id: str, started: datetime, failing: int = 3, policy_sha256: st
     summary = {status: sum(1 for row in rows if row["status"] == status) for status in ("pass", "fail", "error", "not_applicable")}
     return {
         "schema": "vigil.findings/v1",
-        "run": {"id": run_id, "started_at": started.strftime(STAMP), "finished_at": (started + timedelta(seconds=42)).strftime(STAMP),
+        "run": {"id": run_id, "started_at": iso_z(started), "finished_at": iso_z(started + timedelta(seconds=42)),
                 "account": ACCOUNT, "regions": ["us-east-1", "us-west-2"], "tool_version": __version__,
                 "policy_sha256": policy_sha256 or hashlib.sha256(b"sample policy").hexdigest()},
         "controls": controls,
@@ -88,7 +88,7 @@ def retention_plan(run_id: str, as_of: datetime, policy_sha256: str, mode: str =
     ]
     totals = {key: {name: sum(store[key][name] for store in stores) for name in stores[0][key]} for key in ("counts", "bytes")}
     return {"schema": "vigil.retention-plan/v1",
-            "run": {"id": run_id, "as_of": as_of.strftime(STAMP), "policy_sha256": policy_sha256, "tool_version": __version__, "mode": mode},
+            "run": {"id": run_id, "as_of": iso_z(as_of), "policy_sha256": policy_sha256, "tool_version": __version__, "mode": mode},
             "stores": stores, "totals": totals}
 
 
@@ -105,7 +105,7 @@ def ledger_bytes(entries: list[dict[str, Any]]) -> bytes:
 def ledger(run_id: str, started: datetime, actions: int = 4) -> bytes:
     entries = []
     for number in range(actions):
-        ts = (started + timedelta(seconds=number)).strftime(STAMP)
+        ts = iso_z(started + timedelta(seconds=number))
         action = "delete" if number % 2 == 0 else "anonymize"
         common = {"ts": ts, "run_id": run_id, "action_id": f"a{number:04d}", "action": action, "store": "contacts",
                   "target": f"hmac:{hashlib.sha256(str(number).encode()).hexdigest()[:16]}"}

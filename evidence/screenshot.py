@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from vigil.timestamps import compact_z
+
 from . import keys, sample
 from .render import write_report
 
@@ -81,7 +83,7 @@ def sample_pack(root: Path, policy: Path = ROOT / "policy.yaml") -> Path:
     directory = root
     for week in range(4):
         started = start + timedelta(days=7 * week)
-        directory = sample.write_sample(root / started.strftime("%Y%m%dT%H%M%SZ"), run_id=started.strftime("%Y%m%dT%H%M%SZ-5eed0") + str(week),
+        directory = sample.write_sample(root / compact_z(started), run_id=f"{compact_z(started)}-5eed0{week}",
                                         started=started, policy_sha256=policy_sha, failing=5 - week, with_retention=week == 3)
     keys.generate(root / "keys")
     write_report(directory, policy if policy.is_file() else None, root / "keys" / "signing.key")

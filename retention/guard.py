@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vigil.errors import UsageError
+from vigil.timestamps import iso_z
 
 CLOCK_SKEW = timedelta(minutes=5)
 JUDGED_AT = "holds, Object Lock and keep_at_least are judged at the as-of instant"
@@ -24,6 +25,6 @@ def is_future(as_of: datetime, now: datetime | None = None) -> bool:
 def refuse_future_as_of(as_of: datetime | None, apply: bool, now: datetime | None = None) -> None:
     """Raise UsageError (exit 2) for `--apply` with an as-of in the future; otherwise nothing."""
     if apply and as_of is not None and is_future(as_of, now):
-        stamp = as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = iso_z(as_of)
         raise UsageError(f"--as-of {stamp} is in the future: --as-of previews retention (a dry run) and cannot be "
                          f"combined with --apply, which would delete data still inside its retention; nothing was changed")

@@ -14,6 +14,7 @@ from vigil.aws import Aws
 from vigil.errors import VigilError
 from vigil.policy import Policy
 from vigil.policy.models import PostgresStore, RDSStore, S3Store
+from vigil.timestamps import iso_z
 
 from .keys import RetentionKeys, load_keys
 from .plan import Summary
@@ -62,7 +63,7 @@ def to_status(summary: Summary, store) -> StoreRetention:
     return StoreRetention(
         store=summary.store, resource=summary.resource, region=summary.region, scanned=summary.scanned,
         expired=summary.outstanding, held=summary.counts["held"],
-        oldest_expired=summary.oldest_expired.strftime("%Y-%m-%dT%H:%M:%SZ") if summary.oldest_expired else None,
+        oldest_expired=iso_z(summary.oldest_expired) if summary.oldest_expired else None,
         samples=list(summary.samples), error=error, api=_api(store))
 
 

@@ -7,12 +7,14 @@ counts, ages and keyed hashes only, never keys or subject ids.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from vigil.checks.context import Context
 from vigil.checks.model import BucketFacts, Evidence, Finding, Status, StoreRetention
 from vigil.checks.registry import evaluator
 from vigil.checks.verdicts import failed, not_applicable, passed
+
+from vigil.timestamps import parse_iso_z
 
 CONTROL = "RET-02"
 # The S3 facts this control reads, by class of bucket (rows of vigil/s3_facts.py).
@@ -22,7 +24,7 @@ READS = BucketFacts.of(stores=("replication", "object_lock"), replicas=("object_
 def _age_days(oldest: str | None, as_of: datetime) -> int | None:
     if not oldest:
         return None
-    start = datetime.strptime(oldest, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    start = parse_iso_z(oldest)
     return max((as_of - start).days, 0)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil import safe_write
+from vigil.timestamps import iso_z
 
 OSCAL_VERSION = "1.1.2"
 NAMESPACE = uuid.UUID("6f0b8f4e-3a52-5b8e-9c1d-7a9e2f1c4b60")  # Vigil's namespace for uuid5
@@ -29,7 +30,7 @@ def _uuid(*parts: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_z(datetime.now(UTC))
 
 
 def _risk(finding: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -11,18 +11,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vigil.scheduler.state import State
+from vigil.timestamps import iso_z
 
 
 def health(state: State, now: datetime, max_idle: timedelta, max_run: timedelta) -> tuple[bool, str]:
     running = state.running()
     if running is not None and now - running[1] <= max_run:
-        return True, f"running {running[0]} since {running[1]:%Y-%m-%dT%H:%M:%SZ}"
+        return True, f"running {running[0]} since {iso_z(running[1])}"
     beat = state.heartbeat()
     if beat is None:
         return False, f"no heartbeat in {state.path}"
     if now - beat > max_idle:
-        return False, f"last heartbeat {beat:%Y-%m-%dT%H:%M:%SZ} is older than {int(max_idle.total_seconds())}s"
-    return True, f"heartbeat {beat:%Y-%m-%dT%H:%M:%SZ}"
+        return False, f"last heartbeat {iso_z(beat)} is older than {int(max_idle.total_seconds())}s"
+    return True, f"heartbeat {iso_z(beat)}"
 
 
 def main(argv: list[str] | None = None) -> int:

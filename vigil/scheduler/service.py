@@ -20,6 +20,7 @@ from vigil.locks import Locks
 from vigil.scheduler.logs import EventLog
 from vigil.scheduler.phrases import Phrase
 from vigil.scheduler.state import State
+from vigil.timestamps import iso_z
 
 MAX_NAP = 30.0  # seconds between heartbeats while idle
 
@@ -142,5 +143,5 @@ class Service:
         return 0
 
     def next_runs(self) -> dict[str, str]:
-        return {kind: job.next_run.strftime("%Y-%m-%dT%H:%M:%SZ") for kind, job in zip(self.phrases, self.scheduler.jobs, strict=True)
+        return {kind: iso_z(job.next_run) for kind, job in zip(self.phrases, self.scheduler.jobs, strict=True)
                 if job.next_run is not None}

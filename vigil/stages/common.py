@@ -14,6 +14,7 @@ from vigil import safe_write
 from vigil.accounts.model import AccountsOptions
 from vigil.errors import ExitCode, UsageError, VigilError
 from vigil.policy import Policy, PolicyError
+from vigil.timestamps import compact_z
 
 Options = TypeVar("Options")
 Outcome = TypeVar("Outcome")
@@ -46,7 +47,7 @@ class Target:
 
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{compact_z(now)}-{secrets.token_hex(3)}"
 
 
 def parse_as_of(value: str | None) -> datetime | None:

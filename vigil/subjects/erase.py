@@ -25,6 +25,7 @@ from vigil.retention.keys import RetentionKeys
 from vigil.retention.plan import S3_BATCH, action_id
 from vigil.retention.postgres import PostgresRetention, is_postgres_action
 from vigil.retention.resume import Resume
+from vigil.timestamps import iso_z
 
 from .decide import SubjectRules, store_rules, subject_anonymizer
 from .locate import find_subject
@@ -116,7 +117,7 @@ class EraseRun:
         now = self.after or self.found
         return {
             "schema": SCHEMA,
-            "run": {"id": self.run_id, "as_of": self.found.as_of.strftime("%Y-%m-%dT%H:%M:%SZ"), "mode": "apply" if self.apply else "dry-run",
+            "run": {"id": self.run_id, "as_of": iso_z(self.found.as_of), "mode": "apply" if self.apply else "dry-run",
                     "policy_sha256": policy.sha256, "tool_version": __version__, "judged_at": JUDGED_AT},
             "subject": self.subject_hash,
             "planned": {"actions": self.actions, "erase": self.found.erasable, "held": self.found.held},

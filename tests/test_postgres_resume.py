@@ -14,7 +14,7 @@ from vigil.retention.ledger import chain_ok, read_lines
 
 from tests.conftest import ROOT
 from tests.postgres_world import CALLS_TABLE, CONSENT_TABLE, PgWorld, ago, database
-from tests.test_retention_world import KEY_B64
+from tests.test_retention_world import KEY_B64, NOW
 
 ROWS = 12000  # three delete batches (5,000 each), twelve anonymize batches (1,000 each)
 STALL = 7000  # the row whose trigger stalls its batch until the kill
@@ -94,3 +94,41 @@ def test_sigkill_mid_batch_then_resume(tmp_path: Path, monkeypatch, dsn: str, st
     else:
         assert world.sql("SELECT count(*) FROM calls WHERE caller !~ '^[0-9a-f]{64}$' OR note IS NOT NULL")[0][0] == 0
         assert world.sql("SELECT count(*) FROM calls")[0][0] == ROWS
+
+
+def test_open_intents_are_closed_by_what_the_server_says_of_their_transactions(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    """Committed -> ok, rolled back -> skipped, each exactly once; an intent of another kind is left to its own resolver."""
+    import psycopg
+    from moto import mock_aws
+    from vigil.retention.keys import load_keys
+    from vigil.retention.ledger import Ledger, dangling
+    from vigil.retention.postgres import PostgresRetention
+
+    from vigil.policy import load_policy
+
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        world.sql(CONSENT_TABLE)
+        txids = {}
+        for name, end in (("committed", "commit"), ("aborted", "rollback")):
+            with psycopg.connect(dsn) as conn:
+                txids[name] = conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+                conn.execute("INSERT INTO consent VALUES (%s, now(), 'a', 'sms')", (len(txids),))
+                getattr(conn, end)()
+        path = tmp_path / "ledger.jsonl"
+        ledger = Ledger(path, "killed")
+        for txid in txids.values():
+            ledger.write("intent", {"action_id": f"a:{txid}", "action": "pg_delete_rows", "store": "consent-db"},
+                         {"location": "x", "count": 1, "txid": txid})
+        ledger.write("intent", {"action_id": "s3", "action": "delete_versions", "store": "billing"}, {"versions": [], "count": 0})
+        ledger.close()
+        policy = load_policy(world.policy_path)
+        intents = dangling(path)
+        ledger = Ledger(path, "resumed")
+        assert PostgresRetention(None, policy, load_keys(policy), NOW).resolve(ledger, intents) == 2
+        ledger.close()
+        assert list(intents) == ["s3"]
+        outcomes = {ln["action_id"]: ln for ln in read_lines(path) if ln["phase"] == "outcome"}
+        assert outcomes[f"a:{txids['committed']}"]["outcome"] == "ok"
+        assert outcomes[f"a:{txids['aborted']}"]["outcome"] == "skipped"
+        assert outcomes[f"a:{txids['aborted']}"]["target"]["count"] == 0 and chain_ok(path)

@@ -35,6 +35,8 @@ SKIPPED_BLOCKS = {
     "pip install vigil": "installs from the package index; the tests run without network",
     "vigil demo --keep-running": "waits for Ctrl-C; this test starts it itself, and tests/test_demo.py tests it",
     "make install": "deploys with Pulumi to a real account (pulumi login, stack init, up)",
+    "vigil accounts list --org": "needs an AWS Organization with member accounts and their roles (the demo's account is "
+                                 "in none; tests/test_accounts_check.py builds one in moto)",
     "docker build": "needs Docker",
     "kubectl create namespace vigil": "needs a Kubernetes cluster",
     "deploy/build_lambda.sh": "builds a Linux bundle with pip from the package index (no network)",

@@ -225,3 +225,21 @@ def test_log_level_turns_on_logging_only_when_asked(capsys: pytest.CaptureFixtur
     finally:
         root.handlers[:] = before[0]
         root.setLevel(before[1])
+
+
+def test_controls_status_comes_from_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    findings = tmp_path / "findings.json"
+    waiver = {"reason": "r", "owner": "o", "approval": "a", "expires": "2099-01-01"}
+    findings.write_text(json.dumps({"findings": [
+        {"control": "TLS-01", "resource": "arn:aws:s3:::a", "status": "pass"},
+        {"control": "TLS-01", "resource": "arn:aws:s3:::b", "status": "fail"},
+        {"control": "MFA-02", "resource": "arn:aws:iam::1:user/x", "status": "fail", "waived": waiver},
+        {"control": "ENC-01", "resource": "arn:aws:s3:::a", "status": "pass"}]}))
+    assert main(["controls", "--findings", str(findings), "--status", "fail,waived", "--format", "json"]) == 0
+    assert [(c["id"], c["status"]) for c in json.loads(capsys.readouterr().out)] == [("TLS-01", "fail"), ("MFA-02", "waived")]
+    assert main(["controls", "--findings", str(findings), "--status", "not_evaluated", "--format", "json"]) == 0
+    listed = {c["id"] for c in json.loads(capsys.readouterr().out)}
+    assert listed == set(catalogue()) - {"TLS-01", "MFA-02", "ENC-01"}
+    assert main(["controls", "--status", "fail"]) == 2
+    assert "--status needs --findings" in capsys.readouterr().err
+    assert main(["controls", "--findings", str(tmp_path / "missing.json")]) == 2

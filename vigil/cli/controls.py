@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +21,10 @@ def _list_flags(parser: argparse.ArgumentParser, default: object = None) -> None
     add_filter_flags(parser, default)
     parser.add_argument("--format", choices=["table", "json"], default=default if default is not None else "table",
                         help="table (default) or json (the controls as findings.json lists them)")
+    parser.add_argument("--findings", metavar="FINDINGS_JSON", default=default,
+                        help="a run's findings.json: each control gets its status there (worst finding first)")
+    parser.add_argument("--status", action="append", metavar="LIST", default=default,
+                        help="with --findings: only controls with these statuses (fail,error,waived,pass,not_applicable,not_evaluated)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,18 +46,49 @@ def run_list(args: argparse.Namespace) -> int:
     controls = catalogue()
     selection = select(controls, Filters((), split(args.severity), split(args.service), split(args.framework), tuple(args.skip_control or ())))
     chosen = [controls[cid] for cid in selection.chosen]
+    statuses = control_statuses(args.findings) if args.findings else None
+    wanted = split(args.status)
+    if wanted and statuses is None:
+        raise UsageError("--status needs --findings FINDINGS_JSON: a control's status comes from a run")
+    unknown = sorted(set(wanted) - set(ROLLUP))
+    if unknown:
+        raise UsageError(f"--status {','.join(unknown)}: unknown (known: {', '.join(ROLLUP)})")
+    if statuses is not None:
+        chosen = [c for c in chosen if not wanted or statuses.get(c.id, "not_evaluated") in wanted]
     if args.format == "json":
-        print(json.dumps([control.to_json() for control in chosen], indent=2))
+        rows = [{**control.to_json(), **({"status": statuses.get(control.id, "not_evaluated")} if statuses is not None else {})}
+                for control in chosen]
+        print(json.dumps(rows, indent=2))
         return 0
     table = Table(title=f"Vigil control catalogue ({len(chosen)} of {len(controls)} controls)", title_justify="left")
-    for column in ("id", "severity", "services"):
+    for column in ("id", "severity", "services", *(("status",) if statuses is not None else ())):
         id_column(table, column)
     table.add_column("title")
     table.add_column("scope")
     for control in chosen:
-        table.add_row(control.id, control.severity, ",".join(control.services), control.title, control.scope)
+        status = (statuses.get(control.id, "not_evaluated"),) if statuses is not None else ()
+        table.add_row(control.id, control.severity, ",".join(control.services), *status, control.title, control.scope)
     print_table(make_console(), table)
     return 0
+
+
+ROLLUP = ("fail", "error", "waived", "pass", "not_applicable", "not_evaluated")  # worst first
+
+
+def control_statuses(path: str) -> dict[str, str]:
+    """control id -> its worst finding's status in that findings.json (a waived failure counts as waived)."""
+    from vigil.cli.findings_view import shown_status
+
+    try:
+        findings = json.loads(Path(path).read_text(encoding="utf-8"))["findings"]
+        seen: dict[str, list[str]] = {}
+        for finding in findings:
+            seen.setdefault(str(finding["control"]), []).append(shown_status(finding))
+    except FileNotFoundError:
+        raise UsageError(f"--findings {path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--findings {path}: not a findings.json ({type(exc).__name__}: {exc})") from None
+    return {cid: min(found, key=lambda s: ROLLUP.index(s) if s in ROLLUP else len(ROLLUP)) for cid, found in seen.items()}
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ import csv
 import gzip
 import io
 import json
-import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from .transforms import parse_time
 MAX_BYTES = 256 * 2**20  # an object is never inflated past this
 MAX_RATIO = 100  # nor past this many times its compressed size ...
 RATIO_FLOOR = 16 * 2**20  # ... once past this (small objects may compress very well)
-_LONG_NUMBER = re.compile(rb"\d{19}")  # orjson reads integers past 64 bits as floats: the standard library does not
+_BIG = float(2**63)
 
 
 class Unreadable(ValueError):
@@ -139,22 +138,26 @@ def _parse_lines(body: bytes) -> Parsed:
 
 def _loads(line: bytes) -> Any:
     """orjson first (several times faster on the millions of lines a store holds), the standard
-    library for what orjson refuses or would change (NaN, Infinity, integers past 64 bits)."""
-    if not _LONG_NUMBER.search(line):
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(line.decode("utf-8"))
+    library for what orjson refuses (NaN, Infinity, invalid UTF-8, nesting past 1,024 levels) or
+    would change: it reads an integer past 64 bits as a float, so a record holding a float that is
+    a whole number that large, or anything nested (not looked into), is read again exactly."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line.decode("utf-8"))
+    if isinstance(value, dict):
+        for item in value.values():
+            kind = item.__class__
+            if (kind is float and item.is_integer() and abs(item) >= _BIG) or kind is dict or kind is list:
+                return json.loads(line.decode("utf-8"))
+    return value
 
 
 def _json_record(index: int, line: bytes) -> Record:
     try:
-        line.decode("utf-8")
+        value = _loads(line)
     except UnicodeDecodeError as exc:
         return Record(index, line, None, error=f"record {index + 1}: not UTF-8 ({exc.reason} at byte {exc.start})")
-    try:
-        value = _loads(line)
     except RecursionError:
         return Record(index, line, None, error=f"record {index + 1}: nested too deeply to read")
     except ValueError as exc:
@@ -214,17 +217,13 @@ def _age(record: Record, timestamp_field: str | None, subject_field: str | None)
             record.error = f"record {record.index + 1}: missing or unreadable timestamp '{timestamp_field}'"
 
 
-def _exact_in_orjson(value: Any) -> bool:
-    """orjson writes NaN and infinities as null and refuses integers past 64 bits: those go to
-    the standard library, which writes them as they were read."""
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in `value` (orjson would write them as null)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
-                return False
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not -(2**63) <= item < 2**64:
                 return False
         elif isinstance(item, dict):
             stack.extend(item.values())
@@ -234,8 +233,14 @@ def _exact_in_orjson(value: Any) -> bool:
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
-    if _exact_in_orjson(record):
-        return orjson.dumps(record)
+    """orjson when it writes the values exactly; the standard library (which writes NaN, infinities
+    and integers past 64 bits as they were read) when orjson refuses or would write a null."""
+    try:
+        out = orjson.dumps(record)
+    except TypeError:  # an integer past 64 bits
+        out = b""
+    if out and (b"null" not in out or _finite(record)):
+        return out
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -29,7 +29,7 @@ from vigil.subjects.export import export_subject
 from vigil.subjects.locate import find_subject
 from vigil.subjects.model import Found
 from vigil.subjects.requests import KINDS, RequestLog
-from vigil.subjects.show import print_found, print_requests
+from vigil.subjects.show import print_found, requests_table
 from vigil.timestamps import iso_z
 
 NOT_FOUND = "no data found for subject"
@@ -201,7 +201,7 @@ def run_requests(args: argparse.Namespace) -> int:
     policy = common.load(args)
     requests = RequestLog(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy).all()
     shown = requests if args.all else [r for r in requests if r.open]
-    print_requests(shown, now, console.make_console())
+    console.print_table(console.make_console(), requests_table(shown, now))
     return 0
 
 

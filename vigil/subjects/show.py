@@ -5,6 +5,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .model import Found
 from .requests import Request
@@ -52,13 +53,19 @@ def print_found(found: Found, console: Console, title: str) -> None:
         console.print(f"[red]incomplete[/]: {len(found.incomplete)} reason(s) the subject's data may be elsewhere too (see above)")
 
 
-def print_requests(requests: list[Request], now: datetime, console: Console) -> None:
-    table = Table(title=f"Subject requests as of {now:%Y-%m-%d %H:%M}Z")
-    for column in ("id", "subject", "kind", "received", "deadline", "days left", "status"):
-        table.add_column(column, no_wrap=column in ("id", "subject", "received", "deadline"))  # ids are needed whole, to act on them
+def requests_table(requests: list[Request], now: datetime) -> Table:
+    """The request log as a table; the CLI prints it. No cell is ever cut or wrapped (ids are needed
+    whole, to act on them): each column is at least as wide as its widest cell."""
+    rows = []
     for r in requests:
         left = r.days_left(now)
         status = "done" if not r.open else ("[red]overdue[/]" if left < 0 else "open")
-        table.add_row(r.id, r.subject, r.kind, f"{r.received_at:%Y-%m-%d}", f"{r.deadline:%Y-%m-%d}",
-                      "" if not r.open else str(left), status)
-    console.print(table)
+        rows.append((r.id, r.subject, r.kind, f"{r.received_at:%Y-%m-%d}", f"{r.deadline:%Y-%m-%d}",
+                     "" if not r.open else str(left), status))
+    table = Table(title=f"Subject requests as of {now:%Y-%m-%d %H:%M}Z")
+    for index, column in enumerate(("id", "subject", "kind", "received", "deadline", "days left", "status")):
+        widest = max([Text.from_markup(row[index]).cell_len for row in rows] + [len(column)])
+        table.add_column(column, no_wrap=True, width=widest)
+    for row in rows:
+        table.add_row(*row)
+    return table

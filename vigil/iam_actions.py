@@ -29,16 +29,14 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
+from vigil.s3_facts import S3_FACTS
+
 _LABEL = re.compile(r"^([a-z0-9-]+):([A-Z][A-Za-z0-9]+)$")
 
 # Operation -> IAM actions, where the action is not simply "<signing name>:<Operation>".
 ACTIONS: dict[str, tuple[str, ...]] = {
+    # The bucket-configuration reads carry their actions in the S3 facts table (added below).
     "s3:ListBuckets": ("s3:ListAllMyBuckets",),
-    "s3:GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
-    "s3:GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock",),
-    "s3:GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration",),
-    "s3:GetBucketReplication": ("s3:GetReplicationConfiguration",),
-    "s3:GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration",),
     "s3:ListObjectVersions": ("s3:ListBucketVersions",),
     "s3:ListObjectsV2": ("s3:ListBucket",),
     "s3:ListObjects": ("s3:ListBucket",),
@@ -53,6 +51,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "dynamodb:TransactWriteItems": ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"),
     "s3control:GetPublicAccessBlock": ("s3:GetAccountPublicAccessBlock",),
     "sts:GetCallerIdentity": (),  # answers for any valid credentials; no permission exists for it
+    **{row.api: row.iam for row in S3_FACTS.values()},
 }
 
 # What S3 asks of KMS on the caller's behalf for objects encrypted with a customer key.

@@ -236,3 +236,19 @@ def test_ret02_in_check_fails_on_rows_past_retention_then_passes_after_apply(tmp
         assert code == 0
         (finding,) = [f for r, f in _ret02(world).items() if r.endswith("#public.consent")]
         assert finding.status.value == "pass"
+
+
+def test_vigil_creates_nothing_in_the_database(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    """No tracking table, function, extension, type or schema: its state is its ledger."""
+    catalog = ("SELECT (SELECT count(*) FROM pg_class), (SELECT count(*) FROM pg_proc), (SELECT count(*) FROM pg_extension), "
+               "(SELECT count(*) FROM pg_type), (SELECT count(*) FROM pg_namespace), (SELECT count(*) FROM pg_trigger)")
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn)
+        world.sql(CALLS_TABLE)
+        consent_rows(world)
+        world.sql("DELETE FROM consent WHERE id = 5")
+        insert(world, "calls", [call(i, 40) for i in range(1, 4)])
+        before = world.sql(catalog)
+        code, _, _ = world.retain("--apply", "--store", "calls-db", "--store", "consent-db")
+        assert code == 0
+        assert world.sql(catalog) == before

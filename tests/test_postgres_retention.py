@@ -252,3 +252,28 @@ def test_vigil_creates_nothing_in_the_database(tmp_path: Path, monkeypatch, dsn:
         code, _, _ = world.retain("--apply", "--store", "calls-db", "--store", "consent-db")
         assert code == 0
         assert world.sql(catalog) == before
+
+
+def test_account_closed_clock_and_forever_category(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    """contact: P2Y after the account closes (rows aged by subject_column and the subjects table);
+    aggregates: kept forever (every row kept, nothing planned)."""
+    def stores(data: dict) -> None:
+        data["stores"][-2]["category"] = "contact"  # calls-db
+        data["stores"][-1]["category"] = "aggregates"  # consent-db
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, change=stores)
+        world.table("accounts", "account_id")
+        world.account("acct-old", closed_at=ago(3 * 366).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        world.account("acct-recent", closed_at=ago(30).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        world.account("acct-open")
+        world.sql(CALLS_TABLE)
+        consent_rows(world)
+        insert(world, "calls", [call(1, 5, caller="acct-old"), call(2, 900, caller="acct-old"), call(3, 900, caller="acct-recent"),
+                                call(4, 900, caller="acct-open"), call(5, 1, caller=None)])
+        code, plan, _ = world.retain("--apply", "--store", "calls-db", "--store", "consent-db")
+        calls = store_plan(plan, "calls-db")
+        assert (calls["counts"]["delete"], calls["counts"]["keep"], calls["counts"]["error"]) == (2, 2, 1)
+        assert sorted(world.rows()) == [3, 4, 5]  # every row of the account closed 3 years ago, however recent
+        consent = store_plan(plan, "consent-db")
+        assert consent["counts"]["keep"] == 5 and consent["counts"]["delete"] == 0 and len(world.rows("consent")) == 5
+        assert code == 1  # the row without a subject cannot be aged: an error, left as it is

@@ -41,7 +41,7 @@ def bar_chart(bars: list[Bar], chart_id: str, title: str, width: int = 720) -> M
     parts = [f'<svg id="{escape(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-labelledby="{escape(chart_id)}-title">',
              f'<title id="{escape(chart_id)}-title">{escape(title)}</title>']
-    x = label_width
+    x = float(label_width)
     for status in STATUSES:  # legend on top
         parts.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{COLOURS[status]}"/>')
         parts.append(_text(x + 16, 16, status.replace("_", " "), size=11))

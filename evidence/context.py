@@ -162,7 +162,7 @@ def retention_view(plan: dict[str, Any] | None, policy_sha256: str = "") -> dict
     if not plan:
         return None
     run = plan.get("run") or {}
-    stores = []
+    stores: list[dict[str, Any]] = []
     for store in plan.get("stores") or []:
         counts, sizes = store.get("counts") or {}, store.get("bytes") or {}
         verify = store.get("verify") or {}
@@ -214,7 +214,7 @@ def requests_view(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     number = {k: int(data.get(k, 0) or 0) for k in ("received", "completed", "on_time", "completed_late", "open", "overdue")}
-    kinds = data.get("by_kind") if isinstance(data.get("by_kind"), dict) else {}
+    kinds = data["by_kind"] if isinstance(data.get("by_kind"), dict) else {}
     return {**number, "by_kind": {str(k): int(v or 0) for k, v in kinds.items()},
             "deadline": str(data.get("deadline", "")), "as_of": str(data.get("as_of", ""))}
 
@@ -282,8 +282,8 @@ def waiver_views(findings: dict[str, Any]) -> list[dict[str, Any]]:
 def build(results: Results, signing: dict[str, Any]) -> dict[str, Any]:
     findings = results.findings
     controls = control_views(findings)
-    summary = Counter(effective_status(f) for f in findings["findings"])
-    summary = {status: int(summary.get(status, 0)) for status in STATUSES}
+    counted = Counter(effective_status(f) for f in findings["findings"])
+    summary = {status: int(counted.get(status, 0)) for status in STATUSES}
     rate = pass_rate(summary)
     bars = [charts.Bar(c["id"], c["counts"]) for c in controls]
     context = {

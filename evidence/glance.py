@@ -27,7 +27,7 @@ def retention_done(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if entry.get("phase") != "outcome" or entry.get("outcome") != "ok":
             continue
         action = str(entry.get("action", ""))
-        target = entry.get("target") if isinstance(entry.get("target"), dict) else {}
+        target = entry["target"] if isinstance(entry.get("target"), dict) else {}
         if action in COUNTED:
             done[COUNTED[action]] += int(target.get("count", 0) or 0)
         counts = target.get("counts")
@@ -78,7 +78,8 @@ def _grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def build(context: dict[str, Any], findings: dict[str, Any]) -> dict[str, Any]:
     run = findings["run"]
-    problems, waived = [], []
+    problems: list[dict[str, Any]] = []
+    waived: list[dict[str, Any]] = []
     for control in context["controls"]:
         for row in control["problems"]:
             item = {**row, "title": control["title"], "severity": control["severity"]}

@@ -32,7 +32,8 @@ RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 
 class Signer(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def public_key_raw(self) -> bytes: ...
 

@@ -229,7 +229,7 @@ def _check_files(directory: Path, files: list, listing: PackListing, result: Ver
     listed: set[str] = set()
     for entry in files:
         relative = entry.get("path") if isinstance(entry, dict) else None
-        if not _safe(relative) or relative in NOT_COVERED:
+        if not isinstance(relative, str) or not _safe(relative) or relative in NOT_COVERED:
             result.failures.append(f"{MANIFEST}: unsafe or invalid file entry {relative!r}")
             continue
         listed.add(relative)

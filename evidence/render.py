@@ -166,8 +166,8 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
     directory = Path(directory)
     refuse_key_inside(directory, signing_key)
     manifest.pack_files(directory)  # a link in the pack is refused before anything is written
-    signer = signing_key if hasattr(signing_key, "sign") else load_signer(signing_key)  # type: ignore[arg-type]
-    rendered = render(directory, policy_path, signer, hash_subject)  # type: ignore[arg-type]
+    signer = load_signer(signing_key) if signing_key is None or isinstance(signing_key, (str, os.PathLike)) else signing_key
+    rendered = render(directory, policy_path, signer, hash_subject)
     written = []
     for name in (REPORT_HTML, REPORT_MD, SUMMARY, COPY_NAME):
         path = directory / name
@@ -176,5 +176,5 @@ def write_report(directory: str | Path, policy_path: str | Path | None = None,
             continue
         written.append(safe_write.write_text(path, rendered[name]))
     run = rendered["context"]["run"]
-    written += manifest.write(directory, run.get("id", ""), __version__, run.get("policy_sha256", ""), signer)  # type: ignore[arg-type]
+    written += manifest.write(directory, run.get("id", ""), __version__, run.get("policy_sha256", ""), signer)
     return written

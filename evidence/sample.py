@@ -22,7 +22,7 @@ ACCOUNT = "123456789012"
 BUCKETS = ["example-contacts", "example-billing", "example-usage-logs", "example-call-records", "example-sms-consent"]
 
 
-def _observation(control: str, bucket: str, status: str) -> tuple[str, Any]:
+def _observation(control: str, bucket: str, status: str) -> tuple[str | list[str], Any]:
     if control.startswith("TLS"):
         statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
                      "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
@@ -70,7 +70,7 @@ def _counts(delete: int, anonymize: int, suppress: int, keep: int, held: int, er
 
 
 def retention_plan(run_id: str, as_of: datetime, policy_sha256: str, mode: str = "apply") -> dict[str, Any]:
-    stores = [
+    stores: list[dict[str, Any]] = [
         {"store": "contacts", "kind": "s3", "category": "contact", "action": "delete", "resource": "arn:aws:s3:::example-contacts",
          "region": "us-east-1", "replicas": ["arn:aws:s3:::example-contacts-replica"],
          "counts": _counts(12, 0, 0, 140, 2, 0), "bytes": _counts(24576, 0, 0, 286720, 4096, 0),
@@ -103,11 +103,11 @@ def ledger_bytes(entries: list[dict[str, Any]]) -> bytes:
 
 
 def ledger(run_id: str, started: datetime, actions: int = 4) -> bytes:
-    entries = []
+    entries: list[dict[str, Any]] = []
     for number in range(actions):
         ts = iso_z(started + timedelta(seconds=number))
         action = "delete" if number % 2 == 0 else "anonymize"
-        common = {"ts": ts, "run_id": run_id, "action_id": f"a{number:04d}", "action": action, "store": "contacts",
+        common: dict[str, Any] = {"ts": ts, "run_id": run_id, "action_id": f"a{number:04d}", "action": action, "store": "contacts",
                   "target": f"hmac:{hashlib.sha256(str(number).encode()).hexdigest()[:16]}"}
         entries.append({**common, "phase": "intent", "outcome": None, "detail": None})
         entries.append({**common, "phase": "outcome", "outcome": "done", "detail": {"versions": 2}})

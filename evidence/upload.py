@@ -81,7 +81,7 @@ def upload_pack(directory: Path, url: str, client: Any, retain_until: datetime |
     until = retain_until or datetime.now(UTC) + timedelta(days=retain_days)
     names = pack_files(directory) + [MANIFEST] + ([SIGNATURE] if (directory / SIGNATURE).is_file() else [])  # links refused
     _require_object_lock(client, destination.bucket)
-    keys = []
+    keys: list[str] = []
     for name in names:
         body = _read_no_link(directory / name)
         key = f"{destination.prefix}{directory.name}/{name}"

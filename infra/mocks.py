@@ -95,10 +95,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         """The physical id and computed outputs; the demo's deployer creates it for real here."""
         return fake_identity(resource.type, resource.name, resource.inputs, resource.region, self.account_id)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        """(outputs, check failures: none)."""
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": self.account_id, "arn": f"arn:aws:iam::{self.account_id}:user/deployer", "userId": "AIDADEPLOYER", "id": self.account_id}
-        return {}
+            return {"accountId": self.account_id, "arn": f"arn:aws:iam::{self.account_id}:user/deployer", "userId": "AIDADEPLOYER",
+                    "id": self.account_id}, []
+        return {}, []
 
 
 def run_program(mocks: RecordingMocks, program: Callable[[], Any], project: str = "vigil", stack: str = "dev") -> Any:

@@ -6,6 +6,7 @@ exactly one for a subclass that breaks exactly one control.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import pulumi
@@ -103,7 +104,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
         log_buckets[region] = parts.support_bucket(f"access-logs-{region}", SecureBucketArgs(
             bucket=name, provider=providers[region], region=region, tags=tags,
             lifecycle_rules=[_expire_all("access-logs", settings.access_log_days, policy)],
-            extra_statements=account_id.apply(lambda acct, n=name: bucket_policy.allow_log_delivery(n, acct, "logging.s3.amazonaws.com")),
+            extra_statements=account_id.apply(functools.partial(_log_delivery, name)),
         ))
 
     source_buckets = list(_buckets(policy))
@@ -204,3 +205,8 @@ def main() -> None:
     config = pulumi.Config("vigil")
     policy = load_policy(policy_path(config))
     build_stack(policy, StackSettings.from_config(policy, config))
+
+
+def _log_delivery(bucket: str, account_id: str) -> list[dict]:
+    """The statements letting S3 server access logging write into `bucket` for the account."""
+    return bucket_policy.allow_log_delivery(bucket, account_id, "logging.s3.amazonaws.com")

@@ -129,7 +129,7 @@ class Applier:
         """DeleteObjects, 1,000 keys a call; keys that fail with a retryable code are tried again.
         Returns (versions deleted, error code -> count of versions that could not be deleted)."""
         s3 = self.aws.client("s3", region)
-        deleted, codes = 0, {}
+        deleted, codes = 0, dict[str, int]()
         for start in range(0, len(objects), 1000):
             todo = objects[start:start + 1000]
             for attempt in range(ATTEMPTS):
@@ -240,8 +240,10 @@ class Applier:
         if changed:
             return "skipped", f"{changed} of {len(keys)} items changed since the plan; the batch is planned again", 0
         suppress = set(action["suppress"])
-        writes, moved = [], set()
-        for index, (key, raw) in enumerate(zip(keys, raws, strict=True)):
+        writes: list[dict[str, Any]] = []
+        moved = set()
+        present = [raw for raw in raws if raw is not None]  # all of them: a missing item counted as changed above
+        for index, (key, raw) in enumerate(zip(keys, present, strict=True)):
             new = None if index in suppress else items.anonymized_item(anonymizer, raw)
             entries = items.writes(table, key, raw, new, store.timestamp_attribute)
             if len(entries) == 2:

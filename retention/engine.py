@@ -17,7 +17,7 @@ from typing import Any
 from vigil import __version__, progress, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy
-from vigil.policy.models import PostgresStore, RDSStore
+from vigil.policy.models import PostgresStore, RDSStore, Store
 from vigil.timestamps import iso_z as iso
 
 from . import ledger as ledgers
@@ -93,6 +93,7 @@ RDS_REASON = ("rows inside a database are beyond the AWS APIs vigil uses; enforc
 
 def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, postgres: bool = False) -> list:
     """The AWS-API stores (default), the RDS stores retention cannot reach, or the PostgreSQL tables."""
+    stores: list[Store]
     if postgres:
         stores = [s for s in policy.stores if isinstance(s, PostgresStore)]
     else:

@@ -188,7 +188,7 @@ def _read_entry(aws: Aws, loc: Location, store: S3Store, entry: ObjectEntry, rea
         except Unreadable as exc:  # corrupt gzip, a gzip bomb, a csv field past the module's limit
             version.error = f"object could not be read: {exc}"
             continue
-        except Exception as exc:  # noqa: BLE001 - one bad object is an error for that object alone, never its store
+        except Exception as exc:  # one bad object is an error for that object alone, never its store
             version.error = f"object could not be read: {type(exc).__name__}: {exc}"[:300]
             continue
         # GetObjectRetention is not answered by moto; GetObject/HeadObject carry the same facts.

@@ -57,7 +57,7 @@ def dangling(path: Path) -> dict[str, dict[str, Any]]:
         if entry.get("phase") == "intent":
             open_intents[entry["action_id"]] = entry
         elif entry.get("phase") == "outcome":
-            open_intents.pop(entry.get("action_id"), None)
+            open_intents.pop(str(entry.get("action_id")), None)
     return open_intents
 
 

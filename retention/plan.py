@@ -187,7 +187,8 @@ class Planner:
             self.summary.expired(result.oldest, target)
         if not version.is_latest:
             if result.expired and not result.errors and (superseded or not result.holds):
-                self.summary.add("delete", result.expired if superseded else len(version.parsed.records), version.size)
+                records = len(version.parsed.records) if version.parsed is not None else result.expired
+                self.summary.add("delete", result.expired if superseded else records, version.size)
                 doomed.append((version.version_id, version.size))
                 return None
             self.summary.add("keep", result.n("keep"), result.counts.get("keep", [0, 0])[1])

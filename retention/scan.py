@@ -52,7 +52,7 @@ def load_closed(aws: Aws, policy: Policy, stores: list) -> tuple[dict[str, datet
         return {}, None
     try:
         return closed_accounts(aws, policy), None
-    except Exception as exc:  # noqa: BLE001 - reported per store that needs it
+    except Exception as exc:  # reported per store that needs it
         return {}, describe_error("dynamodb:Scan (subjects)", exc)
 
 
@@ -125,13 +125,13 @@ def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
                     ctx.observe(loc.bucket, ctx.keys.hash(entry.key), entry)
                 try:
                     actions = planner.object(loc, entry)
-                except Exception as exc:  # noqa: BLE001 - one bad object is an error for that object alone
+                except Exception as exc:  # one bad object is an error for that object alone
                     summary.error(ctx.keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
                     summary.stuck += 1
                     continue
                 for action in actions:
                     ctx.emit(action)
-        except Exception as exc:  # noqa: BLE001 - an unreadable bucket fails its store only
+        except Exception as exc:  # an unreadable bucket fails its store only
             summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
         for action in planner.flush():  # what was planned before a failure is still planned (and counted)
             ctx.emit(action)
@@ -156,7 +156,7 @@ def _scan_table(ctx: ScanContext, one: _Store) -> Summary:
                 ctx.observe(store.table, ctx.keys.hash(key_text(item.key)), None)
             for action in planner.item(item):
                 ctx.emit(action)
-    except Exception as exc:  # noqa: BLE001 - an unreadable table fails its store only
+    except Exception as exc:  # an unreadable table fails its store only
         summary.error(arn, describe_error("dynamodb:Scan", exc))
     for action in planner.flush():
         ctx.emit(action)

@@ -182,12 +182,12 @@ def call_sites(module: str, clients: tuple[str, ...] = ()) -> list[CallSite]:
             # a call `s3.get_object(...)` or a method handed on, `_call("PutItem", client.put_item, ...)`
             candidates = by_method[node.attr]
             receiver = node.value
-            service = _client_service(receiver)
-            if service is None and isinstance(receiver, ast.Name):
-                service = receivers.get(id(node), {}).get(receiver.id)
-            service = service or labelled.get(id(node))
-            if service is not None:
-                candidates = [op for op in candidates if op.startswith(service + ":")] or candidates
+            resolved = _client_service(receiver)
+            if resolved is None and isinstance(receiver, ast.Name):
+                resolved = receivers.get(id(node), {}).get(receiver.id)
+            resolved = resolved or labelled.get(id(node))
+            if resolved is not None:
+                candidates = [op for op in candidates if op.startswith(resolved + ":")] or candidates
             elif len(candidates) > 1:  # still ambiguous: trust the module's own label for that operation
                 candidates = [op for op in candidates if op in labels] or candidates
             found.update(CallSite(op, module, node.lineno) for op in candidates)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 import botocore.exceptions
 
@@ -30,7 +30,7 @@ CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 class FileLock:
     def __init__(self, path: Path):
         self.path = path
-        self._handle: TextIO | None = None
+        self._handle: IO[str] | None = None
 
     def acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)

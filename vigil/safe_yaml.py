@@ -50,12 +50,12 @@ class Loader(yaml.SafeLoader):
                 if self._aliased > MAX_ALIASED_NODES:
                     raise Refused(None, None, f"aliases expand to more than {MAX_ALIASED_NODES} nodes "
                                                     "(an alias bomb?); write the values out instead", event.start_mark)
-            return super().compose_node(parent, index)
+            return self._composed(parent, index)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
-            node = super().compose_node(parent, index)
+            node = self._composed(parent, index)
         finally:
             self._depth -= 1
         self._sizes[id(node)] = 1 + sum(self._size_of(child) for child in _children(node))
@@ -67,6 +67,11 @@ class Loader(yaml.SafeLoader):
         if self.flow_level >= MAX_DEPTH:
             raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", self.get_mark())
         super().fetch_flow_collection_start(token_class)
+
+    def _composed(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        node = super().compose_node(parent, index)  # typed Optional; PyYAML returns a node for every event here
+        assert node is not None
+        return node
 
     def _size_of(self, node: yaml.Node) -> int:
         return self._sizes.get(id(node), 1)

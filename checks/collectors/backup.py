@@ -5,6 +5,7 @@ endpoint does not implement becomes a fact with that reason, judged as `error`.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from vigil.checks.collectors.base import CollectSession, fetch
@@ -54,7 +55,8 @@ def _plan(session: CollectSession, region: str, entry: dict) -> BackupPlan:
 
 def collect(session: CollectSession, inventory: Inventory) -> None:
     listings = {region: session.submit(_listing, session, region) for region in session.regions}
-    vault_tasks, plan_tasks = [], []
+    vault_tasks: list[Future[Any]] = []
+    plan_tasks: list[Future[Any]] = []
     for region, future in listings.items():
         vaults, plans = future.result()
         if not vaults.ok:

@@ -1,6 +1,7 @@
 """DynamoDB: every table in scope with its description, continuous backups and tags."""
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from vigil.checks.collectors.base import CollectSession, fetch
@@ -33,7 +34,7 @@ def _listing(session: CollectSession, region: str) -> Fact[list[str]]:
 
 def collect(session: CollectSession, inventory: Inventory) -> None:
     listings = {region: session.submit(_listing, session, region) for region in session.regions}
-    tasks = []
+    tasks: list[Future[Any]] = []
     for region, future in listings.items():
         names: Fact[list[str]] = future.result()
         if not names.ok:

@@ -52,7 +52,7 @@ def data_stores(ctx: Context) -> list[DataStore]:
             found = [i for i in ctx.inventory.db_instances if i.identifier == store.instance]
             kind, ident, key, part = "database instance", store.instance, "rds", "db"
         else:
-            found = [c for c in ctx.inventory.db_clusters if c.identifier == store.cluster]  # type: ignore[misc]
+            found = [c for c in ctx.inventory.db_clusters if c.identifier == store.cluster]
             kind, ident, key, part = "database cluster", store.cluster or "", "rds-clusters", "cluster"
         record = next((r for r in found if r.region == primary), found[0] if found else None)
         arn, region = (record.arn, record.region) if record else (f"arn:aws:rds:{primary}:{account}:{part}:{ident}", primary)

@@ -27,13 +27,13 @@ def rds_backups(aws: Aws, region: str, instance: str | None, as_of: datetime) ->
         days = int(found.get("BackupRetentionPeriod") or 0)
         out["automated_backup_days"] = days
         out["until"] = (as_of.astimezone(UTC) + timedelta(days=days)).date().isoformat() if days else None
-    except Exception as exc:  # noqa: BLE001 - said, never a crash
+    except Exception as exc:  # said, never a crash
         out["note"] = f"rds:DescribeDBInstances failed ({_short(exc)}); backups unknown"
         return out
     try:
         pages = client.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=instance)
         snapshots = [s for page in pages for s in page.get("DBSnapshots", [])]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         out["note"] = f"rds:DescribeDBSnapshots failed ({_short(exc)}); snapshots unknown"
         return out
     for snap in sorted(snapshots, key=lambda s: s.get("SnapshotCreateTime") or as_of):

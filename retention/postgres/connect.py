@@ -60,7 +60,7 @@ def region_of(store: PostgresStore, default: str) -> str:
 def _instance(aws: Aws, store: PostgresStore, region: str) -> dict[str, Any]:
     try:
         answer = aws.client("rds", region).describe_db_instances(DBInstanceIdentifier=store.connection.rds_instance)
-    except Exception as exc:  # noqa: BLE001 - denied, unknown instance, unreachable: this store's error
+    except Exception as exc:  # denied, unknown instance, unreachable: this store's error
         raise ConnectionProblem(f"rds:DescribeDBInstances {store.connection.rds_instance}: {_short(exc)}") from None
     return answer["DBInstances"][0]
 
@@ -88,7 +88,7 @@ def params(aws: Aws, store: PostgresStore, default_region: str) -> tuple[dict[st
                      "password": secret["password"], "dbname": secret.get("dbname") or secret.get("dbName") or "postgres"}
         except (KeyError, TypeError, ValueError) as exc:
             raise ConnectionProblem(f"secret {conn.secret} lacks {exc} (needs username, password, host, port, dbname)") from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ConnectionProblem(f"secretsmanager:GetSecretValue {conn.secret}: {_short(exc)}") from None
         found.update(sslmode="verify-full", sslrootcert=ca_bundle(store))
         where = f"postgresql://{found['host']}:{found['port']}/{found['dbname']}"
@@ -101,7 +101,7 @@ def params(aws: Aws, store: PostgresStore, default_region: str) -> tuple[dict[st
     bundle = ca_bundle(store)
     try:
         token = aws.client("rds", region).generate_db_auth_token(DBHostname=host, Port=port, DBUsername=conn.user, Region=region)
-    except Exception as exc:  # noqa: BLE001 - no credentials to sign with
+    except Exception as exc:  # no credentials to sign with
         raise ConnectionProblem(f"rds generate_db_auth_token: {_short(exc)}") from None
     arn = instance.get("DBInstanceArn") or f"arn:aws:rds:{region}::db:{conn.rds_instance}"
     found = {"host": host, "port": port, "user": conn.user, "password": token, "dbname": conn.database,

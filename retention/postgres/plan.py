@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, overload
 
 import psycopg
 
@@ -71,6 +71,10 @@ def count_states(conn: psycopg.Connection, sel: Selection) -> dict[tuple[str, in
     return out
 
 
+@overload
+def utc_start(value: None) -> None: ...
+@overload
+def utc_start(value: datetime | date) -> datetime: ...
 def utc_start(value: Any) -> datetime | None:
     """A timestamp, naive timestamp or date read from the table, as an aware UTC datetime."""
     if value is None:

@@ -117,17 +117,17 @@ def problems(info: TableInfo, store: PostgresStore, category: Category) -> list[
     for name in transforms:
         if name not in info.columns:
             out.append(f"column {name!r} (named by category anonymize map) is not a column of {info.qualified}")
-    for column in info.columns.values():
-        if column.name in store.primary_key:
+    for col in info.columns.values():
+        if col.name in store.primary_key:
             continue
-        transform = transforms.get(column.name)
+        transform = transforms.get(col.name)
         if transform is None or transform.name == "drop":
-            if column.not_null:
+            if col.not_null:
                 what = "dropped by the category" if transform is not None else "not named by the category"
-                out.append(f"column {column.name!r} is NOT NULL and {what}: anonymizing would set it to NULL; "
+                out.append(f"column {col.name!r} is NOT NULL and {what}: anonymizing would set it to NULL; "
                            f"name it in the category's anonymize map (e.g. keep or redact) or allow NULL")
             continue
-        problem = _fits(column, transform.name, transform.arg)
+        problem = _fits(col, transform.name, transform.arg)
         if problem:
             out.append(problem)
     return out

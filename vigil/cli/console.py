@@ -95,7 +95,10 @@ class RichReporter:
 
     def advance(self, amount: int = 1, total: int | None = None) -> None:
         if self.task is not None:
-            self.bar.update(self.task, advance=amount, **({"total": total} if total is not None else {}))
+            if total is None:
+                self.bar.update(self.task, advance=amount)
+            else:
+                self.bar.update(self.task, advance=amount, total=total)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from vigil.cli import common, console
 from vigil.retention.engine import RDS_REASON, RetentionRun
 from vigil.retention.guard import JUDGED_AT, is_future
 from vigil.stages.retain import RetainOptions, RetainOutcome, retain
+from vigil.subjects.show import size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -63,14 +64,6 @@ def print_outcome(outcome: RetainOutcome, out: Console) -> None:
             print_result(part, out)
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def print_result(result: RetentionRun, out: Console) -> None:
     mode = "apply" if result.apply else "dry run (nothing changed)"
     table = Table(title=f"Retention as of {result.as_of:%Y-%m-%d %H:%M}Z: {mode}")
@@ -83,7 +76,7 @@ def print_result(result: RetentionRun, out: Console) -> None:
         rule = "kept forever" if category.retain.forever else (
             f"{s.action} after {category.retain}" + (" from account closed" if category.after else ""))
         oldest = f"{(result.as_of - s.oldest_expired).days} days old" if s.oldest_expired else "-"
-        cells = [f"{s.counts[k]} ({_size(s.bytes[k])})" if s.counts[k] else "0" for k in ("delete", "anonymize", "suppress", "keep", "held", "error")]
+        cells = [f"{s.counts[k]} ({size(s.bytes[k])})" if s.counts[k] else "0" for k in ("delete", "anonymize", "suppress", "keep", "held", "error")]
         verify = s.verify["status"] + (f" ({s.verify['remaining']} left)" if s.verify["remaining"] else "")
         table.add_row(s.store, s.category, rule, oldest, *cells, verify)
     console.print_table(out, table)

@@ -190,9 +190,11 @@ def run_request_done(args: argparse.Namespace) -> int:
     request = next((r for r in log.all() if r.id == args.request_id), None)
     if request is None:
         raise UsageError(f"no request {args.request_id!r} in the request log (see 'vigil subject requests --all')")
-    if request.open:
-        log.complete(request, common.parse_as_of(args.as_of))
-    print(f"{request.id}: done {iso_z(request.completed_at)}" + (" (on time)" if request.completed_at <= request.deadline else " (late)"))
+    done_at = request.completed_at
+    if done_at is None:
+        done_at = common.parse_as_of(args.as_of)
+        log.complete(request, done_at)
+    print(f"{request.id}: done {iso_z(done_at)}" + (" (on time)" if done_at <= request.deadline else " (late)"))
     return 0
 
 

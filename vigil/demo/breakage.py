@@ -32,7 +32,7 @@ def break_things(aws: Aws, policy: Policy, account_id: str) -> list[Breakage]:
 
     # 2. Point-in-time recovery switched off on a table to save money (BAK-05).
     subjects_table = policy.subjects.table if policy.subjects else None
-    tables = [s.table for s in policy.dynamodb_stores if s.table != subjects_table] or [subjects_table]
+    tables = [s.table for s in policy.dynamodb_stores if s.table != subjects_table] or [t for t in (subjects_table,) if t]
     table = tables[0]
     dynamodb = aws.client("dynamodb", primary)
     dynamodb.update_continuous_backups(TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})

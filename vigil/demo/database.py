@@ -47,7 +47,7 @@ def demo_database(now: datetime, subjects: int, say: Callable[[str], None], seed
     rng = random.Random(seed)
     try:
         server = LocalPostgres().start()
-    except Exception as exc:  # noqa: BLE001 - a server that will not start leaves the store out, said
+    except Exception as exc:  # a server that will not start leaves the store out, said
         say(f"PostgreSQL store left out of this demo: the local server did not start ({type(exc).__name__})")
         yield False
         return

@@ -44,7 +44,7 @@ def _no_route(exc: Exception) -> Any:
 def _create_app(service: str) -> Any:
     from moto.moto_server.werkzeug_app import create_backend_app
 
-    app = create_backend_app(service)
+    app = create_backend_app(service)  # type: ignore[arg-type]  # moto types the name as a Literal of its services
     app.register_error_handler(NotImplementedError, _not_implemented)
     app.register_error_handler(404, _no_route)  # a URL no emulated API answers: an unimplemented API
     return app
@@ -69,11 +69,11 @@ def conditions_met() -> Iterator[None]:
         kept = [s for s in (statements if isinstance(statements, list) else [statements]) if "Condition" not in s]
         return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
 
-    FakeBucket.get_permission = get_permission
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign,assignment]  # patched for the demo's lifetime only
     try:
         yield
     finally:
-        FakeBucket.get_permission = original
+        FakeBucket.get_permission = original  # type: ignore[method-assign]
 
 
 @contextmanager

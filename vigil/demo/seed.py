@@ -144,7 +144,8 @@ class Seeder:
         IPs are generalized to /24 and times to the day each group holds at least k records."""
         field_name = store.timestamp_field or "ts"
         networks = [f"{a}.{b}.{c}" for a, b, c in ((198, 51, 100), (203, 0, 113), (192, 0, 2), (100, 64, 12), (172, 20, 7), (10, 44, 3))]
-        k = (self.policy.categories[store.category].verify.k if self.policy.categories[store.category].verify else 1)
+        verify = self.policy.categories[store.category].verify
+        k = verify.k if verify is not None else 1
         total = 0
         for day in range(0, self.policy.categories[store.category].retain.approx_days() - 5, 3):
             date = self.now - timedelta(days=day)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ class _Lines:
         return 1
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     kind, msg, value = error["type"], error["msg"], error.get("input")
     if kind == "extra_forbidden":
         return "unknown key"
@@ -114,7 +114,7 @@ def _message(error: dict[str, Any]) -> str:
 _STORE_TAGS = ("s3", "dynamodb", "rds", "postgres")
 
 
-def _loc(error: dict[str, Any]) -> KeyPath:
+def _loc(error: Mapping[str, Any]) -> KeyPath:
     """Pydantic's error location without the union tag it inserts after a store's index."""
     out: list[str | int] = []
     for part in error["loc"]:

@@ -103,7 +103,7 @@ Stage = Callable[[Any], Any]  # options in, outcome (with .exit_code) out
 def stage_call(stage: str, options: JobOptions, run_dir: Path) -> tuple[Stage, Any]:
     """The entry point of one stage and its typed options: every job option reaches the stage,
     or construction fails (a renamed field is a TypeError here, never a flag silently dropped)."""
-    target = {"policy": options.policy, "endpoint_url": options.endpoint_url, "regions": options.regions,
+    target: dict[str, Any] = {"policy": options.policy, "endpoint_url": options.endpoint_url, "regions": options.regions,
               "profile": options.profile, "as_of": options.as_of, "output": run_dir, "accounts": options.accounts}
     if stage == "check":
         return check, CheckOptions(**target)

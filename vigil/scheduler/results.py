@@ -106,7 +106,7 @@ def retention_counts(run_dir: Path) -> dict[str, int]:
             continue  # a torn last line after a kill
         if not isinstance(entry, dict) or entry.get("phase") != "outcome":
             continue
-        target = entry.get("target") if isinstance(entry.get("target"), dict) else {}
+        target = entry["target"] if isinstance(entry.get("target"), dict) else {}
         done = target.get("count")
         units = done if isinstance(done, int) else (1 if entry.get("outcome") == "ok" else 0)
         kind = _kind(str(entry.get("action", "")))

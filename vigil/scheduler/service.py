@@ -7,6 +7,7 @@ is abandoned, and the loop ends (a second signal abandons the current stage too)
 """
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections.abc import Callable
@@ -77,7 +78,7 @@ class Service:
         self.stop = stop or StopFlag()
         self.scheduler = schedule.Scheduler()
         for kind, phrase in phrases.items():
-            phrase.register(self.scheduler, lambda kind=kind: self.run_job(kind))
+            phrase.register(self.scheduler, functools.partial(self.run_job, kind))
 
     def run_job(self, kind: str) -> int | None:
         """Run one job now unless stopping or locked; never raises (a failing job is logged)."""

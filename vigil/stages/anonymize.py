@@ -12,7 +12,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from vigil import safe_write
 from vigil.aws import Aws
@@ -134,8 +134,8 @@ class _Output:
             except OSError as exc:
                 raise safe_write.failure(exc, target, "write") from None
             self.raw = os.fdopen(fd, "wb")
-        self.sink: IO[bytes] = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="") \
-            if self.path.endswith(".gz") else self.raw
+        gz = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="") if self.path.endswith(".gz") else None
+        self.sink: IO[bytes] = cast(IO[bytes], gz) if gz is not None else self.raw  # GzipFile is a binary stream
         return self.sink
 
     def __exit__(self, kind, exc, tb) -> None:

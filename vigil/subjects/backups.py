@@ -21,7 +21,7 @@ from .model import BackupCopy, Found
 def _call(fn, *args, **kwargs) -> tuple[Any, str]:
     try:
         return fn(*args, **kwargs), ""
-    except Exception as exc:  # noqa: BLE001 - denied, not implemented (moto), unreachable: said, never a crash
+    except Exception as exc:  # denied, not implemented (moto), unreachable: said, never a crash
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, botocore.exceptions.ClientError) else None
         return None, str(code or type(exc).__name__)
 

@@ -113,7 +113,8 @@ class Finder:
                 continue
             try:
                 work = self._versions(loc, keys[0] if keys else store.prefix, keys[1] if keys else None, found)
-                one = lambda work: self._version(*work, store, rules, anonymizer, read)  # noqa: E731
+                def one(work: tuple[Location, Version, bool]) -> Searched:
+                    return self._version(*work, store, rules, anonymizer, read)
                 for copy, unreadable, error in bounded(self.pool, one, work, self.window):
                     if copy is not None:
                         found.copies.append(copy)
@@ -208,7 +209,7 @@ class Finder:
         """The object's bytes when it may hold the subject's records; None when streaming it shows it does not."""
         if whole or self.needle is None:
             return answer["Body"].read()
-        gz, kept = is_gz(version.key), []
+        gz, kept = is_gz(version.key), list[bytes]()
         if not mentions(answer["Body"].iter_chunks(CHUNK), gz, self.needle, kept):
             return None
         if gz:
@@ -259,7 +260,8 @@ class Finder:
             if held is not None:
                 reasons.append(held)
         if reasons and not rewritten():
-            until = None if any(u is None for _, u in reasons) else max(u for _, u in reasons)
+            dates = [u for _, u in reasons]
+            until = max(d for d in dates if d is not None) if all(d is not None for d in dates) else None
             copy.held.append((reasons[0][0] + " (an older version shared with held data)" if len(set(reasons)) == 1 else
                               "older version holds held data", until, copy.records, copy.bytes))
         else:

@@ -105,7 +105,7 @@ class RequestLog:
 def summary(requests: list[Request], now: datetime, deadline: str) -> dict[str, Any]:
     """Counts for the evidence report: no ids, no subjects."""
     completed = [r for r in requests if not r.open]
-    on_time = [r for r in completed if r.completed_at <= r.deadline]
+    on_time = [r for r in completed if r.completed_at is not None and r.completed_at <= r.deadline]
     open_ = [r for r in requests if r.open]
     overdue_open = [r for r in open_ if r.deadline < now]
     by_kind = {kind: sum(1 for r in requests if r.kind == kind) for kind in KINDS}

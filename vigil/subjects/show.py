@@ -12,10 +12,12 @@ from .requests import Request
 
 
 def size(n: int) -> str:
+    """Bytes for people: 512 B, 3.4 KiB, ... GiB (retain and subject tables alike)."""
+    scaled = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        if scaled < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{scaled:.1f} {unit}"
+        scaled /= 1024
     return str(n)
 
 

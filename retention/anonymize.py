@@ -75,7 +75,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
     for record in parsed.records:
         slots.append(record)
         if record.error is not None or record.fields is None:
-            out.unreadable += record.fields is None
+            out.unreadable += record.unreadable
             out.errors.append(record.error or "unreadable record")
             out.add("error", 1, record.size)
             continue

@@ -110,12 +110,21 @@ class Applier:
     def one(self, action: dict[str, Any]) -> None:
         target = hashed_target(action, self.keys)
         self.ledger.write("intent", action, target)
+        self.record(action, target, self.execute(action))
+
+    def execute(self, action: dict[str, Any]) -> tuple[str, Any, int]:
+        """The action itself, no ledger: (outcome, detail, units done). Every engine runs this
+        same code (the Spark engine inside its tasks: spark_engine.py)."""
         try:
-            outcome, detail, done = getattr(self, action["action"])(action)
+            return getattr(self, action["action"])(action)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            outcome, detail, done = "failed", describe_error(action["action"], exc), 0
+            return "failed", describe_error(action["action"], exc), 0
         except Exception as exc:  # one bad action must not stop the others; it is recorded
-            outcome, detail, done = "failed", f"{type(exc).__name__}: {exc}", 0
+            return "failed", f"{type(exc).__name__}: {exc}", 0
+
+    def record(self, action: dict[str, Any], target: dict[str, Any], result: tuple[str, Any, int]) -> None:
+        """The outcome line and the counts, once the action has run (here or in a Spark task)."""
+        outcome, detail, done = result
         if "count" in target:
             target = {**target, "count": done}
         self.ledger.write("outcome", action, target, outcome, detail)

@@ -50,6 +50,7 @@ class RetentionRun:
     max_delete_exceeded: bool = False
     resumed: int = 0
     not_covered: list[str] = field(default_factory=list)  # stores retention cannot reach (RDS)
+    engine: str = "local"  # what applies the plan: local, or spark (spark_engine.py)
 
     @property
     def totals(self) -> dict[str, dict[str, int]]:
@@ -77,7 +78,7 @@ class RetentionRun:
             "schema": SCHEMA,
             "run": {"id": self.run_id, "as_of": iso(self.as_of), "policy_sha256": self.policy.sha256,
                     "tool_version": __version__, "mode": "apply" if self.apply else "dry-run",
-                    "judged_at": JUDGED_AT, "preview": is_future(self.as_of)},
+                    "judged_at": JUDGED_AT, "preview": is_future(self.as_of), "engine": self.engine},
             "stores": [s.to_json() for s in self.summaries],
             "not_covered": [{"store": name, "reason": RDS_REASON} for name in self.not_covered],
             "totals": self.totals,
@@ -103,7 +104,8 @@ def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, 
 
 def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
-                  workers: int = 16, lock_bucket: str | None = None) -> RetentionRun:
+                  workers: int = 16, lock_bucket: str | None = None, engine: str = "local",
+                  spark_master: str = "local[*]") -> RetentionRun:
     refuse_future_as_of(as_of, apply)
     stores = selected_stores(policy, store_names)
     tables = selected_stores(policy, store_names, postgres=True)
@@ -111,13 +113,14 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
         ledgers.check_owner(out_dir / LEDGER_FILE, policy.sha256, keys.fingerprint)
     s3 = aws.client("s3", policy.regions.primary) if lock_bucket else None
     with run_locks(out_dir, stores + tables, apply, s3, lock_bucket):
-        return _run(aws, policy, keys, as_of, out_dir, run_id, apply, max_delete, stores, tables, workers,
-                    [s.name for s in selected_stores(policy, store_names, rds=True)])
+        run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)],
+                           engine=engine)
+        return _run(aws, keys, out_dir, run, max_delete, stores, tables, workers, spark_master)
 
 
-def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str, apply: bool,
-         max_delete: int | None, stores: list, tables: list, workers: int, not_covered: list[str]) -> RetentionRun:
-    run = RetentionRun(run_id, as_of, policy, apply, not_covered=not_covered)
+def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_delete: int | None, stores: list,
+         tables: list, workers: int, spark_master: str) -> RetentionRun:
+    policy, as_of, run_id, apply = run.policy, run.as_of, run.run_id, run.apply
     resume = Resume.load(out_dir / LEDGER_FILE) if apply else Resume.empty()
     closed, subjects_error = load_closed(aws, policy, stores + tables)
     pg = PostgresRetention(aws, policy, keys, as_of, closed, subjects_error)
@@ -145,15 +148,18 @@ def _run(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir
         if max_delete is not None and run.deletes > max_delete:
             run.max_delete_exceeded = True
             return run
-        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint)
+        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint, run.engine)
         try:
             readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
                                                                  for e in s.errors)}
             run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             progress.phase("applying the plan (actions done)")
-            run.stats = Applier(aws, keys, ledger, contexts.__getitem__, workers).run(
-                a for a in spool.actions() if not is_postgres_action(a))
+            applier = Applier(aws, keys, ledger, contexts.__getitem__, workers)
+            if run.engine == "spark":
+                from .spark_engine import SparkApplier
+                applier = SparkApplier(applier, aws, contexts, spark_master)
+            run.stats = applier.run(a for a in spool.actions() if not is_postgres_action(a))
             apply_planned(pg.work, keys, ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
         finally:
             ledger.close()

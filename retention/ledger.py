@@ -86,11 +86,13 @@ class Ledger:
     """Append-only, hash-chained, thread-safe. Continues the chain of an existing file (of the same
     policy and key: `check_owner`)."""
 
-    def __init__(self, path: Path, run_id: str, policy_sha256: str | None = None, key_fingerprint: str | None = None):
+    def __init__(self, path: Path, run_id: str, policy_sha256: str | None = None, key_fingerprint: str | None = None,
+                 engine: str = "local"):
         safe_write.refuse_link(path)  # before reading it: a link is never followed, for reading or writing
         check_owner(path, policy_sha256, key_fingerprint)
         self.path = path
         self.run_id = run_id
+        self.engine = engine  # named in every line: which engine did (or resolved) the work
         self.owner = owner(policy_sha256, key_fingerprint)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fsync at a time; it covers every line written before it
@@ -115,6 +117,7 @@ class Ledger:
             entry: dict[str, Any] = {
                 "seq": self.seq, "ts": _now(), "run_id": self.run_id, **self.owner, "phase": phase,
                 "action_id": action["action_id"], "action": action["action"], "store": action["store"],
+                "engine": self.engine,
                 "target": target,
             }
             if phase == "outcome":

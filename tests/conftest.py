@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ SHARED_SPEC = ROOT.parent / "shared" / "spec"
 # (`make test-fast` leaves them out). Those using a server fixture are marked here; the guard
 # below fails any other test that starts one (in its body or in any fixture, module- and
 # session-scoped ones included) without the marker, so the split stays honest.
-SLOW_FIXTURES = {"moto_server", "moto_server_module", "postgres_server"}
+SLOW_FIXTURES = {"moto_server", "moto_server_module", "postgres_server", "spark_session"}
 _running: dict[str, pytest.Item | None] = {"item": None}
 
 
@@ -158,6 +160,33 @@ def moto_server_module() -> Iterator[str]:
     """One server for a whole test module (tests that only add state and read their own)."""
     with loopback_moto() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local[2] SparkSession for the whole session (start-up takes 7-20 s on 2 cores); skipped,
+    saying why, only when pyspark or a JVM is missing. Its Python workers inherit this process's
+    environment from the moment it starts, so the fake credentials are set before it does."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed (pip install 'vigil[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no JVM: Spark in local mode needs java (Debian: openjdk-17-jre-headless)")
+    from pyspark.sql import SparkSession
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+                        ("AWS_EC2_METADATA_DISABLED", "true"), ("PYSPARK_PYTHON", sys.executable),
+                        ("SPARK_LOCAL_IP", "127.0.0.1")):
+        os.environ.setdefault(name, value)
+    spark = (SparkSession.builder.master("local[2]").appName("vigil-tests")
+             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    yield spark
+    spark.stop()
 
 
 @pytest.fixture(scope="session")

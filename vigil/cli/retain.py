@@ -28,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
                         help="with --apply, also take an S3 lock object per store here, so runs on other machines "
                              "never change a store at the same time (default $VIGIL_LOCK_BUCKET)")
+    parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="local|spark",
+                        help="what applies the plan: local (one process, default) or spark (the same plan and code as "
+                             "Spark tasks; needs vigil[spark]) (default $VIGIL_RETAIN_ENGINE or local)")
+    parser.add_argument("--spark-master", default="local[*]", metavar="URL",
+                        help="with --engine spark: the Spark master (default local[*])")
     console.add_output_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -36,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     console.configure_logging(args.log_level)
     with console.live_progress(args.quiet):
         outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
-                                       stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket))
+                                       stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket,
+                                       engine=args.engine, spark_master=args.spark_master))
     show(outcome, quiet=args.quiet)
     return outcome.exit_code
 

@@ -14,6 +14,7 @@ from vigil.retention.accounts import AccountsRetention, run_retention_accounts
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
 from vigil.retention.guard import refuse_future_as_of
 from vigil.retention.keys import load_keys
+from vigil.retention.spark_engine import check_engine
 from vigil.stages.common import Target, new_run_id
 
 
@@ -24,6 +25,8 @@ class RetainOptions(Target):
     stores: tuple[str, ...] = ()  # empty: every store
     workers: int = 16
     lock_bucket: str | None = None  # with apply: an S3 lock object per store here too (other machines)
+    engine: str = "local"  # local, or spark: the same plan and per-action code as Spark tasks
+    spark_master: str = "local[*]"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class RetainOutcome:
 
 def retain(options: RetainOptions) -> RetainOutcome:
     refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
+    check_engine(options.engine)  # an unknown engine, or spark without pyspark: exit 2 before anything
     policy = load_checked_policy(options.policy)
     if options.max_delete is not None and options.max_delete < 0:
         raise UsageError("--max-delete must be 0 or more")
@@ -59,6 +63,8 @@ def retain(options: RetainOptions) -> RetainOutcome:
         raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
     if options.accounts.many:
+        if options.engine != "local":
+            raise UsageError("--engine spark runs one account's plan; many accounts (--org, --accounts-file) use --engine local")
         return retain_accounts(options, policy, aws)
     keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
     policy = policy.for_account(aws.account_id(policy.regions.primary))  # exit 3 when the environment is broken
@@ -66,7 +72,7 @@ def retain(options: RetainOptions) -> RetainOutcome:
     directory = options.output_dir(run_id)
     result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
                            max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
-                           lock_bucket=options.lock_bucket)
+                           lock_bucket=options.lock_bucket, engine=options.engine, spark_master=options.spark_master)
     return RetainOutcome(result, directory)
 
 

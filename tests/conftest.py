@@ -146,7 +146,8 @@ def loopback_moto() -> Iterator[str]:
 
 def _reset(url: str) -> None:
     request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
+    # Generous: a reset walks every service's state, and on a loaded CI machine 10 s was not always enough.
+    urllib.request.urlopen(request, timeout=120).read()
 
 
 @pytest.fixture

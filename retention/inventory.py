@@ -150,11 +150,14 @@ def _newest_first(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: (not v.is_latest, -v.last_modified.timestamp()))
 
 
-def iter_objects(aws: Aws, loc: Location, store: S3Store, pool: Executor, read_records: bool) -> Iterator[ObjectEntry]:
-    """Every object of the store's prefix in `loc`, with lock state and records read when needed."""
-    needs_reads = read_records or loc.locked
+def iter_objects(aws: Aws, loc: Location, store: S3Store, pool: Executor, read_records: bool,
+                 listed: Iterator[ObjectEntry] | None = None) -> Iterator[ObjectEntry]:
+    """Every object of the store's prefix in `loc`, with lock state and records read when needed.
+
+    listed: the objects from an S3 Inventory report (lock state included) instead of a listing."""
+    needs_reads = read_records or (loc.locked and listed is None)
     window: deque[tuple[ObjectEntry, Future | None]] = deque()
-    for entry in listed_objects(aws, loc, store.prefix):
+    for entry in listed if listed is not None else listed_objects(aws, loc, store.prefix):
         future = pool.submit(_read_entry, aws, loc, store, entry, read_records) if needs_reads else None
         window.append((entry, future))
         if len(window) >= WINDOW:

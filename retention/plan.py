@@ -58,6 +58,7 @@ class Summary:
     stuck: int = 0  # past retention but not handled (anonymization refused or unsupported): still counts as left
     verify: dict[str, Any] = field(default_factory=lambda: {"status": "not_run", "remaining": 0})
     unnamed: dict[str, int] = field(default_factory=dict)  # fields the category does not name, dropped when anonymizing
+    inventory: dict[str, Any] | None = None  # the S3 Inventory report planned from (instead of a listing), and its age
 
     def dropped(self, counts: dict[str, int]) -> None:
         for name, n in counts.items():
@@ -101,7 +102,7 @@ class Summary:
             "errors": list(self.errors),
             "unnamed_fields": dict(sorted(self.unnamed.items())),
             "verify": dict(self.verify),
-        }
+        } | ({"inventory": self.inventory} if self.inventory else {})
 
 
 def tally(summary: Summary, d, size: int, target: str) -> bool:

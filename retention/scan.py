@@ -6,7 +6,7 @@ per location (verify reports the store bucket and each replica on its own).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,8 +22,10 @@ from .decide import Rules
 from .inventory import closed_accounts, iter_items, iter_objects, s3_locations, table_info
 from .items import is_anonymized_item
 from .keys import RetentionKeys
+from .model import Location, ObjectEntry
 from .plan import Planner, Summary, reads_records
 from .plan_items import ItemPlanner, key_text
+from .s3_inventory import InventoryError, Scratch, inventory_entries
 from .transforms import Anonymizer
 
 Emit = Callable[[dict[str, Any]], None]
@@ -77,6 +79,7 @@ class ScanContext:
     split: bool = False  # one summary per location (verify), not per store
     subjects_error: str | None = None  # why the closing dates could not be read
     known: Inventory | None = None  # the facts `vigil check` already read, so verify asks nothing twice
+    reports: bool = True  # plan from a store's S3 Inventory report; verify lists (a report predates the apply it checks)
 
 
 @dataclass(frozen=True)
@@ -119,23 +122,38 @@ def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
             summary.error(loc.arn, error)
             continue
         planner = Planner(one.rules, store, ctx.keys, summary, one.anonymizer)
-        try:
-            for entry in iter_objects(ctx.aws, loc, store, ctx.pool, reads_records(store, category)):
-                if ctx.observe is not None:
-                    ctx.observe(loc.bucket, ctx.keys.hash(entry.key), entry)
+        with Scratch() as scratch:
+            listed = None
+            if ctx.reports and store.inventory is not None and not loc.replica:  # replicas have no report: they are listed
                 try:
-                    actions = planner.object(loc, entry)
-                except Exception as exc:  # one bad object is an error for that object alone
-                    summary.error(ctx.keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
-                    summary.stuck += 1
+                    listed, summary.inventory = inventory_entries(ctx.aws, loc.region, loc.bucket, store.prefix,
+                                                                  store.inventory, ctx.as_of, scratch)
+                except InventoryError as exc:
+                    summary.error(loc.arn, f"inventory report refused: {exc}")
                     continue
-                for action in actions:
-                    ctx.emit(action)
-        except Exception as exc:  # an unreadable bucket fails its store only
-            summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
-        for action in planner.flush():  # what was planned before a failure is still planned (and counted)
-            ctx.emit(action)
+            _plan_objects(ctx, one, loc, planner, summary, listed)
     return summaries
+
+
+def _plan_objects(ctx: ScanContext, one: _Store, loc: Location, planner: Planner, summary: Summary,
+                  listed: Iterator[ObjectEntry] | None) -> None:
+    store, category = one.store, one.category
+    try:
+        for entry in iter_objects(ctx.aws, loc, store, ctx.pool, reads_records(store, category), listed):
+            if ctx.observe is not None:
+                ctx.observe(loc.bucket, ctx.keys.hash(entry.key), entry)
+            try:
+                actions = planner.object(loc, entry)
+            except Exception as exc:  # one bad object is an error for that object alone
+                summary.error(ctx.keys.hash(entry.key), f"object could not be planned: {type(exc).__name__}: {exc}"[:300])
+                summary.stuck += 1
+                continue
+            for action in actions:
+                ctx.emit(action)
+    except Exception as exc:  # an unreadable bucket fails its store only
+        summary.error(loc.arn, describe_error("s3:ListObjectVersions", exc))
+    for action in planner.flush():  # what was planned before a failure is still planned (and counted)
+        ctx.emit(action)
 
 
 def _scan_table(ctx: ScanContext, one: _Store) -> Summary:

@@ -28,7 +28,7 @@ def location_summaries(aws: Aws, policy: Policy, keys: RetentionKeys, stores: li
     """One summary per store bucket / table and per replica, judged with the policy's grace."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-verify") as pool, \
             ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8))) as per_store:
-        context = ScanContext(aws, policy, keys, as_of, closed, pool, grace=policy.grace, split=True,
+        context = ScanContext(aws, policy, keys, as_of, closed, pool, grace=policy.grace, split=True, reports=False,
                               subjects_error=subjects_error, known=known)
         found = per_store.map(lambda store: scan_store(context, store), stores)
         return [summary for summaries in found for summary in summaries]

@@ -167,6 +167,15 @@ class OwnedStore(Strict):
     account: AccountId | None = None
 
 
+class InventorySource(Strict):
+    """An S3 Inventory report to plan from instead of listing the bucket (AWS's destination layout:
+    `<prefix>/<source bucket>/<config_id>/<YYYY-MM-DDTHH-MMZ>/manifest.json`)."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = ""
+    config_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+
 class S3Store(OwnedStore):
     name: str
     kind: Literal["s3"]
@@ -177,6 +186,7 @@ class S3Store(OwnedStore):
     subject_from_key: str | None = None
     timestamp_field: str | None = None
     subject_field: str | None = None
+    inventory: InventorySource | None = None  # plan from this report, not by listing (retention/s3_inventory.py)
 
     @field_validator("subject_from_key")
     @classmethod

@@ -1,0 +1,72 @@
+"""Where `vigil retain --engine spark` runs on AWS: a Glue 5 job, or an EMR Serverless application.
+
+Glue 5.0 is Spark 3.5 on Python 3.11; Vigil reaches its workers as a wheel through
+`--additional-python-modules` (an S3 URI), and the job's script is deploy/spark_job.py, which
+runs `vigil retain --engine spark` on the job's own SparkSession. One run at a time
+(`max_concurrent_runs` 1): two retention runs over the same stores would contend for their
+locks. EMR Serverless is the alternative for accounts that already run it: a Spark
+application on release emr-7.x (Spark 3.5), stopped when idle, capped in size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+GLUE_VERSION = "5.0"  # Spark 3.5, Python 3.11
+EMR_RELEASE = "emr-7.5.0"  # Spark 3.5
+
+
+@dataclass
+class SparkJobArgs:
+    name: str  # e.g. "vigil-retain"
+    provider: aws.Provider
+    role_arn: pulumi.Input[str]  # the retention role (the same actions as the local engine's)
+    artifacts_bucket: str  # holds the wheel and the job script
+    wheel_key: str  # e.g. "vigil/vigil-0.9.0-py3-none-any.whl"
+    script_key: str = "vigil/spark_job.py"
+    retain_args: str = "[]"  # JSON list of `vigil retain` arguments (--policy s3://..., --apply, ...)
+    workers: int = 10
+    worker_type: str = "G.1X"  # 1 DPU: 4 vCPU, 16 GB
+    timeout_minutes: int = 24 * 60
+    emr_serverless: bool = False  # also declare the EMR Serverless application
+    emr_max_vcpu: str = "64 vCPU"
+    emr_max_memory: str = "256 GB"
+
+
+class SparkRetentionJob(pulumi.ComponentResource):
+    glue_job: aws.glue.Job
+    emr_application: aws.emrserverless.Application | None
+
+    def __init__(self, name: str, args: SparkJobArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vigil:retention:SparkRetentionJob", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        bucket = f"s3://{args.artifacts_bucket}"
+        self.glue_job = aws.glue.Job(
+            f"{name}-glue", name=args.name, role_arn=args.role_arn, glue_version=GLUE_VERSION,
+            command=aws.glue.JobCommandArgs(name="glueetl", python_version="3",
+                                            script_location=f"{bucket}/{args.script_key}"),
+            default_arguments={
+                "--additional-python-modules": f"{bucket}/{args.wheel_key}",
+                "--job-language": "python",
+                "--vigil-args": args.retain_args,
+            },
+            worker_type=args.worker_type, number_of_workers=args.workers, timeout=args.timeout_minutes,
+            max_retries=0,  # a failed run is resumed by the next one from its ledger, never re-run blindly
+            execution_property=aws.glue.JobExecutionPropertyArgs(max_concurrent_runs=1),
+            opts=child)
+        self.emr_application = None
+        if args.emr_serverless:
+            self.emr_application = aws.emrserverless.Application(
+                f"{name}-emr", name=args.name, release_label=EMR_RELEASE, type="spark",
+                maximum_capacity=aws.emrserverless.ApplicationMaximumCapacityArgs(
+                    cpu=args.emr_max_vcpu, memory=args.emr_max_memory),
+                auto_start_configuration=aws.emrserverless.ApplicationAutoStartConfigurationArgs(enabled=True),
+                auto_stop_configuration=aws.emrserverless.ApplicationAutoStopConfigurationArgs(
+                    enabled=True, idle_timeout_minutes=15),
+                opts=child)
+        outputs = {"glueJob": self.glue_job.name}
+        if self.emr_application is not None:
+            outputs["emrApplication"] = self.emr_application.id
+        self.register_outputs(outputs)

@@ -1,0 +1,68 @@
+"""The Spark retention job's infrastructure under Pulumi's mocks: a Glue 5 job that gets Vigil as
+a wheel, and the EMR Serverless alternative; and the job script's argument handling."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+from vigil.infra.components.spark_job import EMR_RELEASE, SparkJobArgs, SparkRetentionJob
+from vigil.infra.mocks import RecordingMocks, run_program
+
+from tests.conftest import ROOT
+
+RETAIN = json.dumps(["--policy", "s3://example-artifacts/vigil/policy.yaml", "--apply", "--max-delete", "100000"])
+
+
+def declare(emr: bool) -> RecordingMocks:
+    mocks = RecordingMocks("us-east-1")
+
+    def program() -> None:
+        provider = aws.Provider("primary", region="us-east-1")
+        SparkRetentionJob("retain", SparkJobArgs(
+            name="vigil-retain", provider=provider, role_arn="arn:aws:iam::123456789012:role/vigil-retention",
+            artifacts_bucket="example-artifacts", wheel_key="vigil/vigil-0.9.0-py3-none-any.whl", retain_args=RETAIN,
+            emr_serverless=emr), pulumi.ResourceOptions())
+
+    run_program(mocks, program)
+    return mocks
+
+
+def test_glue_job_runs_vigil_as_a_wheel_on_glue_5_one_run_at_a_time() -> None:
+    [job] = [r for r in declare(emr=False).resources if r.type == "aws:glue/job:Job"]
+    assert job.get("glueVersion") == "5.0" and job.get("name") == "vigil-retain"
+    assert job.get("roleArn") == "arn:aws:iam::123456789012:role/vigil-retention"
+    assert job.get("command") == {"name": "glueetl", "pythonVersion": "3",
+                                  "scriptLocation": "s3://example-artifacts/vigil/spark_job.py"}
+    arguments = job.get("defaultArguments")
+    assert arguments["--additional-python-modules"] == "s3://example-artifacts/vigil/vigil-0.9.0-py3-none-any.whl"
+    assert json.loads(arguments["--vigil-args"])[:2] == ["--policy", "s3://example-artifacts/vigil/policy.yaml"]
+    assert job.get("executionProperty") == {"maxConcurrentRuns": 1} and job.get("maxRetries") == 0
+    assert job.get("workerType") == "G.1X" and job.get("numberOfWorkers") == 10
+
+
+def test_emr_serverless_application_is_declared_only_when_asked_and_stops_when_idle() -> None:
+    assert not [r for r in declare(emr=False).resources if r.type.startswith("aws:emrserverless")]
+    [app] = [r for r in declare(emr=True).resources if r.type == "aws:emrserverless/application:Application"]
+    assert app.get("type") == "spark" and app.get("releaseLabel") == EMR_RELEASE
+    assert app.get("autoStopConfiguration") == {"enabled": True, "idleTimeoutMinutes": 15}
+    assert app.get("maximumCapacity") == {"cpu": "64 vCPU", "memory": "256 GB"}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("spark_job", ROOT / "deploy" / "spark_job.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_job_script_passes_only_vigils_arguments_to_retain_with_the_spark_engine() -> None:
+    script = _script()
+    glue = ["--JOB_NAME", "vigil-retain", "--JOB_RUN_ID", "jr_1", "--vigil-args", RETAIN, "--TempDir", "s3://t/"]
+    assert script.retain_argv(glue) == ["retain", "--engine", "spark", *json.loads(RETAIN)]
+    for bad in (["--JOB_NAME", "x"], ["--vigil-args", "not json"], ["--vigil-args", '{"a": 1}']):
+        with pytest.raises(SystemExit, match="vigil-args"):
+            script.retain_argv(bad)

@@ -260,6 +260,13 @@ def render(record: Record | dict[str, Any], parsed: Parsed) -> bytes:
     return _dumps(record) + b"\n"
 
 
+def render_new(records: list[dict[str, Any]], parsed: Parsed) -> bytes:
+    """`render` for many new (anonymized) records at once, with the same bytes."""
+    if parsed.columns is not None or not records:
+        return b"".join(render(record, parsed) for record in records)
+    return b"\n".join(map(_dumps, records)) + b"\n"
+
+
 def encode(pieces: list[bytes], parsed: Parsed, layout: str) -> bytes:
     if layout == "object":
         body = pieces[0].rstrip(b"\n") if pieces else b""

@@ -4,9 +4,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
+import socket
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from vigil.policy.models import Category, Transform
@@ -17,15 +20,41 @@ _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 def generalize_ip(value: Any) -> str:
     """IPv4 -> /24, IPv6 -> /48 network in CIDR form; anything unparsable is redacted."""
+    if type(value) is str:  # the common case: a dotted IPv4 whose first three octets were seen before
+        head, _, last = value.rpartition(".")
+        if last in _OCTETS:
+            known = _V4_NETWORKS.get(head)
+            if known is not None:
+                return known
     text = str(value).strip() if value is not None else ""
-    plain = _IPV4.fullmatch(text)  # dotted IPv4, the common case: no parser needed
+    plain = _IPV4.fullmatch(text)  # dotted IPv4: no parser needed
     if plain:
-        return plain.group(1) + ".0/24"
+        return _remember(_V4_NETWORKS, plain.group(1), plain.group(1) + ".0/24")
+    if _HEXTETS.fullmatch(text):  # IPv6 without dots, zones or prefix: memo by its first 48 bits
+        try:
+            first = socket.inet_pton(socket.AF_INET6, text)[:6]
+        except OSError:
+            return _generalize(text)
+        known = _V6_NETWORKS.get(first)
+        return known if known is not None else _remember(_V6_NETWORKS, first, _generalize(text))
     return _generalize(text)
 
 
+def _remember(memo: dict[Any, Any], key: Any, value: Any, size: int | None = None) -> Any:
+    """memo[key] = value; a full memo starts over (logs drift: time-ordered, new ids)."""
+    if len(memo) >= (size or MEMO):
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+MEMO = 65536  # values remembered per memo
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)"  # 0-255 as ipaddress accepts it (no leading zeros)
 _IPV4 = re.compile(rf"({_OCTET}\.{_OCTET}\.{_OCTET})\.{_OCTET}", re.ASCII)
+_OCTETS = frozenset(str(n) for n in range(256))  # the same spellings as _OCTET
+_V4_NETWORKS: dict[str, str] = {}  # "203.0.113" -> "203.0.113.0/24", for heads _IPV4 validated
+_HEXTETS = re.compile(r"[0-9a-fA-F:]{2,39}", re.ASCII)
+_V6_NETWORKS: dict[bytes, str] = {}  # an address's first 6 bytes -> its /48, as ipaddress writes it
 
 
 @lru_cache(maxsize=65536)  # log lines repeat addresses; ipaddress parsing dominates otherwise
@@ -118,39 +147,77 @@ def apply_transform(transform: Transform, value: Any, key: bytes | None) -> Any:
     raise ValueError(f"unknown transform {transform}")
 
 
-def _pseudonymizer(key: bytes, size: int = 65536) -> Callable[[Any], str]:
-    """`pseudonymize` with a bounded memo: logs repeat the same ids, and the HMAC dominates otherwise."""
-    memo: dict[str, str] = {}
+def _memoized(function: Callable[[Any], Any], size: int = MEMO) -> Callable[[Any], Any]:
+    """`function` with a memo for string values: logs repeat the same ids and seconds, and
+    the HMAC or the date check dominates otherwise."""
+    memo: dict[str, Any] = {}
 
-    def pseudonym(value: Any) -> str:
-        text = value if isinstance(value, str) else str(value)
-        out = memo.get(text)
-        if out is None:
-            out = pseudonymize(text, key)
-            if len(memo) < size:
-                memo[text] = out
-        return out
-    return pseudonym
+    def call(value: Any) -> Any:
+        if type(value) is not str:
+            return function(value)
+        out = memo.get(value)
+        return out if out is not None else _remember(memo, value, function(value), size)
+    call.memo = memo  # type: ignore[attr-defined]  # read directly by `_compile`'s code
+    return call
+
+
+def _pseudonymizer(key: bytes, size: int = MEMO) -> Callable[[Any], str]:
+    return _memoized(lambda value: pseudonymize(value, key), size)
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
+def _redact(value: Any) -> str:
+    return REDACTED
 
 
 def _bound(transform: Transform, key: bytes | None) -> Callable[[Any], Any]:
     """`apply_transform` with the transform (and key) fixed."""
     name, arg = transform.name, transform.arg
     if name == "keep":
-        return lambda value: value
+        return _keep
     if name == "redact":
-        return lambda value: REDACTED
+        return _redact
     if name == "generalize_ip":
         return generalize_ip
     if name == "truncate_time":
         unit = str(arg)
-        return lambda value: truncate_time(value, unit)
+        return _memoized(lambda value: truncate_time(value, unit))
     if name == "mask":
         keep = int(arg or 0)
         return lambda value: mask(value, keep)
     if name == "pseudonymize":
-        return _pseudonymizer(key) if key is not None else (lambda value: apply_transform(transform, value, None))
+        return _pseudonymizer(key) if key is not None else (
+            lambda value: apply_transform(transform, value, None))
     raise ValueError(f"unknown transform {transform}")
+
+
+_MISSING = object()
+
+
+def _compile(ops: list[tuple[str, Callable[[Any], Any]]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """One function for a category's record transform, written out field by field (as dataclasses
+    writes __init__): no loop, no call for a kept field or a redacted one, in the category's order
+    (the order retention has always written). Field names enter as repr() literals."""
+    scope: dict[str, Any] = {"_M": _MISSING, "_R": REDACTED}
+    fast, slow = [], []  # per field: its value in the one-display path, and in the field-by-field one
+    for i, (name, op) in enumerate(ops):
+        scope[f"op{i}"] = op
+        call = "{v}" if op is _keep else "_R" if op is _redact else f"op{i}({{v}})"
+        memo = getattr(op, "memo", None)
+        if memo is not None:  # a memo hit costs a dict lookup, not a call (its values are never empty)
+            scope[f"m{i}"] = memo
+        fast.append(f"{name!r}: " + (f"(m{i}.get({{v}}) or {call})" if memo is not None else call).format(v=f"r[{name!r}]"))
+        slow += [f"    v = r.get({name!r}, _M)", "    if v is not _M:", f"        out[{name!r}] = {call.format(v='v')}"]
+    # A record that has every named field (the common case) is one dict display; others field by field
+    # (TypeError: an unhashable value, a list, asked of a memo).
+    lines = ["def record(r):", "    try:", "        return {" + ", ".join(fast) + "}",
+             "    except (KeyError, TypeError):", "        pass", "    out = {}", *slow]
+    lines.append("    return out")
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from the policy's field names, each a repr() literal
+    return scope["record"]
 
 
 class Anonymizer:
@@ -165,9 +232,8 @@ class Anonymizer:
         self.max_suppression = category.verify.max_suppression if category.verify else 1.0
         # One function per field, chosen once, so a million records pay no dispatch per value.
         self.ops: list[tuple[str, Callable[[Any], Any]]] = [(f, _bound(t, self.key)) for f, t in self.transforms.items()]
-
-    def record(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {f: op(record[f]) for f, op in self.ops if f in record}
+        # record(fields) -> the anonymized record: one function written for the category (`_compile`).
+        self.record: Callable[[dict[str, Any]], dict[str, Any]] = _compile(self.ops)
 
     def unnamed(self, record: dict[str, Any], into: dict[str, int]) -> None:
         """Count the fields of `record` the category does not name (they are dropped, and reported)."""
@@ -175,21 +241,37 @@ class Anonymizer:
             for name in record.keys() - self.named:
                 into[name] = into.get(name, 0) + 1
 
+    def unnamed_all(self, records: list[dict[str, Any]], into: dict[str, int]) -> None:
+        """`unnamed` for a batch, counted in one pass in C."""
+        for name, n in Counter(chain.from_iterable(records)).items():
+            if name not in self.named:
+                into[name] = into.get(name, 0) + n
+
+    def class_keys(self, records: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+        """Each anonymized record's equivalence class: its quasi-identifiers as text."""
+        columns = [[str(record.get(q)) for record in records] for q in self.quasi]
+        return list(zip(*columns, strict=True))
+
     def classes(self, records: list[dict[str, Any]]) -> list[list[int]]:
         """Indices of anonymized records grouped in equivalence classes on the quasi-identifiers
         (one class of all when the category names none)."""
         if not self.quasi:
             return [list(range(len(records)))] if records else []
         classes: dict[tuple, list[int]] = {}
-        for index, record in enumerate(records):
-            classes.setdefault(tuple(str(record.get(q)) for q in self.quasi), []).append(index)
+        for index, key in enumerate(self.class_keys(records)):
+            classes.setdefault(key, []).append(index)
         return list(classes.values())
 
     def suppressed(self, records: list[dict[str, Any]]) -> set[int]:
         """Indices of anonymized records in equivalence classes (on the quasi-identifiers) smaller than k."""
         if not self.quasi:
             return set()
-        return {i for members in self.classes(records) if len(members) < self.k for i in members}
+        keys = self.class_keys(records)
+        sizes = Counter(keys)
+        k = self.k
+        if all(n >= k for n in sizes.values()):
+            return set()
+        return {i for i, key in enumerate(keys) if sizes[key] < k}
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

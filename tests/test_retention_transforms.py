@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 
 import pytest
 from vigil.retention.keys import derive_evidence_key, load_keys, read_key
@@ -105,8 +106,13 @@ def test_generalize_ip_fast_path_agrees_with_ipaddress() -> None:
 
     samples = ["0.0.0.0", "203.0.113.7", "255.255.255.255", "10.1.2.3", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
                "1.2.3.-4", "١.٢.٣.٤"]
-    for value in samples:
-        assert generalize_ip(value) == _generalize(value), value
+    samples += ["2001:db8:12:34::1", "2001:DB8:12::", "::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+                "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "2001:db8:0:0:1::1", "0:0:0:0:0:0:0:0",
+                "fe80::1%eth0", "::ffff:1.2.3.4", "::ffff:01.2.3.4", "2001:db8::/32", ":", "g::1", "2001:0db8:0012::7"]
+    samples += [":".join(f"{n:x}" for n in random.Random(seed).choices([0, 0, 1, 0xdb8, 0xffff], k=8)) for seed in range(200)]
+    samples += [" 10.1.2.3", "10.1.2.3 ", "10.1.2.04", "10.1.2.256", "10.1.2.", "10.1.2.٣", "x10.1.2.3"]
+    for value in samples + samples:  # the second time through, the /24 memo answers
+        assert generalize_ip(value) == _generalize(value.strip()), value
 
 
 def test_the_bound_pseudonymizer_memo_gives_the_plain_hmac_for_every_value_past_its_size() -> None:
@@ -116,3 +122,25 @@ def test_the_bound_pseudonymizer_memo_gives_the_plain_hmac_for_every_value_past_
     values = ["a", "b", 7, "a", "c", "d", 7, True, "d", "e"]
     assert [bound(v) for v in values] == [pseudonymize(v, key) for v in values]
     assert bound(7) == bound("7") == pseudonymize("7", key)
+
+
+def test_the_compiled_record_transform_is_the_plain_field_by_field_one() -> None:
+    """Anonymizer.record is generated code (one dict display, memo lookups inline); it must equal
+    applying each transform in the category's order, with fields missing, odd values and odd names."""
+    category = Category.model_validate({"retain": "P90D", "action": "anonymize", "anonymize": {
+        "ip": "generalize_ip", "ua": "drop", "who": "pseudonymize", "mail": "redact", "ts": "truncate_time:hour",
+        "card": "mask:4", "path": "keep", "it's \"odd\"\n": "keep"}})
+    anonymizer = Anonymizer(category, KEY)
+    wanted = {f: t for f, t in (category.anonymize or {}).items() if t.name != "drop"}
+    records = [
+        {"ip": "10.0.0.1", "ua": "x", "who": "acct-1", "mail": "a@b", "ts": "2026-03-04T05:06:07Z", "card": "4111",
+         "path": "/", "it's \"odd\"\n": 1},
+        {"who": ["a", "list"], "ts": 1767225600, "path": None, "ip": None, "card": 12345678},
+        {"ts": {"not": "a time"}, "who": 7, "extra": "dropped"},
+        {"who": "acct-1", "ts": "2026-03-04T05:06:07Z"},
+        {},
+    ]
+    for record in records + records:  # the second time, the memos answer
+        expected = {f: apply_transform(t, record[f], KEY) for f, t in wanted.items() if f in record}
+        got = anonymizer.record(record)
+        assert got == expected and list(got) == list(expected), record

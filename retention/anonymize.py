@@ -1,7 +1,7 @@
 """What an object's records become: expired ones transformed (or removed), the rest kept as written.
 
 One pure function, `rewrite`, used by the planner (to count) and by apply (to write), so apply
-produces exactly what the plan announced. k-anonymity is checked per batch (one object).
+produces exactly what the plan announced. k-anonymity is judged per batch (one object) by kanon.judge, climbing the category's ladder.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from vigil.policy.models import S3Store
 
 from .decide import ERROR, EXPIRED, HELD, Decision, Rules
+from .kanon import judge
 from .records import Record, encode, render
 from .transforms import Anonymizer, is_anonymized
 
@@ -29,6 +30,7 @@ class Rewrite:
     refused_count: int = 0  # expired records left untouched because the batch was refused
     oldest: datetime | None = None  # clock start of the oldest expired record
     unnamed: dict[str, int] = field(default_factory=dict)  # field the category does not name -> records it was dropped from
+    generalization: dict[str, str] = field(default_factory=dict)  # quasi-identifier -> ladder rung climbed (kanon.py)
 
     def add(self, kind: str, n: int, size: int) -> None:
         slot = self.counts.setdefault(kind, [0, 0])
@@ -45,15 +47,6 @@ class Rewrite:
     @property
     def expired(self) -> int:
         return self.n("anonymize") + self.n("suppress") + self.n("delete")
-
-
-def refusal(anonymizer: Anonymizer, suppressed: int, total: int) -> str | None:
-    """Why a batch may not be written (too many records in classes below k), or None."""
-    share = suppressed / total
-    if share <= anonymizer.max_suppression:
-        return None
-    return (f"k-anonymity: {suppressed} of {total} records ({share:.0%}) fall in classes "
-            f"smaller than k={anonymizer.k}, above max_suppression {anonymizer.max_suppression:.0%}")
 
 
 def _start(record: Record, version: Version, store: S3Store) -> datetime | None:
@@ -105,8 +98,8 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
         transformed = [anonymizer.record(record.fields or {}) for _, record, _ in expired]
         for _, record, _ in expired:
             anonymizer.unnamed(record.fields or {}, out.unnamed)
-        suppressed = anonymizer.suppressed(transformed)
-        out.refused = refusal(anonymizer, len(suppressed), len(transformed))
+        judged = judge(anonymizer, transformed)
+        suppressed, out.refused, out.generalization = judged.suppressed, judged.refused, judged.rung
         if out.refused is not None:
             out.errors.append(out.refused)
             out.refused_count = len(expired)
@@ -118,7 +111,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
                 slots[index] = None
                 out.add("suppress", 1, record.size)
             else:
-                slots[index] = transformed[j]
+                slots[index] = judged.records[j]
                 out.add("anonymize", 1, record.size)
     out.lines = [render(slot, parsed) for slot in slots if slot is not None]
     return out

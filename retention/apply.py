@@ -52,13 +52,18 @@ def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]
         return {"location": f"arn:aws:s3:::{action['location']}", "versions": versions, "count": action["count"], "bytes": action["bytes"]}
     if kind in ("anonymize_object", "rewrite_object"):
         return {"location": f"arn:aws:s3:::{action['location']}", "object": keys.hash(action["object"]),
-                "version": action["version_id"], "counts": action["counts"]}
+                "version": action["version_id"], "counts": action["counts"], **_climbed(action)}
     if kind == "delete_items":
         return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"]}
     if kind == "anonymize_items":
         return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"],
-                "counts": action["counts"]}
+                "counts": action["counts"], **_climbed(action)}
     return {"recovery_point": action.get("recovery_point"), "count": 1}
+
+
+def _climbed(action: dict[str, Any]) -> dict[str, Any]:
+    """The batch's generalization ladder rung (kanon.py), when it climbed one: in the plan and the ledger."""
+    return {"generalization": action["generalization"]} if action.get("generalization") else {}
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
@@ -182,7 +187,7 @@ class Applier:
         result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove,
                          subject_from_key(subject_matcher(store), key))
         counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
-        if counts != action["counts"]:
+        if counts != action["counts"] or result.generalization != action.get("generalization", {}):
             return "skipped", {"reason": "the object's records differ from the plan", "planned": action["counts"], "found": counts}, 0
         put: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": new_body(result, version, store), "IfMatch": answer["ETag"]}
         if not remove:
@@ -253,7 +258,7 @@ class Applier:
         moved = set()
         present = [raw for raw in raws if raw is not None]  # all of them: a missing item counted as changed above
         for index, (key, raw) in enumerate(zip(keys, present, strict=True)):
-            new = None if index in suppress else items.anonymized_item(anonymizer, raw)
+            new = None if index in suppress else items.anonymized_item(anonymizer, raw, action.get("generalization"))
             entries = items.writes(table, key, raw, new, store.timestamp_attribute)
             if len(entries) == 2:
                 moved.add(len(writes) + 1)  # the Put to a new key

@@ -73,11 +73,18 @@ def is_anonymized_item(anonymizer: Anonymizer, raw: dict[str, Any]) -> bool:
     return FLAG in raw and is_anonymized(anonymizer, fields(raw), True)
 
 
-def anonymized_item(anonymizer: Anonymizer, raw: dict[str, Any]) -> dict[str, Any]:
-    """The item to write: named attributes transformed (kept ones exactly as they were), the rest dropped."""
+def anonymized_item(anonymizer: Anonymizer, raw: dict[str, Any], rung: dict[str, str] | None = None) -> dict[str, Any]:
+    """The item to write: named attributes transformed (kept ones exactly as they were), the rest
+    dropped; `rung` (the batch's ladder rung, from the plan) generalizes its quasi-identifiers further."""
+    climbed = anonymizer.rung_ops(rung or {})
     out: dict[str, Any] = {}
     for name, op in anonymizer.ops:
-        if name in raw:
+        if name not in raw:
+            continue
+        if name in climbed:
+            value = op(plain(raw[name]))
+            out[name] = typed(value if value is None else climbed[name](value))
+        else:
             out[name] = raw[name] if anonymizer.transforms[name].name == "keep" else typed(op(plain(raw[name])))
     out[FLAG] = {"S": "1"}
     return out

@@ -18,6 +18,7 @@ from vigil.policy.models import S3Store
 from .anonymize import rewrite
 from .decide import ERROR, EXPIRED, HELD, Rules
 from .inventory import subject_from_key, subject_matcher
+from .kanon import rung_label
 from .keys import RetentionKeys
 from .model import Location, ObjectEntry, Version
 from .transforms import Anonymizer
@@ -59,6 +60,12 @@ class Summary:
     verify: dict[str, Any] = field(default_factory=lambda: {"status": "not_run", "remaining": 0})
     unnamed: dict[str, int] = field(default_factory=dict)  # fields the category does not name, dropped when anonymizing
     inventory: dict[str, Any] | None = None  # the S3 Inventory report planned from (instead of a listing), and its age
+    generalized: dict[str, int] = field(default_factory=dict)  # ladder rung (kanon.rung_label) -> batches anonymized at it
+
+    def climbed(self, rung: dict[str, str]) -> None:
+        label = rung_label(rung)
+        if label is not None:
+            self.generalized[label] = self.generalized.get(label, 0) + 1
 
     def dropped(self, counts: dict[str, int]) -> None:
         for name, n in counts.items():
@@ -101,6 +108,7 @@ class Summary:
             "holds": [{"reason": r, "until": u.isoformat() if u else None, "count": n} for r, (n, u) in sorted(self.holds.items())],
             "errors": list(self.errors),
             "unnamed_fields": dict(sorted(self.unnamed.items())),
+            "generalized": dict(sorted(self.generalized.items())),
             "verify": dict(self.verify),
         } | ({"inventory": self.inventory} if self.inventory else {})
 
@@ -203,6 +211,7 @@ class Planner:
             self.summary.add(kind, *result.counts.get(kind, [0, 0]))
         if result.refused is None:
             self.summary.dropped(result.unnamed)
+            self.summary.climbed(result.generalization)
         if not result.changed:
             return None
         if result.unreadable:
@@ -228,6 +237,8 @@ class Planner:
             "object": key, "version_id": version_id,
             "counts": {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")},
         }
+        if result.generalization:  # the object's ladder rung (kanon.py); apply re-judges and must reach the same
+            action["generalization"] = result.generalization
         action["action_id"] = action_id(action)
         return action
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .anonymize import refusal
 from .decide import EXPIRED, KEEP, Rules
 from .items import digest, fields, key_problem
+from .kanon import judge
 from .keys import RetentionKeys
 from .model import Item, TableInfo
 from .plan import Summary, action_id, tally
@@ -98,15 +98,15 @@ class ItemPlanner:
         assert self.anonymizer is not None
         pending, self._anonymize = self._anonymize, []
         unnamed, self._unnamed = self._unnamed, {}
-        records = [rec for _, _, rec, _ in pending]
-        suppressed = self.anonymizer.suppressed(records)
-        refused = refusal(self.anonymizer, len(suppressed), len(pending))
+        judged = judge(self.anonymizer, [rec for _, _, rec, _ in pending])
+        records, suppressed, refused = judged.records, judged.suppressed, judged.refused
         if refused is not None:  # left raw and counted as still past retention
             self.summary.error(self.keys.hash(pending[0][0]), f"batch of {len(pending)} items: {refused}", 0)
             self.summary.add("error", len(pending), sum(size for *_, size in pending))
             self.summary.stuck += len(pending)
             return []
         self.summary.dropped(unnamed)
+        self.summary.climbed(judged.rung)
         for index, (_, _, _, size) in enumerate(pending):
             self.summary.add("suppress" if index in suppressed else "anonymize", 1, size)
         kept = [members for members in self.anonymizer.classes(records) if len(members) >= self.anonymizer.k or
@@ -114,10 +114,10 @@ class ItemPlanner:
         largest = max(size for *_, size in pending)
         cap = max(1, min(self.per_action, TRANSACTION_BYTES // max(largest, 1)))  # large items: fewer per transaction
         groups = pack(pieces(kept, cap, self.anonymizer.k), sorted(suppressed), cap)
-        return [self._anonymize_action([pending[i] for i in group], suppressed & set(group), group) for group in groups]
+        return [self._anonymize_action([pending[i] for i in group], suppressed & set(group), group, judged.rung) for group in groups]
 
     def _anonymize_action(self, chosen: list[tuple[str, str, dict[str, Any], int]], suppressed: set[int],
-                          group: list[int]) -> dict[str, Any]:
+                          group: list[int], rung: dict[str, str]) -> dict[str, Any]:
         positions = [pos for pos, index in enumerate(group) if index in suppressed]
         action = {
             "action": "anonymize_items", "store": self.store.name, "location": self.info.table, "region": self.info.region,
@@ -125,6 +125,8 @@ class ItemPlanner:
             "suppress": positions, "count": len(chosen), "bytes": sum(size for *_, size in chosen),
             "counts": {"anonymize": len(chosen) - len(positions), "suppress": len(positions)},
         }
+        if rung:  # the batch's ladder rung: apply writes each item generalized so (apply.py, items.py)
+            action["generalization"] = rung
         action["action_id"] = action_id(action)
         return action
 

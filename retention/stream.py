@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .anonymize import refusal
+from .kanon import judge
 from .records import MAX_RATIO, RATIO_FLOOR, Parsed, Unreadable, _csv_record, _json_record, _loads, render_new
 from .transforms import Anonymizer
 
@@ -35,6 +35,7 @@ class StreamCounts:
     refused_batches: int = 0
     refused_records: int = 0  # records of refused batches: not written
     unnamed: dict[str, int] = field(default_factory=dict)  # dropped field -> records it was dropped from
+    generalized: dict[str, int] = field(default_factory=dict)  # ladder rung climbed -> batches published at it
     problems: list[str] = field(default_factory=list)  # the first SHOWN reasons (record numbers, never values)
 
     def problem(self, text: str) -> None:
@@ -176,13 +177,15 @@ class StreamAnonymizer:
         counts.batches += 1
         transformed = list(map(anonymizer.record, records))
         anonymizer.unnamed_all(records, counts.unnamed)
-        suppressed = anonymizer.suppressed(transformed)
-        refused = refusal(anonymizer, len(suppressed), len(transformed))
-        if refused is not None:
+        judged = judge(anonymizer, transformed)
+        if judged.refused is not None:
             counts.refused_batches += 1
             counts.refused_records += len(records)
-            counts.problem(f"batch {counts.batches} ({len(records)} records) refused, not written: {refused}")
+            counts.problem(f"batch {counts.batches} ({len(records)} records) refused, not written: {judged.refused}")
             return
+        if judged.label is not None:
+            counts.generalized[judged.label] = counts.generalized.get(judged.label, 0) + 1
+        suppressed, transformed = judged.suppressed, judged.records
         counts.suppressed += len(suppressed)
         counts.records_out += len(transformed) - len(suppressed)
         kept = [t for i, t in enumerate(transformed) if i not in suppressed] if suppressed else transformed

@@ -7,7 +7,7 @@ import re
 import socket
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -18,8 +18,11 @@ REDACTED = "[REDACTED]"
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def generalize_ip(value: Any) -> str:
-    """IPv4 -> /24, IPv6 -> /48 network in CIDR form; anything unparsable is redacted."""
+def generalize_ip(value: Any, bits: int = 24) -> str:
+    """IPv4 -> /24, IPv6 -> /48 network in CIDR form; anything unparsable is redacted. A ladder's
+    `generalize_ip:N` (bits) gives IPv4 /N and IPv6 /2N, over an address or a network."""
+    if bits != 24:
+        return _wider(generalize_ip(value), bits)
     if type(value) is str:  # the common case: a dotted IPv4 whose first three octets were seen before
         head, _, last = value.rpartition(".")
         if last in _OCTETS:
@@ -38,6 +41,15 @@ def generalize_ip(value: Any) -> str:
         known = _V6_NETWORKS.get(first)
         return known if known is not None else _remember(_V6_NETWORKS, first, _generalize(text))
     return _generalize(text)
+
+
+@lru_cache(maxsize=65536)
+def _wider(network: str, bits: int) -> str:
+    if network == REDACTED:
+        return REDACTED
+    net = ipaddress.ip_network(network)
+    prefix = bits if net.version == 4 else 2 * bits
+    return str(net.supernet(new_prefix=prefix)) if net.prefixlen > prefix else str(net)
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any, size: int | None = None) -> Any:
@@ -99,8 +111,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def truncate_time(value: Any, unit: str) -> Any:
-    """Truncate in UTC, keeping the value's format (Z / offset / naive / epoch); unparsable is redacted."""
-    if isinstance(value, str) and _ISO_Z.match(value):  # the common shape, by slicing (as strftime would)
+    """Truncate in UTC, keeping the value's format (Z / offset / naive / epoch); unparsable is redacted.
+    Units: hour, day (cli.md), and for a ladder's rungs week (from Monday), month and year."""
+    fine = unit in ("hour", "day")
+    if fine and isinstance(value, str) and _ISO_Z.match(value):  # the common shape, by slicing (as strftime would)
         try:
             datetime.fromisoformat(value[:19])  # still a real date and time (no 2026-13-45)
         except ValueError:
@@ -109,14 +123,11 @@ def truncate_time(value: Any, unit: str) -> Any:
     moment = parse_time(value)
     if moment is None:
         return REDACTED
-    utc = moment.astimezone(UTC)
-    cut = utc.replace(minute=0, second=0, microsecond=0)
-    if unit == "day":
-        cut = cut.replace(hour=0)
+    cut = _cut(moment.astimezone(UTC), unit)
     if isinstance(value, (int, float)):
         return int(cut.timestamp()) if isinstance(value, int) else float(cut.timestamp())
     text = value.strip()
-    if _ISO_Z.match(text):  # the common shape, by slicing (same result as strftime, much cheaper)
+    if fine and _ISO_Z.match(text):  # the common shape, by slicing (same result as strftime, much cheaper)
         return text[:10] + ("T00:00:00Z" if unit == "day" else text[10:13] + ":00:00Z")
     if text.endswith("Z"):
         return cut.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -128,6 +139,20 @@ def truncate_time(value: Any, unit: str) -> Any:
     return cut.replace(tzinfo=None).isoformat(sep=sep)
 
 
+def _cut(utc: datetime, unit: str) -> datetime:
+    cut = utc.replace(minute=0, second=0, microsecond=0)
+    if unit == "hour":
+        return cut
+    cut = cut.replace(hour=0)
+    if unit == "week":
+        return cut - timedelta(days=cut.weekday())
+    if unit == "month":
+        return cut.replace(day=1)
+    if unit == "year":
+        return cut.replace(month=1, day=1)
+    return cut
+
+
 def apply_transform(transform: Transform, value: Any, key: bytes | None) -> Any:
     name = transform.name
     if name == "keep":
@@ -135,7 +160,7 @@ def apply_transform(transform: Transform, value: Any, key: bytes | None) -> Any:
     if name == "redact":
         return REDACTED
     if name == "generalize_ip":
-        return generalize_ip(value)
+        return generalize_ip(value, int(transform.arg or 24))
     if name == "truncate_time":
         return truncate_time(value, str(transform.arg))
     if name == "mask":
@@ -181,7 +206,8 @@ def _bound(transform: Transform, key: bytes | None) -> Callable[[Any], Any]:
     if name == "redact":
         return _redact
     if name == "generalize_ip":
-        return generalize_ip
+        bits = int(arg or 24)
+        return generalize_ip if bits == 24 else (lambda value: generalize_ip(value, bits))
     if name == "truncate_time":
         unit = str(arg)
         return _memoized(lambda value: truncate_time(value, unit))
@@ -232,8 +258,16 @@ class Anonymizer:
         self.max_suppression = category.verify.max_suppression if category.verify else 1.0
         # One function per field, chosen once, so a million records pay no dispatch per value.
         self.ops: list[tuple[str, Callable[[Any], Any]]] = [(f, _bound(t, self.key)) for f, t in self.transforms.items()]
+        # quasi-identifier -> its ladder's rungs (label, function over the transformed value), finest first
+        self.ladder: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
+            q: [(str(rung), _bound(rung, self.key)) for rung in rungs]
+            for q, rungs in (category.verify.ladder.items() if category.verify else ())}
         # record(fields) -> the anonymized record: one function written for the category (`_compile`).
         self.record: Callable[[dict[str, Any]], dict[str, Any]] = _compile(self.ops)
+
+    def rung_ops(self, rung: dict[str, str]) -> dict[str, Callable[[Any], Any]]:
+        """The functions of a ladder rung ({quasi-identifier: rung label}, as a plan records it)."""
+        return {q: dict(self.ladder[q])[label] for q, label in rung.items()}
 
     def unnamed(self, record: dict[str, Any], into: dict[str, int]) -> None:
         """Count the fields of `record` the category does not name (they are dropped, and reported)."""

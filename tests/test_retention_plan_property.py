@@ -108,7 +108,7 @@ def test_records_outside_retention_only_are_transformed(rows, as_of) -> None:
                      Anonymizer(category, KEYS.pseudonym), False, remove=False)
     touchable = [oracle_may_touch(ts, ts, category.retain, as_of, None, key, None, False, None) for ts, _, _ in rows]
     if result.refused is None and result.changed:
-        kept_raw = [line for line in result.lines if '"user_agent"' in line]
+        kept_raw = [line for line in result.lines if b'"user_agent"' in line]
         assert len(kept_raw) == touchable.count(False), "every record in retention or on hold is kept as written"
     else:
         assert result.lines == [] or not any(touchable) or result.refused is not None

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from ..anonymize import refusal
+from .. import kanon
 from ..transforms import Anonymizer
 from .sql import DUE, Selection, q
 
@@ -95,6 +95,7 @@ class Judged:
     suppressed: list[Row] = field(default_factory=list)
     refused: str | None = None
     unnamed: dict[str, int] = field(default_factory=dict)
+    generalization: dict[str, str] = field(default_factory=dict)  # the ladder rung climbed (kanon.py)
 
 
 def written_columns(sel: Selection) -> list[str]:
@@ -120,8 +121,8 @@ def judge(anonymizer: Anonymizer, sel: Selection, rows: list[Row]) -> Judged:
         for name in sel.unnamed:
             if name in present:
                 out.unnamed[name] = out.unnamed.get(name, 0) + 1
-    suppressed = anonymizer.suppressed(records)
-    out.refused = refusal(anonymizer, len(suppressed), len(rows))
+    judged = kanon.judge(anonymizer, records)  # one k-anonymity for every store kind, ladder included
+    suppressed, records, out.refused, out.generalization = judged.suppressed, judged.records, judged.refused, judged.rung
     if out.refused is not None:
         return out
     columns = written_columns(sel)

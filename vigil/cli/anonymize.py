@@ -40,6 +40,8 @@ def report(outcome: AnonymizeOutcome) -> None:
     if c.unnamed:
         fields = ", ".join(f"{name} ({n})" for name, n in sorted(c.unnamed.items()))
         print(f"  fields the category does not name, dropped: {fields}", file=sys.stderr)
+    for rung, batches in sorted(c.generalized.items()):
+        print(f"  generalized by the ladder: {rung} ({batches} of {c.batches} batches)", file=sys.stderr)
     for problem in c.problems:
         print(f"  {problem}", file=sys.stderr)
     hidden = c.unreadable + c.refused_batches - len(c.problems)

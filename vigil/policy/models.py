@@ -80,6 +80,29 @@ class Transform(Strict):
 
 TransformField = Annotated[Transform, BeforeValidator(Transform.parse)]
 
+TIME_UNITS = ("hour", "day", "week", "month", "year")  # finest first
+
+
+def _rung(text: Any) -> Transform:
+    """One rung of a generalization ladder: `truncate_time:hour|day|week|month|year`,
+    `generalize_ip:N` (IPv4 /N, IPv6 /2N; N from 1 to 24) or `redact` (one class for all)."""
+    if isinstance(text, Transform):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a generalization (truncate_time:UNIT, generalize_ip:N or redact)")
+    name, _, arg = text.partition(":")
+    if name == "truncate_time" and arg in TIME_UNITS:
+        return Transform(name=name, arg=arg)
+    if name == "generalize_ip" and arg.isdigit() and 1 <= int(arg) <= 24:
+        return Transform(name=name, arg=int(arg))
+    if name == "redact" and not arg:
+        return Transform(name=name)
+    raise ValueError(f"'{text}' is not a generalization: truncate_time:{'|'.join(TIME_UNITS)}, "
+                     "generalize_ip:N (N from 1 to 24: IPv4 /N, IPv6 /2N) or redact")
+
+
+RungField = Annotated[Transform, BeforeValidator(_rung)]
+
 
 class Regions(Strict):
     primary: Region
@@ -97,6 +120,8 @@ class Verify(Strict):
     k: int = Field(ge=2)
     # share of a batch that may be suppressed to reach k before the batch is refused
     max_suppression: float = Field(default=0.05, ge=0, le=1)
+    # per quasi-identifier, coarser generalizations (finest first) tried before suppressing or refusing
+    ladder: dict[str, list[RungField]] = Field(default_factory=dict)
 
 
 class Category(Strict):

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from .models import DynamoDBStore, Policy, PostgresStore, RDSStore, S3Store
+from .models import TIME_UNITS, Category, DynamoDBStore, Policy, PostgresStore, RDSStore, S3Store, Transform
 
 Issue = tuple[tuple[str | int, ...], str]
 
@@ -22,6 +22,36 @@ def _regions(policy: Policy) -> Iterator[Issue]:
         value = getattr(regions, key)
         if value not in regions.allowed:
             yield ("regions", key), f"'{value}' is not in regions.allowed {regions.allowed}"
+
+
+def _ladder(category: Category, path: tuple[str, ...]) -> Iterator[Issue]:
+    """Each rung generalizes the field's own transform, coarser than the rung before it."""
+    assert category.verify is not None
+    for field, rungs in category.verify.ladder.items():
+        if field not in category.verify.quasi_identifiers:
+            yield path + (field,), f"'{field}' is not one of verify.quasi_identifiers"
+            continue
+        if not rungs:
+            yield path + (field,), "a ladder needs at least one rung"
+            continue
+        base = (category.anonymize or {})[field]
+        previous = base
+        for index, rung in enumerate(rungs):
+            if rung.name != "redact" and rung.name != base.name:
+                yield path + (field, index), f"'{rung}' does not generalize '{field}: {base}' (use {base.name}:... or redact)"
+            elif not coarser(rung, previous):
+                yield path + (field, index), f"'{rung}' is not coarser than '{previous}' before it"
+            previous = rung
+
+
+def coarser(rung: Transform, than: Transform) -> bool:
+    if than.name == "redact":
+        return False
+    if rung.name == "redact":
+        return True
+    if rung.name == "truncate_time":
+        return TIME_UNITS.index(str(rung.arg)) > TIME_UNITS.index(str(than.arg))
+    return int(rung.arg or 24) < int(than.arg or 24)  # generalize_ip: a shorter prefix
 
 
 def _categories(policy: Policy) -> Iterator[Issue]:
@@ -48,6 +78,7 @@ def _categories(policy: Policy) -> Iterator[Issue]:
                     yield path + ("verify", "quasi_identifiers", index), f"'{field}' is not a field of this category's 'anonymize' map"
                 elif category.anonymize and category.anonymize[field].name == "drop":
                     yield path + ("verify", "quasi_identifiers", index), f"'{field}' is dropped, so it cannot be a quasi-identifier"
+            yield from _ladder(category, path + ("verify", "ladder"))
         if category.keep_at_least is not None and category.keep_at_least.sort_key() > category.retain.sort_key():
             yield path + ("keep_at_least",), f"'{category.keep_at_least}' is longer than retain '{category.retain}'"
         if category.after == "account_closed" and policy.subjects is None:

@@ -5,6 +5,7 @@ process then dies at once, as a SIGKILL would leave it: no outcome, no cleanup) 
 installed a hook for it (`hooks[name] = fn`, called with the point's context). Points:
   rewrite.before_put         the raw version is read; the new one is not written yet
   rewrite.before_raw_delete  the new version is written; the raw one is not deleted yet
+  spark.after_intents        the Spark driver has a batch's intents on disk; no task has run yet
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ from itertools import islice
 from typing import Any
 
 from vigil.aws import Aws
-from vigil.errors import UsageError
+from vigil.errors import EnvironmentFailure, UsageError
 
+from . import faults
 from .apply import Applier, Stats, hashed_target
 
 ENGINES = ("local", "spark")
@@ -97,8 +98,16 @@ class SparkApplier:
         targets = [hashed_target(action, self.local.keys) for action in batch]
         for action, target in zip(batch, targets, strict=True):
             self.local.ledger.write("intent", action, target)  # each on disk before any task starts
+        faults.at("spark.after_intents")
         setup = self.setup
         run: Callable = lambda rows: _run_partition(setup, rows)  # noqa: E731 - a closure Spark pickles
         slices = max(1, min(len(batch), sc.defaultParallelism * 2))
-        for index, result in sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).toLocalIterator():
-            self.local.record(batch[index], targets[index], tuple(result))
+        try:
+            for index, result in sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).toLocalIterator():
+                self.local.record(batch[index], targets[index], tuple(result))
+        except Exception as exc:  # a task died past Spark's retries (an executor lost, a worker killed)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise EnvironmentFailure(
+                f"a Spark job of the retention run failed ({first}); the actions it held stay in the ledger as "
+                "intents without an outcome, and the next run resolves them against the stores and finishes the plan"
+            ) from None

@@ -7,13 +7,15 @@ import csv
 import gzip
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
-from vigil.retention.ledger import chain_ok, read_lines
+from vigil.retention.ledger import chain_ok, dangling, read_lines
 
 from tests.conftest import _reset
 from tests.test_retention_s3 import live_logs, old_logs
@@ -153,3 +155,39 @@ def test_an_unknown_engine_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:
         code, plan, _ = _tmp_world(tmp_path, monkeypatch).retain("--store", "billing")
     assert code == 2 and plan == {}
     assert "expected one of local, spark" in capsys.readouterr().err
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(("point", "exit_code"), [("spark.after_intents", 137), ("rewrite.before_raw_delete", 3)])
+def test_a_spark_run_killed_mid_batch_is_finished_by_the_next_run(tmp_path: Path, monkeypatch, moto_server, spark_session,
+                                                                   point: str, exit_code: int) -> None:
+    """The driver killed with a batch's intents on disk (137), or a task's Python worker killed after
+    its rewrite and before the raw delete (the job fails: exit 3, no traceback). The next spark run
+    resolves the dangling intents and ends where one uninterrupted local run ends."""
+    for name in ("local", "spark"):
+        (tmp_path / name).mkdir()
+    local = World(tmp_path / "local", monkeypatch, _hold, endpoint=moto_server)
+    build(local)
+    stores = [a for s in STORES for a in ("--store", s)]
+    code, plan, _ = local.retain("--apply", *stores)
+    expected = {"code": code, "objects": objects(local), "verify": {s: store_plan(plan, s)["verify"] for s in STORES}}
+    _reset(moto_server)
+
+    world = World(tmp_path / "spark", monkeypatch, _hold, endpoint=moto_server)
+    build(world)
+    out = tmp_path / "spark" / "run"
+    command = [sys.executable, "-m", "vigil", "retain", "--apply", "--policy", str(world.policy_path), "--output", str(out),
+               "--endpoint-url", moto_server, *stores, "--engine", "spark", "--spark-master", "local[1]"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    crashed = subprocess.run(command, env={**env, "VIGIL_CRASH_AT": point}, capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == exit_code, crashed.stderr[-3000:]
+    assert "Traceback" not in crashed.stderr
+    open_intents = dangling(out / "ledger.jsonl")
+    assert open_intents and {i["engine"] for i in open_intents.values()} == {"spark"}
+
+    code, plan, _ = world.retain("--apply", *stores, "--engine", "spark", out=out)
+    lines = list(read_lines(out / "ledger.jsonl"))
+    assert chain_ok(out / "ledger.jsonl") and not dangling(out / "ledger.jsonl")
+    assert sum(1 for ln in lines if (ln.get("detail") or {}).get("resumed")) == len(open_intents)
+    assert {"code": code, "objects": objects(world),
+            "verify": {s: store_plan(plan, s)["verify"] for s in STORES}} == expected

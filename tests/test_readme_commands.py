@@ -1,7 +1,8 @@
 """Every shell block of README.md runs as written, against the demo's emulator (`vigil demo --keep-running`).
 
 Each ```sh block is run line by line with bash in a scratch folder that holds what the README
-presumes: the demo's policy as ./policy.yaml, its pack as evidence/RUN, an earlier run as
+presumes: the demo's policy as ./policy.yaml, its pack as evidence/RUN, local exports for
+`vigil anonymize` (export.jsonl.gz, calls.csv), an earlier run as
 evidence/last-week, the signer's public key as ./signing.pub (the auditor's copy), the
 project's .venv, and the environment the demo's `export` line sets. A line passes when it exits
 0 or 1 (1: a control failed, or nothing was found for a subject: the command ran and answered)
@@ -13,6 +14,7 @@ must be either run or listed, and every listing must still match the README.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -73,6 +75,17 @@ def skipped_block(block: str) -> str | None:
     return next((why for start, why in SKIPPED_BLOCKS.items() if first.startswith(start)), None)
 
 
+def write_exports(root: Path) -> None:
+    """The local exports the `vigil anonymize` block reads (fake people: 20 web-log records, 10 call records)."""
+    logs = [{"ts": f"2026-03-04T10:{i:02d}:00Z", "ip": f"203.0.113.{i % 3}", "user_agent": "Mozilla/5.0",
+             "account_id": f"ACC-{i % 4:05d}", "email": f"user{i}@example.com", "path": "/plans", "status": 200} for i in range(20)]
+    with gzip.open(root / "export.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in logs)
+    rows = ["caller,callee,caller_ip,started_at,card_number,duration"]
+    rows += [f"+1555000{i:04d},+1555999{i:04d},198.51.100.{i},2026-03-04T10:{i:02d}:00Z,4111111111111111,{60 + i}" for i in range(10)]
+    (root / "calls.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     root = tmp_path_factory.mktemp("readme")
@@ -90,6 +103,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         env.update(item.split("=", 1) for item in lines[-1].strip().removeprefix("export ").split())
         shutil.copy(root / "evidence" / "RUN-policy.yaml", root / "policy.yaml")
         (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
+        write_exports(root)
         (root / "evidence" / "last-week").mkdir()
         shutil.copy(root / "evidence" / "RUN" / "findings.json", root / "evidence" / "last-week" / "findings.json")
         yield root, env

@@ -12,6 +12,6 @@ pip wheel --quiet --no-deps -w "$WHEELS" .
 pip install --quiet --target "$OUT" --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
     --only-binary=:all: "$WHEELS"/vigil-*.whl
 rm -rf "$WHEELS"
-cp deploy/lambda_handler.py "$OUT/"
+cp deploy/lambda_handler.py deploy/batch_handler.py "$OUT/"
 cp "$POLICY" "$OUT/policy.yaml"
 echo "Lambda code in $OUT"

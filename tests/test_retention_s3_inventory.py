@@ -291,3 +291,20 @@ def test_bad_inventory_setting_names_file_line_and_key(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "inventory: {" in ln)
     assert f"{path}:{line}: {key}: " in err and words in err, err
+
+
+def test_iam_policy_grants_report_reads_only_on_the_inventory_bucket() -> None:
+    from vigil.permissions import COMMANDS, Targets, build
+
+    policy = repo_policy()
+    stores = [s.model_copy(update={"inventory": InventorySource(bucket=DEST, prefix="inventory/", config_id="all")})
+              if s.name == "billing" else s for s in policy.stores]
+    with_reports = policy.model_copy(update={"stores": stores})
+    plain = {s["Sid"]: s for s in build(COMMANDS["retain"], Targets.of(policy, ["us-east-1"]))["Statement"]}
+    granted = {s["Sid"]: s for s in build(COMMANDS["retain"], Targets.of(with_reports, ["us-east-1"]))["Statement"]}
+    assert "InventoryBuckets" not in plain and "InventoryReports" not in plain
+    assert granted["InventoryBuckets"]["Action"] == ["s3:ListBucket"]
+    assert granted["InventoryBuckets"]["Resource"] == [f"arn:aws:s3:::{DEST}"]
+    assert granted["InventoryReports"] == {"Sid": "InventoryReports", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                                           "Resource": [f"arn:aws:s3:::{DEST}/inventory/*"]}
+    assert "s3:ListBucket" not in granted["StoreBuckets"]["Action"], "listing objects is for the reports only"

@@ -27,6 +27,7 @@ from vigil.iam_actions import VIA_S3_KMS, CallSite, actions_for, call_sites, imp
 from vigil.policy import Policy
 
 ALL, STORES, EVIDENCE, LOCKS, SIGNING = "all", "stores", "evidence", "locks", "signing"
+INVENTORIES = "inventories"  # the S3 Inventory reports stores plan from (read only)
 LOCK_PREFIX = "vigil/locks/"  # where the S3 lock objects live (vigil.locks)
 
 
@@ -51,11 +52,13 @@ def package_modules(package: str) -> tuple[str, ...]:
 BASE = Part(("vigil.aws",), ("vigil.aws",), ALL)
 # The S3 collector's calls are the rows of the facts table (vigil/s3_facts.py), which it follows.
 COLLECTORS = Part(("vigil.checks.collectors",), ("vigil.checks.collectors", "vigil.s3_facts"), ALL)
-RET02 = Part(("vigil.retention.verify",), ("vigil.retention",), STORES)  # the check's RET-02 reads the stores
-RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.retention",), STORES)
+# Listing objects (not versions) is only for finding S3 Inventory reports: INVENTORY_REPORTS grants it there.
+RET02 = Part(("vigil.retention.verify",), ("vigil.retention",), STORES, never=("s3:ListObjectsV2",))  # the check's RET-02 reads the stores
+RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.retention",), STORES, never=("s3:ListObjectsV2",))
+INVENTORY_REPORTS = Part(("vigil.retention.s3_inventory",), ("vigil.retention.s3_inventory",), INVENTORIES)
 # Subject erasure acts through the retention executors, whose module also deletes expired recovery
 # points; erasure never does (a subject's backups are reported, and age out by the vault's rules).
-SUBJECTS = Part(package_modules("vigil.subjects"), ("vigil.subjects", "vigil.retention"), STORES, never=("backup:DeleteRecoveryPoint",))
+SUBJECTS = Part(package_modules("vigil.subjects"), ("vigil.subjects", "vigil.retention"), STORES, never=("backup:DeleteRecoveryPoint", "s3:ListObjectsV2"))
 # The upload's PutObject sets ObjectLockMode and RetainUntilDate, which IAM checks as s3:PutObjectRetention.
 EVIDENCE_UPLOAD = Part(("vigil.evidence.upload",), ("vigil.evidence.upload",), EVIDENCE, clients=("s3",), also=("s3:PutObjectRetention",))
 JOB_LOCKS = Part(("vigil.locks",), ("vigil.locks",), LOCKS, clients=("s3",))  # the scheduler's, and retention's per store
@@ -63,7 +66,7 @@ KMS_SIGNING = Part(("vigil.evidence.keys",), ("vigil.evidence.keys",), SIGNING)
 
 COMMANDS: dict[str, tuple[Part, ...]] = {
     "check": (BASE, COLLECTORS, RET02),
-    "retain": (BASE, RETENTION),
+    "retain": (BASE, RETENTION, INVENTORY_REPORTS),
     "subject": (BASE, SUBJECTS),
 }
 
@@ -81,6 +84,7 @@ class Targets:
     signing_key: str | None = None  # a KMS key id, ARN or alias/NAME
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (region, name or ARN): PostgreSQL stores' secrets
     db_users: list[tuple[str, str]] = field(default_factory=list)  # (region, user): PostgreSQL stores reached with IAM auth
+    inventories: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key prefix) of the reports stores plan from
 
     @property
     def buckets(self) -> list[str]:
@@ -98,7 +102,9 @@ class Targets:
         connections = [s.connection for s in policy.stores if s.kind == "postgres"]
         secrets = sorted({(c.region or policy.regions.primary, c.secret) for c in connections if c.secret})
         users = sorted({(c.region or policy.regions.primary, c.user or "*") for c in connections if c.rds_instance})
-        return cls(list(regions), account, sorted(objects), sorted(tables), secrets=secrets, db_users=users, **job)
+        reports = sorted({(s.inventory.bucket, s.inventory.prefix.strip("/")) for s in policy.s3_stores if s.inventory})
+        return cls(list(regions), account, sorted(objects), sorted(tables), secrets=secrets, db_users=users,
+                   inventories=reports, **job)
 
 
 def job_parts(t: Targets) -> tuple[Part, ...]:
@@ -198,6 +204,9 @@ def _s3(action: str, scope: str, t: Targets) -> Scoped:
     if scope == LOCKS and t.lock_bucket:
         return ("JobLocks", (f"arn:aws:s3:::{t.lock_bucket}/{LOCK_PREFIX}*",), "") if objects else \
             ("JobLockBucket", (f"arn:aws:s3:::{t.lock_bucket}",), "")
+    if scope == INVENTORIES:
+        return ("InventoryReports", tuple(f"arn:aws:s3:::{b}/{p + '/' if p else ''}*" for b, p in t.inventories), "") if objects \
+            else ("InventoryBuckets", tuple(f"arn:aws:s3:::{b}" for b in sorted({b for b, _ in t.inventories})), "")
     if objects:
         return "StoreObjects", tuple(sorted({f"arn:aws:s3:::{b}/{p}*" for b, p in t.objects})), ""
     return "StoreBuckets", tuple(f"arn:aws:s3:::{b}" for b in t.buckets), ""
@@ -267,7 +276,7 @@ class RoleActions:
 def retention_role_actions() -> RoleActions:
     """What `vigil retain` calls, sorted by the kind of resource each action is on."""
     out = RoleActions()
-    for action in actions(COMMANDS["retain"]):
+    for action in actions(p for p in COMMANDS["retain"] if p.scope != INVENTORIES):  # reports: not on the stack's role yet
         service = action.split(":", 1)[0]
         if service == "s3":
             (out.object if is_object_action(action) else out.bucket).append(action)

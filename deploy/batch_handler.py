@@ -1,0 +1,26 @@
+"""AWS Lambda entry point for S3 Batch Operations jobs that vigil creates (`--executor batch-operations`).
+
+The job invokes it once per planned version (LambdaInvoke, invocation schema 2.0); the work and
+its safety checks are in vigil.retention.batch_ops. The policy comes from the environment, never
+from the event: VIGIL_POLICY (default: policy.yaml packaged beside this handler); the region is
+the function's own (AWS_REGION), the region of the bucket the job runs against.
+"""
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vigil.retention.batch_ops import handle
+
+from vigil.aws import Aws
+from vigil.policy import load_policy
+
+HERE = Path(__file__).resolve().parent
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    policy = load_policy(Path(os.environ.get("VIGIL_POLICY", HERE / "policy.yaml")))
+    region = os.environ.get("AWS_REGION") or policy.regions.primary
+    return handle(Aws(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None), policy, event, datetime.now(UTC), region)

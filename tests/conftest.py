@@ -116,6 +116,16 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # tests never ask an instance metadata service
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Lock files private to this test process from the start, so module- and session-scoped
+    fixtures (which run before the per-test one below) never share the machine's lock folder
+    with another xdist worker or another checkout's test run."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VIGIL_LOCK_DIR", str(tmp_path_factory.mktemp("session-locks")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Retention's per-store lock files, per test: parallel tests use the same bucket names."""

@@ -241,7 +241,11 @@ def _dumps(record: dict[str, Any]) -> bytes:
         out = b""
     if out and (b"null" not in out or _finite(record)):
         return out
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the source JSON): only an escape writes it back
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _csv_line(row: list[Any]) -> bytes:

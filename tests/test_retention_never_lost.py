@@ -83,6 +83,16 @@ def test_records_module_splits_on_newline_only_and_serializes_nan_and_big_intege
     assert line == b'{"n":NaN,"b":1234567890123456789012345678901}\n'
 
 
+def test_a_lone_surrogate_in_a_transformed_record_is_written_back_as_its_escape() -> None:
+    parsed = parse(b'{"path": "/a\\ud800b", "ip": "203.0.113.9"}\n', "k.jsonl", "jsonl", None, None)
+    [record] = parsed.records
+    assert record.fields is not None and record.fields["path"] == "/a\ud800b"
+    from vigil.retention.records import render
+    line = render({"path": record.fields["path"], "ip": "203.0.113.0/24"}, parsed)
+    assert line == b'{"path":"/a\\ud800b","ip":"203.0.113.0/24"}\n'
+    assert json.loads(line)["path"] == record.fields["path"]  # the same value, not an exception or a replacement
+
+
 def _csv(rows: list[list[str]]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)

@@ -156,10 +156,12 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             progress.phase("applying the plan (actions done)")
             applier = Applier(aws, keys, ledger, contexts.__getitem__, workers)
+            actions = (a for a in spool.actions() if not is_postgres_action(a))
             if run.engine == "spark":
                 from .spark_engine import SparkApplier
-                applier = SparkApplier(applier, aws, contexts, spark_master)
-            run.stats = applier.run(a for a in spool.actions() if not is_postgres_action(a))
+                run.stats = SparkApplier(applier, aws, contexts, spark_master).run(actions)
+            else:
+                run.stats = applier.run(actions)
             apply_planned(pg.work, keys, ledger, [a for a in spool.actions() if is_postgres_action(a)], run.stats)
         finally:
             ledger.close()

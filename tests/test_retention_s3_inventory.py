@@ -56,9 +56,11 @@ def _world(s3: Any, seed: int) -> None:
 
 
 def _plan(aws: Aws, store) -> tuple[list[dict[str, Any]], Any]:
+    # judged now, not at import: under xdist the module is imported minutes before a test runs, and the
+    # reports a test writes are stamped with the real clock
     actions: list[dict[str, Any]] = []
     with ThreadPoolExecutor(4) as pool:
-        ctx = ScanContext(aws, repo_policy(), RetentionKeys(KEY), NOW, {}, pool, actions.append)
+        ctx = ScanContext(aws, repo_policy(), RetentionKeys(KEY), datetime.now(UTC), {}, pool, actions.append)
         summaries = scan_store(ctx, store)
     return actions, summaries[0]
 

@@ -6,9 +6,9 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
+import botocore.awsrequest
+import botocore.handlers
 from moto import mock_aws
-from moto.core import set_initial_no_auth_action_count
 from vigil.evidence import sample
 from vigil.evidence.render import write_report
 
@@ -110,17 +110,23 @@ def test_dynamodb_items_deleted_by_age_and_by_closed_account(tmp_path: Path, mon
         assert "gone" not in (out / "ledger.jsonl").read_text()
 
 
-@set_initial_no_auth_action_count(3)
+def _deny_listing(bucket: str) -> list[tuple]:
+    """AWS's answer to a denied ListObjectVersions on `bucket`, given by botocore before any request
+    leaves (moto's process-wide IAM enforcement proved flaky under a parallel run)."""
+    def remember(params, context, **_kwargs):
+        context["listed_bucket"] = params.get("Bucket")
+
+    def deny(model, context, **_kwargs):
+        if context.get("listed_bucket") == bucket:
+            return (botocore.awsrequest.AWSResponse("", 403, {}, None),
+                    {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}, "ResponseMetadata": {"HTTPStatusCode": 403}})
+        return None
+    return [("before-parameter-build.s3.ListObjectVersions", remember), ("before-call.s3.ListObjectVersions", deny)]
+
+
 @mock_aws
 def test_access_denied_on_one_bucket_fails_that_store_only(tmp_path: Path, monkeypatch) -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName="retention")
-    iam.put_user_policy(UserName="retention", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "*", "Resource": "*"},
-        {"Effect": "Deny", "Action": "s3:ListBucketVersions", "Resource": "arn:aws:s3:::example-billing"}]}))
-    key = iam.create_access_key(UserName="retention")["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, *_deny_listing("example-billing")])
     world = World(tmp_path, monkeypatch)
     world.bucket("example-billing")
     world.bucket("example-sms-consent")

@@ -29,6 +29,16 @@ RETRY = {"SlowDown", "503", "ServiceUnavailable", "InternalError", "500", "Reque
 GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 
 
+def _answer(api: str, exc: botocore.exceptions.ClientError) -> tuple[str, str]:
+    """A failed call's result for Batch Operations: a vanished version is done, throttling is retried."""
+    code = _code(exc)
+    if code in GONE:
+        return SUCCEEDED, "already gone"
+    if code in RETRY:
+        return TEMPORARY, f"{api}: {code}"
+    return PERMANENT, f"{api}: {code or exc}"
+
+
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -57,12 +67,7 @@ def run_task(aws: Aws, policy: Policy, task: dict[str, Any], now: datetime, regi
     try:
         head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
     except botocore.exceptions.ClientError as exc:
-        code = _code(exc)
-        if code in GONE:
-            return SUCCEEDED, "already gone"
-        if code in RETRY:
-            return TEMPORARY, f"HeadObject: {code}"
-        return PERMANENT, f"HeadObject: {code or exc}"
+        return _answer("HeadObject", exc)
     category = policy.category_of(store)
     rules = Rules.for_store(policy, store.name, category, now, {})
     subject = subject_from_key(store.key_pattern(), key)
@@ -76,12 +81,7 @@ def run_task(aws: Aws, policy: Policy, task: dict[str, Any], now: datetime, regi
     try:
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
     except botocore.exceptions.ClientError as exc:
-        code = _code(exc)
-        if code in GONE:
-            return SUCCEEDED, "already gone"
-        if code in RETRY:
-            return TEMPORARY, f"DeleteObject: {code}"
-        return PERMANENT, f"DeleteObject: {code or exc}"
+        return _answer("DeleteObject", exc)
     return SUCCEEDED, "deleted"
 
 

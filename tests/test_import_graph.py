@@ -14,6 +14,7 @@ import ast
 from pathlib import Path
 
 from tests.conftest import ROOT
+from vigil.iam_actions import imported_module
 
 # Where each package's source lives (pyproject.toml maps the card's top-level folders into vigil.*).
 SOURCES = {"vigil": ROOT / "vigil", "vigil.checks": ROOT / "checks", "vigil.retention": ROOT / "retention",
@@ -60,11 +61,7 @@ def imports(module: str, path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             out.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parent = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{parent}.{base}" if base else parent
+            base = imported_module(package, node)
             out.append((node.lineno, base))
             out.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names if f"{base}.{alias.name}" in MODULES)
     return out

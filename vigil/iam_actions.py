@@ -194,6 +194,16 @@ def call_sites(module: str, clients: tuple[str, ...] = ()) -> list[CallSite]:
     return sorted(found)
 
 
+def imported_module(package: str, node: ast.ImportFrom) -> str:
+    """The absolute name a `from ... import` statement in `package` reads from (relative levels resolved)."""
+    base = node.module or ""
+    if not node.level:
+        return base
+    parts = package.split(".")
+    parent = ".".join(parts[: len(parts) - node.level + 1])
+    return f"{parent}.{base}" if base else parent
+
+
 def imported_modules(module: str, within: tuple[str, ...]) -> set[str]:
     """`module` and every module it imports statically, transitively, whose name starts with one of `within`."""
     seen: set[str] = set()
@@ -209,11 +219,7 @@ def imported_modules(module: str, within: tuple[str, ...]) -> set[str]:
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = package.split(".")
-                    parent = ".".join(parts[: len(parts) - node.level + 1])
-                    base = f"{parent}.{base}" if base else parent
+                base = imported_module(package, node)
                 todo.append(base)
                 todo.extend(f"{base}.{alias.name}" for alias in node.names)
             elif isinstance(node, ast.Import):

@@ -7,10 +7,15 @@ import json
 import re
 from pathlib import Path
 
+import boto3
 from moto import mock_aws
 from vigil.retention.ledger import chain_ok, read_lines
+from vigil.retention.locks import S3_TTL, lock_dir, store_resource
+from vigil.retention.locks import _name as lock_name
 
 from tests.test_subject_world import REPLICAS, SubjectWorld
+from vigil.locks import FileLock, S3Lock
+from vigil.policy import load_policy
 
 ANONYMIZED_ROW = re.compile(r"^[0-9a-f]{64},")  # the subject's call record, caller pseudonymized
 
@@ -98,3 +103,34 @@ def test_unknown_subject_and_held_subject(tmp_path: Path, monkeypatch, capsys) -
         assert world.subject("erase", "carol", "--apply", out=tmp_path / "c") == 0
         assert world.estate() == before, "a legal hold keeps everything of carol"
         assert "legal hold: litigation 2026-17" in capsys.readouterr().out
+
+
+def test_erase_holds_retentions_locks_so_a_retention_run_and_an_erase_never_change_a_store_together(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    """An erase plans from what it reads; a retention run changing the same store at the same time
+    would pull versions out from under it (and the reverse). Erase takes the same per-store locks."""
+    with mock_aws():
+        world = SubjectWorld(tmp_path, monkeypatch)
+        world.build(others=10)
+        before = world.estate()
+        store = FileLock(lock_dir() / f"store-{lock_name('s3:example-contacts')}.lock")
+        assert store.acquire()  # a retention run applying to the contacts bucket
+        try:
+            assert world.subject("erase", "alice", "--apply", out=tmp_path / "blocked") == 3
+            assert "changing store 'contacts'" in capsys.readouterr().err
+            assert world.estate() == before, "nothing was changed"
+            assert world.subject("erase", "alice", out=tmp_path / "dry") == 0, "a dry run changes no store: no store lock"
+        finally:
+            store.release()
+
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="vigil-locks")
+        policy_store = next(s for s in load_policy(world.policy_path).stores if s.name == "contacts")
+        remote = S3Lock(s3, "vigil-locks", f"vigil/locks/store-{lock_name(store_resource(policy_store))}.lock", S3_TTL)
+        assert remote.acquire()  # another machine's retention run
+        assert world.subject("erase", "alice", "--apply", "--lock-bucket", "vigil-locks", out=tmp_path / "m") == 3
+        assert "s3://vigil-locks/" in capsys.readouterr().err and world.estate() == before
+        remote.release()
+        assert world.subject("erase", "alice", "--apply", "--lock-bucket", "vigil-locks", out=tmp_path / "m2") == 0
+        assert world.estate() != before
+        assert "Contents" not in s3.list_objects_v2(Bucket="vigil-locks"), "the erase released its lock objects"

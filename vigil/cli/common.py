@@ -44,6 +44,13 @@ def add_accounts_flags(parser: argparse.ArgumentParser, retention: bool = False)
                        help=f"accounts worked at once (default {accounts_model.DEFAULT_PARALLEL})")
 
 
+def add_lock_bucket(parser: argparse.ArgumentParser) -> None:
+    """--lock-bucket: the S3 lock object per store that keeps runs on other machines apart (vigil/locks.py)."""
+    parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
+                        help="with --apply, also take an S3 lock object per store here, so runs on other machines "
+                             "never change a store at the same time (default $VIGIL_LOCK_BUCKET)")
+
+
 def accounts(args: argparse.Namespace) -> accounts_model.AccountsOptions:
     return accounts_model.AccountsOptions.from_args(args)
 

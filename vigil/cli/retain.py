@@ -25,9 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-delete", type=int, metavar="N", help="stop (exit 1, nothing deleted) if the plan deletes more than N")
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
     parser.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
-    parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
-                        help="with --apply, also take an S3 lock object per store here, so runs on other machines "
-                             "never change a store at the same time (default $VIGIL_LOCK_BUCKET)")
+    common.add_lock_bucket(parser)
     parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="local|spark",
                         help="what applies the plan: local (one process, default) or spark (the same plan and code as "
                              "Spark tasks; needs vigil[spark]) (default $VIGIL_RETAIN_ENGINE or local)")

@@ -56,6 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     command("export", "write a package of the subject's data (JSON per store, README.md) into --output DIR", run_export)
     erase = command("erase", "plan erasing the subject's data (dry run); --apply erases every copy and writes the ledger", run_erase)
     erase.add_argument("--apply", action="store_true", help="carry out the erasure (default: dry run, nothing changes)")
+    common.add_lock_bucket(erase)
     request = sub.add_parser("request", help="record a request", description="Record a subject-rights request.")
     request_sub = request.add_subparsers(dest="request_command", metavar="ACTION")
     request.set_defaults(handler=lambda args: request.print_help() or 2)
@@ -74,6 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     process = command("process", "erase every open erase request received by --as-of (with --apply); write the request counts",
                       run_process, subject=False)
     process.add_argument("--apply", action="store_true", help="carry out the erasures (default: count only)")
+    common.add_lock_bucket(process)
 
 
 def _subject(args: argparse.Namespace) -> str:
@@ -154,7 +156,8 @@ def run_erase(args: argparse.Namespace) -> int:
     requests = _request_log(aws, policy)  # an unreachable request log fails here, before anything changes
     out_dir = Path(args.output) if args.output else erasing.default_output(keys.hash(subject))
     safe_write.ensure_dir(out_dir, "--output")
-    run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers)
+    run = erasing.erase_subject(aws, policy, keys, subject, as_of, out_dir, common.new_run_id(), args.apply, args.workers,
+                                 lock_bucket=args.lock_bucket)
     if run.nothing_found and not run.resumed:
         return _not_found(subject)
     out = console.make_console()
@@ -209,7 +212,8 @@ def run_requests(args: argparse.Namespace) -> int:
 
 def run_process(args: argparse.Namespace) -> int:
     """The `vigil run` hook: due erase requests erased (--apply), counts for the report."""
-    outcome = process(ProcessOptions(**common.target(args), apply=args.apply, workers=args.workers))
+    outcome = process(ProcessOptions(**common.target(args), apply=args.apply, workers=args.workers,
+                                           lock_bucket=args.lock_bucket))
     show_process(outcome)
     return outcome.exit_code
 

@@ -110,7 +110,7 @@ def stage_call(stage: str, options: JobOptions, run_dir: Path) -> tuple[Stage, A
     if stage == "retain":
         return retain, RetainOptions(**target, apply=options.apply, max_delete=options.max_delete, lock_bucket=options.lock_bucket)
     if stage == "requests":
-        return process, ProcessOptions(**target, apply=options.apply)
+        return process, ProcessOptions(**target, apply=options.apply, lock_bucket=options.lock_bucket)
     if stage == "report":  # report also uploads the finished pack
         return report, ReportOptions(run_dir, policy=options.policy, signing_key=options.signing_key, upload=options.upload,
                                      endpoint_url=options.endpoint_url, profile=options.profile)

@@ -22,6 +22,7 @@ from vigil.subjects.requests import SUMMARY_FILE, RequestLog, summary
 class ProcessOptions(Target):
     apply: bool = False  # False: count only, nothing is erased
     workers: int = 16
+    lock_bucket: str | None = None  # with apply: an S3 lock object per store here too, as retention takes
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def process(options: ProcessOptions) -> ProcessOutcome:
     incomplete: dict[str, list[str]] = {}
     due = [r for r in log.all() if r.open and r.kind == "erase" and r.received_at <= now]
     for request in due if options.apply else []:
-        run = erasing.erase_subject(aws, policy, keys, request.subject, now, directory, new_run_id(), True, options.workers)
+        run = erasing.erase_subject(aws, policy, keys, request.subject, now, directory, new_run_id(), True, options.workers,
+                                    lock_bucket=options.lock_bucket)
         erased[request.id] = run.exit_code == 0 or run.nothing_found  # never while the answer is incomplete
         incomplete[request.id] = (run.after or run.found).incomplete
         if erased[request.id]:

@@ -18,10 +18,12 @@ from typing import Any
 from vigil import __version__, safe_write
 from vigil.aws import Aws
 from vigil.policy import Policy, S3Store
+from vigil.policy.models import RDSStore
 from vigil.retention import ledger as ledgers
 from vigil.retention.apply import Applier, Stats
 from vigil.retention.guard import JUDGED_AT, refuse_future_as_of
 from vigil.retention.keys import RetentionKeys
+from vigil.retention.locks import run_locks
 from vigil.retention.plan import S3_BATCH, action_id
 from vigil.retention.postgres import PostgresRetention, is_postgres_action
 from vigil.retention.resume import Resume
@@ -136,8 +138,19 @@ def default_output(subject_hash: str) -> Path:
 
 
 def erase_subject(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime, out_dir: Path, run_id: str,
-                  apply: bool = False, workers: int = 16) -> EraseRun:
+                  apply: bool = False, workers: int = 16, lock_bucket: str | None = None) -> EraseRun:
+    """Find, plan and (with apply) erase. It holds the same locks as a retention run: its folder's,
+    and with apply every store's (a retention run changing a store at the same time would plan
+    from what this erase is changing); a lock taken elsewhere exits 3 before anything changes."""
     refuse_future_as_of(as_of, apply)
+    stores = [s for s in policy.stores if not isinstance(s, RDSStore)]
+    s3 = aws.client("s3", policy.regions.primary) if apply and lock_bucket else None
+    with run_locks(out_dir, stores, apply, s3, lock_bucket):
+        return _erase(aws, policy, keys, subject, as_of, out_dir, run_id, apply, workers)
+
+
+def _erase(aws: Aws, policy: Policy, keys: RetentionKeys, subject: str, as_of: datetime, out_dir: Path, run_id: str,
+           apply: bool, workers: int) -> EraseRun:
     subject_hash = keys.hash(subject)
     ledger_path = out_dir / LEDGER_FILE
     resume = Resume.empty()

@@ -104,3 +104,37 @@ def test_run_over_the_org_makes_one_signed_pack_that_verifies(org, tmp_path: Pat
     assert main(["verify", str(out), "--public-key", str(public)]) == 0
     (out / "accounts" / org.members["a"] / "findings.json").write_text("{}")  # a subfolder is covered too
     assert main(["verify", str(out), "--public-key", str(public)]) == 1
+
+
+def test_the_scheduler_runs_its_jobs_over_the_accounts_it_was_given(org, tmp_path: Path) -> None:
+    """`vigil schedule --org`: each scheduled run reaches every account, as `vigil run --org` does."""
+    import argparse
+
+    from vigil.cli import schedule
+    from vigil.scheduler.logs import EventLog
+    from vigil.scheduler.pipeline import JobOptions
+    from vigil.scheduler.service import StopFlag
+
+    org, policy, _accounts, central = org
+    parser = argparse.ArgumentParser()
+    schedule.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["schedule", "--policy", str(policy), "--org", "--apply"])
+    options = JobOptions.from_args(args)
+    assert options.accounts.org and options.accounts.many
+    base = tmp_path / "evidence"
+    with world.enforced(central):
+        code = schedule.scheduled_job(options, base, EventLog("json"), StopFlag(), None)("retain")
+    assert code == 1  # the unreachable account's errors
+    run = next(base.iterdir())
+    for name in ("a", "b"):
+        assert (run / "accounts" / org.members[name] / "ledger.jsonl").is_file()
+    assert keys_in(org.members["a"], "ret-a-logs") == ["new.log"] and keys_in(org.members["b"], "ret-b-logs") == ["new.log"]
+
+
+def test_the_scheduler_refuses_a_bad_accounts_file_before_its_first_run(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "accounts.yaml"
+    path.write_text("- account_id: nope\n")
+    code = main(["schedule", "--policy", str(Path(__file__).parents[1] / "policy.yaml"), "--accounts-file", str(path),
+                 "--output", str(tmp_path / "out")])
+    assert code == 2 and f"{path}:1: [0].account_id" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "nothing written: the scheduler never started"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from vigil import safe_write
+from vigil.accounts.sources import load_accounts_file
 from vigil.aws import Aws
 from vigil.cli import common
 from vigil.cli.run import add_job_flags, stage_printer
@@ -30,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "per run under --output (default ./evidence). Retention applies changes only with --apply. "
                     "SIGTERM or SIGINT ends it cleanly (exit 0).")
     common.add_common(parser)
+    common.add_accounts_flags(parser, retention=True)
     add_job_flags(parser)
     parser.add_argument("--state-file", metavar="FILE", help="last run times and heartbeat (default OUTPUT/.vigil/schedule-state.json)")
     parser.add_argument("--lock-dir", metavar="DIR", help="where the per-job lock files live (default: beside the state file)")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     phrases = phrases_of(policy.schedule)
     options = JobOptions.from_args(args)
     options.validate()
+    check_accounts(options)
     if args.lock_ttl_hours <= 0:
         raise UsageError("--lock-ttl-hours must be positive")
     base = safe_write.ensure_dir(Path(args.output) if args.output else DEFAULT_OUTPUT, "--output")  # a file: exit 2
@@ -75,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
         return service.serve(run_now=args.run_now)
     finally:
         restore()
+
+
+def check_accounts(options: JobOptions) -> None:
+    """A bad --accounts-file or flag combination is exit 2 now, not at the first run hours later."""
+    accounts = options.accounts
+    if accounts.org and accounts.file is not None:
+        raise UsageError("--org and --accounts-file choose the accounts two ways: give one")
+    if accounts.file is not None:
+        load_accounts_file(accounts.file, accounts)
 
 
 def scheduled_job(options: JobOptions, base: Path, log: EventLog, stop: StopFlag, metrics_file: Path | None) -> Job:

@@ -277,3 +277,41 @@ def test_account_closed_clock_and_forever_category(tmp_path: Path, monkeypatch, 
         consent = store_plan(plan, "consent-db")
         assert consent["counts"]["keep"] == 5 and consent["counts"]["delete"] == 0 and len(world.rows("consent")) == 5
         assert code == 1  # the row without a subject cannot be aged: an error, left as it is
+
+
+def test_a_batch_that_climbs_the_ladder_records_its_rung_in_the_ledger(tmp_path: Path, monkeypatch, dsn: str) -> None:
+    """As for S3 objects and DynamoDB items: the ledger says how far a batch was generalized."""
+    calls = {"verify": {"quasi_identifiers": ["caller_ip"], "k": 2, "max_suppression": 0.0,
+                        "ladder": {"caller_ip": ["generalize_ip:16"]}}}
+    with mock_aws():
+        world = PgWorld(tmp_path, monkeypatch, dsn, calls=calls)
+        world.sql(CALLS_TABLE)
+        insert(world, "calls", [call(1, 40, ip="203.0.113.7"), call(2, 41, ip="203.0.114.9"), call(3, 42, ip="203.0.115.1")])
+        code, plan, out = world.retain("--apply", "--store", "calls-db")
+        assert code == 0, store_plan(plan, "calls-db")
+        assert {row["caller_ip"] for row in world.rows().values()} == {"203.0.0.0/16"}
+        written = [line for line in read_lines(out / "ledger.jsonl") if line["action"] == "pg_anonymize_rows"
+                   and line["target"].get("counts", {}).get("anonymize")]
+        assert written and all(line["target"]["generalization"] == {"caller_ip": "generalize_ip:16"} for line in written)
+        code, plan, _ = world.retain("--apply", "--store", "calls-db")  # a /16 is anonymized already: nothing to do
+        assert code == 0 and store_plan(plan, "calls-db")["counts"]["anonymize"] == 0
+
+
+@pytest.mark.parametrize("base", ["text", "inet"])
+def test_a_generalized_address_is_recognised_at_every_rung_and_only_then(dsn: str, base: str) -> None:
+    """Rows already anonymized (at the base /24 or a ladder's wider rung) are done; an address, or a
+    prefix that still carries host bits, is not. A text that is no address never breaks the query."""
+    import psycopg
+    from vigil.retention.postgres.sql import _shape
+
+    values = {"203.0.113.0/24": True, "203.0.0.0/16": True, "10.0.0.0/8": True, "2001:db8:12::/48": True,
+              "2001:db8::/32": True, "203.0.113.7/16": False, "203.0.113.7": False, "203.0.113.0/25": False,
+              "2001:db8::1": False, "[REDACTED]": True, "999.1.1.1/8": False, "nonsense": False}
+    if base == "inet":
+        values = {v: ok for v, ok in values.items() if v not in ("[REDACTED]", "999.1.1.1/8", "nonsense")}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE nets (i int, v {base})")
+        for index, value in enumerate(values):
+            conn.execute("INSERT INTO nets VALUES (%s, %s)", [index, value])
+        rows = conn.execute(f"SELECT i, {_shape('t.v', base, 'generalize_ip', None)} FROM nets t ORDER BY i").fetchall()
+    assert dict(zip(values, [ok for _, ok in rows], strict=True)) == values

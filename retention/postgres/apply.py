@@ -125,7 +125,8 @@ class PgApplier:
             self._count("skipped", action, 0)
             return 0
         counts = {"anonymize": len(judged.updates), "suppress": len(judged.suppressed)}
-        target = self._target(work, rows, txid, counts=counts)
+        climbed = {"generalization": judged.generalization} if judged.generalization else {}  # the rung, as S3 and DynamoDB record it
+        target = self._target(work, rows, txid, counts=counts, **climbed)
         self.ledger.write("intent", entry, target)
         written = write_updates(conn, work.sel, judged.updates) + delete_rows(conn, work.sel, judged.suppressed)
         return self._finish(conn, action, entry, target, written, len(rows), counts)

@@ -24,7 +24,11 @@ from .table import IP, NUMBER, TEXT, TIME, TableInfo
 
 DUE, KEEP, ERROR, DONE = "due", "keep", "error", "done"  # DONE: already anonymized (kept as it is)
 HEX64 = "^[0-9a-f]{64}$"
-NET = r"^([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.0/24|[0-9a-fA-F:]*::/48|\[REDACTED\])$"
+# generalize_ip's outputs: an IPv4 network of /24 or wider (a ladder's rung widens it: /16, /8), an
+# IPv6 network of /48 or wider, or the redaction. OCTET keeps the text cast to inet below from failing.
+OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+V4_NET = rf"^{OCTET}(\.{OCTET}){{3}}/([0-9]|1[0-9]|2[0-4])$"
+V6_NET = r"^[0-9a-fA-F:]*::/([0-9]|[1-3][0-9]|4[0-8])$"
 
 
 def q(name: str) -> str:
@@ -166,7 +170,10 @@ def _shape(c: str, base: str, name: str, arg: Any) -> str | None:
         keep = int(arg or 0)
         return f"(length({text}) <= {keep} OR left({text}, length({text}) - {keep}) ~ '^[*]+$')"
     if name == "generalize_ip":
-        return f"{text} ~ '{NET}'"
+        if base in IP:  # an inet column holds host bits too: a network is one whose host bits are zero
+            return f"(masklen({c}) <= (CASE WHEN family({c}) = 4 THEN 24 ELSE 48 END) AND {c} = network({c}))"
+        return (f"({text} = '[REDACTED]' OR {text} ~ '{V6_NET}' OR CASE WHEN {text} ~ '{V4_NET}' THEN "
+                f"({text}::inet = network({text}::inet)) ELSE false END)")
     if name == "truncate_time":
         seconds = 86400 if arg == "day" else 3600
         if base == "date":

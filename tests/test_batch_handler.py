@@ -1,7 +1,10 @@
 """deploy/batch_handler.py: S3 Batch Operations (LambdaInvoke, schema 2.0) called in process against
-moto: delete, Object Lock and legal hold refused, a policy hold refused, a vanished version, throttling."""
+moto: delete, Object Lock and legal hold refused, a policy hold refused, a vanished version, throttling;
+and for stores whose records are read, the retention rewrite (the same object `vigil retain --apply`
+writes), holds, throttling, a vanished version and a rewrite interrupted before its raw version went."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,15 +15,19 @@ import botocore.exceptions
 import pytest
 import yaml
 from moto import mock_aws
-from vigil.retention.batch_ops import handle
+from vigil.retention import faults
+from vigil.retention.batch_ops import Shared, handle
+from vigil.retention.inventory import REPLACES
 
 from tests.aging import YEAR, written_ago
 from tests.conftest import ROOT
 from tests.test_deploy_lambda import load_deploy_module
+from tests.test_retention_s3 import live_logs, old_logs
+from tests.test_retention_world import World, jsonl
 from vigil.aws import Aws
 from vigil.policy import load_policy
 
-BILLING, CONSENT = "example-billing", "example-sms-consent"
+BILLING, CONSENT, LOGS = "example-billing", "example-sms-consent", "example-usage-logs"
 
 
 def event(bucket: str, key: str, version: str | None) -> dict[str, Any]:
@@ -120,3 +127,115 @@ def test_throttling_is_a_temporary_failure(world, operation: str, error: str) ->
     answer = handle(aws, load_policy(path), event(BILLING, "invoices/s1/busy.json", version), datetime.now(UTC), "us-east-1")
     assert _result(answer) == ("TemporaryFailure", f"{operation}: {error}")
     assert _versions(s3, BILLING) == [version]
+
+
+# --- stores whose records are read: the retention rewrite ------------------------------------
+
+
+def _hold_web(data: dict[str, Any]) -> None:
+    data["holds"] = [{"reason": "litigation 7", "prefixes": ["web/held/"]}]
+
+
+def _logs_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: bool = False) -> World:
+    """Inside mock_aws: the repository policy (plus a hold on web/held/) and the web-logs bucket."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    world = World(tmp_path, monkeypatch, _hold_web)
+    world.bucket(LOGS, lock=lock)
+    monkeypatch.setenv("VIGIL_POLICY", str(world.policy_path))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    return world
+
+
+def _written(world: World, key: str, raw: str) -> tuple[bytes, dict[str, str], list[dict[str, str]], str]:
+    """The key's only version (the raw one is gone): body, metadata less the raw id it replaced, tags, type."""
+    versions = world.versions(LOGS)
+    assert [v["key"] for v in versions] == [key], "the raw version must be gone, the rewrite the only version"
+    metadata = dict(versions[0]["metadata"])
+    assert metadata.pop(REPLACES) == raw
+    s3 = world.s3["us-east-1"]
+    return (versions[0]["body"], metadata, s3.get_object_tagging(Bucket=LOGS, Key=key)["TagSet"],
+            s3.head_object(Bucket=LOGS, Key=key)["ContentType"])
+
+
+def test_anonymizing_rewrite_writes_what_retain_apply_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = jsonl(old_logs(6) + live_logs(2))
+    written = {}
+    for how in ("retain", "batch"):
+        with mock_aws():
+            world = _logs_world(tmp_path / how, monkeypatch)
+            raw = world.put(LOGS, "web/a.jsonl", body, Tagging="team=web", ContentType="application/x-ndjson")
+            if how == "retain":
+                code, plan, _ = world.retain("--apply", "--store", "web-logs")
+                assert code == 0, plan
+            else:
+                code, text = _result(load_deploy_module("batch_handler").handler(event(LOGS, "web/a.jsonl", raw)))
+                assert code == "Succeeded" and text.startswith("rewritten as version "), text
+                assert "(anonymize 6, suppress 0, delete 0, keep 2)" in text
+            written[how] = _written(world, "web/a.jsonl", raw)
+    assert written["batch"] == written["retain"]
+    content = [json.loads(line) for line in written["batch"][0].decode().splitlines()]
+    assert content[0]["ip"] == "203.0.113.0/24" and content[6:] == live_logs(2)
+
+
+def test_records_under_a_hold_or_an_object_lock_legal_hold_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        world = _logs_world(tmp_path, monkeypatch, lock=True)
+        module = load_deploy_module("batch_handler")
+        held = world.put(LOGS, "web/held/a.jsonl", jsonl(old_logs(6)))
+        legal = world.put(LOGS, "web/legal.jsonl", jsonl(old_logs(6)), ObjectLockLegalHoldStatus="ON")
+        before = world.versions(LOGS)
+        assert _result(module.handler(event(LOGS, "web/held/a.jsonl", held))) == ("PermanentFailure", "held: legal hold: litigation 7")
+        assert _result(module.handler(event(LOGS, "web/legal.jsonl", legal))) == ("PermanentFailure", "held: S3 Object Lock legal hold")
+        young = world.put(LOGS, "web/young.jsonl", jsonl(live_logs(3)))
+        assert _result(module.handler(event(LOGS, "web/young.jsonl", young)))[1].startswith("not past retention now")
+        assert [v for v in world.versions(LOGS) if v["key"] != "web/young.jsonl"] == before, "nothing held was touched"
+
+
+@pytest.mark.parametrize(("operation", "error"), [("GetObject", "SlowDown"), ("PutObject", "503")])
+def test_rewrite_throttled_is_a_temporary_failure_and_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     operation: str, error: str) -> None:
+    with mock_aws():
+        world = _logs_world(tmp_path, monkeypatch)
+        raw = world.put(LOGS, "web/busy.jsonl", jsonl(old_logs(6)))
+        before = world.versions(LOGS)
+        aws = Aws()
+
+        def throttled(**_kwargs: Any) -> None:
+            raise botocore.exceptions.ClientError({"Error": {"Code": error, "Message": "Please reduce your request rate."}}, operation)
+
+        aws.session.events.register(f"before-call.s3.{operation}", throttled)
+        policy = load_policy(world.policy_path)
+        answer = handle(aws, policy, event(LOGS, "web/busy.jsonl", raw), datetime.now(UTC), "us-east-1", Shared(policy))
+        assert _result(answer) == ("TemporaryFailure", f"{operation}: {error}")
+        assert world.versions(LOGS) == before
+
+
+def test_rewrite_vanished_version_is_succeeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        world = _logs_world(tmp_path, monkeypatch)
+        gone = world.put(LOGS, "web/gone.jsonl", jsonl(old_logs(6)))
+        world.s3["us-east-1"].delete_object(Bucket=LOGS, Key="web/gone.jsonl", VersionId=gone)
+        assert _result(load_deploy_module("batch_handler").handler(event(LOGS, "web/gone.jsonl", gone))) == ("Succeeded", "already gone")
+
+
+class Killed(BaseException):
+    """The Lambda stopped dead (a timeout): nothing after the point runs, no result is returned."""
+
+
+def test_a_rewrite_killed_before_its_raw_delete_is_finished_by_the_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        world = _logs_world(tmp_path, monkeypatch)
+        module = load_deploy_module("batch_handler")
+        raw = world.put(LOGS, "web/a.jsonl", jsonl(old_logs(6)))
+
+        def kill(**_context: Any) -> None:
+            raise Killed
+
+        monkeypatch.setitem(faults.hooks, "rewrite.before_raw_delete", kill)
+        with pytest.raises(Killed):
+            module.handler(event(LOGS, "web/a.jsonl", raw))
+        assert len(world.versions(LOGS)) == 2, "the rewrite is written, the raw version not yet deleted"
+        monkeypatch.delitem(faults.hooks, "rewrite.before_raw_delete")
+        assert _result(module.handler(event(LOGS, "web/a.jsonl", raw))) == ("Succeeded", "deleted")  # S3 retries the task
+        (only,) = world.versions(LOGS)
+        assert only["metadata"][REPLACES] == raw and all(json.loads(x)["email"] == "[REDACTED]" for x in only["body"].decode().splitlines())

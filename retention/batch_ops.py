@@ -43,7 +43,7 @@ from vigil.policy.models import S3Store
 
 from .apply import Applier
 from .decide import EXPIRED, Rules
-from .inventory import FLAG, REPLACES, closed_accounts, subject_from_key
+from .inventory import FLAG, REPLACES, closed_accounts, s3_locations, subject_from_key
 from .keys import RetentionKeys, load_keys
 from .model import Location, ObjectEntry, Version
 from .plan import Planner, Summary, reads_records
@@ -68,6 +68,26 @@ class Shared:
     policy: Policy
     _keys: RetentionKeys | None = None
     _closed: dict[str, datetime] | None = field(default=None, repr=False)
+    _replicas: dict[str, list[S3Store]] | None = None  # replica bucket -> the stores replicated into it
+
+    def stores_in(self, aws: Aws, bucket: str) -> tuple[list[S3Store], str]:
+        """The stores a bucket holds, as source or as replica (a replica's job runs in its own region),
+        and, when none, the replication rules that could not be read (asked again by the next task)."""
+        direct = [s for s in self.policy.s3_stores if s.bucket == bucket]
+        if direct:
+            return direct, ""
+        if self._replicas is not None:
+            return self._replicas.get(bucket, []), ""
+        replicas: dict[str, list[S3Store]] = {}
+        unread = []
+        for store in self.policy.s3_stores:
+            locations = s3_locations(aws, self.policy, store)
+            unread += [f"{loc.bucket}: {loc.error}" for loc in locations if loc.error]
+            for loc in locations[1:]:
+                replicas.setdefault(loc.bucket, []).append(store)
+        if not unread:
+            self._replicas = replicas
+        return replicas.get(bucket, []), "; ".join(unread)
 
     def keys(self, aws: Aws) -> RetentionKeys:
         if self._keys is None:
@@ -96,8 +116,10 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _store_of(policy: Policy, bucket: str) -> S3Store | None:
-    return next((s for s in policy.stores if isinstance(s, S3Store) and s.bucket == bucket), None)
+def _store_of(stores: list[S3Store], key: str) -> S3Store | None:
+    """The store whose prefix holds the key (the longest, when a bucket holds several stores)."""
+    found = [s for s in stores if key.startswith(s.prefix)]
+    return max(found, key=lambda s: len(s.prefix)) if found else None
 
 
 def _utc(value: Any) -> datetime | None:
@@ -114,9 +136,12 @@ def run_task(aws: Aws, policy: Policy, task: dict[str, Any], now: datetime, regi
     version = task.get("s3VersionId")
     if not bucket or not key or not version:
         return PERMANENT, "the task names no bucket, key or version id: vigil deletes only named versions"
-    store = _store_of(policy, bucket)
+    shared = shared or Shared(policy)
+    stores, unread = shared.stores_in(aws, bucket)
+    store = _store_of(stores, key)
     if store is None:
-        return PERMANENT, f"bucket {bucket} is not a store in the policy"
+        return PERMANENT, f"{bucket}: the key is in no store of the policy, nor in a replica of one" + (
+            f" whose replication could be read ({unread})" if unread else "")
     s3 = aws.client("s3", region)
     try:
         head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
@@ -125,7 +150,7 @@ def run_task(aws: Aws, policy: Policy, task: dict[str, Any], now: datetime, regi
     category = policy.category_of(store)
     if reads_records(store, category):
         try:
-            return _records(aws, shared or Shared(policy), store, Location(store.name, bucket, region), key, version, head, now)
+            return _records(aws, shared, store, Location(store.name, bucket, region), key, version, head, now)
         except botocore.exceptions.ClientError as exc:
             return _answer(exc.operation_name, exc)
         except UsageError as exc:  # a key the policy names cannot be read: no task of this job can run

@@ -23,7 +23,7 @@ from tests.aging import YEAR, written_ago
 from tests.conftest import ROOT
 from tests.test_deploy_lambda import load_deploy_module
 from tests.test_retention_s3 import live_logs, old_logs
-from tests.test_retention_world import World, jsonl
+from tests.test_retention_world import BACKUP, World, jsonl
 from vigil.aws import Aws
 from vigil.policy import load_policy
 
@@ -136,11 +136,11 @@ def _hold_web(data: dict[str, Any]) -> None:
     data["holds"] = [{"reason": "litigation 7", "prefixes": ["web/held/"]}]
 
 
-def _logs_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: bool = False) -> World:
+def _logs_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: bool = False, replica: str | None = None) -> World:
     """Inside mock_aws: the repository policy (plus a hold on web/held/) and the web-logs bucket."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     world = World(tmp_path, monkeypatch, _hold_web)
-    world.bucket(LOGS, lock=lock)
+    world.bucket(LOGS, lock=lock, replica=replica)
     monkeypatch.setenv("VIGIL_POLICY", str(world.policy_path))
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     return world
@@ -239,3 +239,17 @@ def test_a_rewrite_killed_before_its_raw_delete_is_finished_by_the_retry(tmp_pat
         assert _result(module.handler(event(LOGS, "web/a.jsonl", raw))) == ("Succeeded", "deleted")  # S3 retries the task
         (only,) = world.versions(LOGS)
         assert only["metadata"][REPLACES] == raw and all(json.loads(x)["email"] == "[REDACTED]" for x in only["body"].decode().splitlines())
+
+
+def test_a_replica_is_handled_as_its_store_in_its_own_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        world = _logs_world(tmp_path, monkeypatch, replica=f"{LOGS}-replica")
+        raw = world.put(f"{LOGS}-replica", "web/a.jsonl", jsonl(old_logs(6)), region=BACKUP)
+        monkeypatch.setenv("AWS_REGION", BACKUP)  # the replica's job runs in the replica's region
+        module = load_deploy_module("batch_handler")
+        code, text = _result(module.handler(event(f"{LOGS}-replica", "web/a.jsonl", raw)))
+        assert code == "Succeeded" and text.startswith("rewritten"), text
+        (only,) = world.versions(f"{LOGS}-replica", BACKUP)
+        assert only["metadata"][REPLACES] == raw and b"203.0.113.0/24" in only["body"]
+        code, text = _result(module.handler(event(f"{LOGS}-replica", "other/a.jsonl", raw)))
+        assert code == "PermanentFailure" and "in no store of the policy" in text, "outside the store's prefix"

@@ -59,6 +59,16 @@ VIA_S3_KMS: dict[str, tuple[str, ...]] = {
     "s3:GetObject": ("kms:Decrypt",),
     "s3:PutObject": ("kms:GenerateDataKey", "kms:Decrypt"),
 }
+# What DynamoDB asks of KMS on the caller's behalf for a table under a customer key: it decrypts the
+# table key (cached a few minutes per caller) to read, and writes under it (AWS CDK's grantReadData /
+# grantWriteData give these, with wildcards). A key policy that already allows the account's principals through
+# DynamoDB makes these redundant, never wrong.
+_DDB_READ = ("kms:Decrypt", "kms:DescribeKey")
+_DDB_WRITE = (*_DDB_READ, "kms:Encrypt", "kms:GenerateDataKey")
+VIA_DYNAMODB_KMS: dict[str, tuple[str, ...]] = {
+    **{f"dynamodb:{op}": _DDB_READ for op in ("Scan", "Query", "GetItem", "BatchGetItem")},
+    **{f"dynamodb:{op}": _DDB_WRITE for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")},
+}
 
 
 @dataclass(frozen=True, order=True)

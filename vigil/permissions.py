@@ -23,7 +23,15 @@ import botocore.exceptions
 
 from vigil.aws import Aws
 from vigil.errors import EnvironmentFailure
-from vigil.iam_actions import VIA_S3_KMS, CallSite, actions_for, call_sites, imported_modules, module_path
+from vigil.iam_actions import (
+    VIA_DYNAMODB_KMS,
+    VIA_S3_KMS,
+    CallSite,
+    actions_for,
+    call_sites,
+    imported_modules,
+    module_path,
+)
 from vigil.policy import Policy
 
 ALL, STORES, EVIDENCE, LOCKS, SIGNING = "all", "stores", "evidence", "locks", "signing"
@@ -224,10 +232,12 @@ def _signing_key(key: str, t: Targets) -> Scoped:
 def build(parts: Iterable[Part], t: Targets) -> dict[str, Any]:
     """The IAM policy document for the parts' code."""
     via_s3: set[str] = set()
+    via_dynamodb: set[str] = set()
     found: dict[str, set[str]] = {}  # action -> every scope it is called at
     for operation, action, scope in _needed(parts):
         found.setdefault(action, set()).add(scope)
         via_s3.update(VIA_S3_KMS.get(operation, ()))
+        via_dynamodb.update(VIA_DYNAMODB_KMS.get(operation, ()) if t.tables else ())
     groups: dict[Scoped, set[str]] = {}
     for action, scopes in found.items():
         for scope in ({ALL} if ALL in scopes else scopes):  # allowed everywhere covers every narrower scope
@@ -246,6 +256,10 @@ def build(parts: Iterable[Part], t: Targets) -> dict[str, Any]:
         statements.append({"Sid": "StoreKeysViaS3", "Effect": "Allow", "Action": sorted(via_s3),
                            "Resource": [f"arn:aws:kms:{r}:{t.account}:key/*" for r in t.regions],
                            "Condition": {"StringEquals": {"kms:ViaService": [f"s3.{r}.amazonaws.com" for r in t.regions]}}})
+    if via_dynamodb:  # tables under a customer key: the same, through DynamoDB
+        statements.append({"Sid": "StoreKeysViaDynamoDB", "Effect": "Allow", "Action": sorted(via_dynamodb),
+                           "Resource": [f"arn:aws:kms:{r}:{t.account}:key/*" for r in t.regions],
+                           "Condition": {"StringEquals": {"kms:ViaService": [f"dynamodb.{r}.amazonaws.com" for r in t.regions]}}})
     return {"Version": "2012-10-17", "Statement": _merge_sids(statements)}
 
 

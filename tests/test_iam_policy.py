@@ -310,3 +310,51 @@ def test_tables_under_a_customer_key_get_kms_only_through_dynamodb(recorded: dic
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["iam-policy", "retain", "--policy", str(only_s3)]) == 0
     assert "StoreKeysViaDynamoDB" not in out.getvalue() and "StoreKeysViaS3" in out.getvalue()
+
+
+def test_lock_bucket_calls_are_granted_only_with_lock_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`retain --apply --lock-bucket` and `subject erase --apply --lock-bucket` take S3 lock objects:
+    `iam-policy retain|subject --lock-bucket` grants exactly those calls, under the lock prefix only."""
+    from moto import mock_aws
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(textwrap.dedent("""\
+        version: 1
+        organization: Example
+        regions: {primary: us-east-1, backup: us-west-2, allowed: [us-east-1, us-west-2]}
+        keys:
+          evidence: {source: env, name: VIGIL_TEST_EVIDENCE_KEY}
+          pseudonymize: {source: env, name: VIGIL_PSEUDONYM_KEY}
+        categories:
+          logs: {retain: P30D, action: delete}
+        stores:
+          - {name: logs, kind: s3, bucket: example-logs, category: logs, subject_from_key: "logs/{subject}/*"}
+        """))
+    monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", base64.b64encode(b"k" * 32).decode())
+    monkeypatch.setenv("VIGIL_TEST_EVIDENCE_KEY", base64.b64encode(b"e" * 32).decode())
+    calls: list[tuple[str, str, dict]] = []
+    builtin = list(botocore.handlers.BUILTIN_HANDLERS)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("example-logs", "vigil-locks"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket="example-logs", VersioningConfiguration={"Status": "Enabled"})
+        with written_ago(YEAR):
+            s3.put_object(Bucket="example-logs", Key="logs/acct-1/a.log", Body=b"x")  # retain deletes it
+        s3.put_object(Bucket="example-logs", Key="logs/acct-1/b.log", Body=b"y")  # the erasure does
+        monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls)])
+        with contextlib.redirect_stdout(io.StringIO()):
+            for argv in (["retain", "--apply"], ["subject", "erase", "acct-1", "--apply"]):
+                code = main([*argv, "--policy", str(policy), "--lock-bucket", "vigil-locks", "--output", str(tmp_path / argv[0])])
+                assert code == 0, argv
+        monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)
+    lock_calls = [c for c in calls if c[2].get("Bucket") == "vigil-locks"]
+    assert {op for op, _, _ in lock_calls} >= {"s3:PutObject", "s3:DeleteObject"}, "the runs took and released lock objects"
+    for command in ("retain", "subject"):
+        for flags, covered in (([], False), (["--lock-bucket", "vigil-locks"], True)):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                assert main(["iam-policy", command, "--policy", str(policy), "--account", ACCOUNT, *flags]) == 0
+            document = json.loads(out.getvalue())
+            assert (not _uncovered(document, lock_calls)) is covered, (command, flags)
+            assert not _allowed(document, "s3:PutObject", "arn:aws:s3:::vigil-locks/elsewhere"), "only under the lock prefix"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -15,14 +16,20 @@ from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
 from vigil.iam_actions import actions_for
-from vigil.permissions import COMMANDS, Targets, build, discover_replicas, sites
+from vigil.permissions import COMMANDS, JOB_LOCKS, Part, Targets, build, discover_replicas, sites
 from vigil.policy import Policy
 from vigil.retention.postgres.grants import sql_grants
 
 
 def targets(args: argparse.Namespace, policy: Policy) -> Targets:
     copies = discover_replicas(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy) if args.discover_replicas else {}
-    return Targets.of(policy, common.regions(args, policy), args.account, copies, args.bucket or ())
+    return Targets.of(policy, common.regions(args, policy), args.account, copies, args.bucket or (), lock_bucket=args.lock_bucket)
+
+
+def parts_for(command: str, lock_bucket: str | None) -> tuple[Part, ...]:
+    """The command's parts; with a lock bucket, retain and subject erase also take their S3 lock objects there."""
+    parts = COMMANDS[command]
+    return (*parts, JOB_LOCKS) if lock_bucket and command != "check" else parts
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--account", default="*", metavar="ID", help="account id for resource ARNs (default *)")
     parser.add_argument("--bucket", action="append", metavar="NAME", help="another bucket the command may touch, e.g. a replica (repeatable)")
     parser.add_argument("--discover-replicas", action="store_true", help="read the stores' replication rules to add their replicas")
-    parser.add_argument("--endpoint-url", metavar="URL", help="for --discover-replicas: send the calls here (a local emulator)")
+    parser.add_argument("--lock-bucket", metavar="BUCKET", default=os.environ.get("VIGIL_LOCK_BUCKET") or None,
+                        help="retain and subject: the bucket of their S3 lock objects (--lock-bucket of those commands; "
+                             "default $VIGIL_LOCK_BUCKET)")
+    parser.add_argument("--endpoint-url", metavar="URL", default=os.environ.get("AWS_ENDPOINT_URL") or None,
+                        help="for --discover-replicas: send the calls here (a local emulator; default $AWS_ENDPOINT_URL)")
     parser.add_argument("--profile", metavar="NAME", help="for --discover-replicas: AWS profile")
     parser.add_argument("--sources", action="store_true", help="also list, on stderr, the call sites each action comes from")
     parser.set_defaults(handler=run)
@@ -47,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--account {args.account!r} is not a 12-digit account id")
     if not args.discover_replicas and not args.bucket:
         print("vigil: the stores' replica buckets are not included; add --discover-replicas or --bucket NAME", file=sys.stderr)
-    parts = COMMANDS[args.for_command]
+    parts = parts_for(args.for_command, args.lock_bucket)
     print(json.dumps(build(parts, targets(args, policy)), indent=2))
     if args.for_command != "check":
         for line in sql_grants(policy):  # the database user's side of least privilege

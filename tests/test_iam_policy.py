@@ -281,42 +281,8 @@ def test_subject_and_bad_input(capsys: pytest.CaptureFixture) -> None:
     assert "vigil.checks.collectors.s3:" in capsys.readouterr().err
 
 
-def test_tables_under_a_customer_key_get_kms_only_through_dynamodb(recorded: dict, tmp_path: Path) -> None:
-    """DynamoDB decrypts a CMK table's key with the caller's permissions: retain and subject need
-    kms:Decrypt (and the writes' Encrypt/GenerateDataKey), check's RET-02 scan only the reads, all
-    usable only through DynamoDB; a policy without tables gets no such grant."""
-    wanted = {"retain": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
-              "subject": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
-              "check": {"kms:Decrypt", "kms:DescribeKey"}}
-    for command, actions in wanted.items():
-        (statement,) = [s for s in recorded["policies"][command]["Statement"] if s["Sid"] == "StoreKeysViaDynamoDB"]
-        assert set(statement["Action"]) == actions, command
-        services = statement["Condition"]["StringEquals"]["kms:ViaService"]
-        assert services and all(v.startswith("dynamodb.") and v.endswith(".amazonaws.com") for v in services)
-        assert all(r.startswith("arn:aws:kms:") and ":key/" in r for r in statement["Resource"])
-    only_s3 = tmp_path / "policy.yaml"
-    only_s3.write_text(textwrap.dedent("""\
-        version: 1
-        organization: Example
-        regions: {primary: us-east-1, backup: us-west-2, allowed: [us-east-1, us-west-2]}
-        keys:
-          evidence: {source: env, name: VIGIL_TEST_EVIDENCE_KEY}
-        categories:
-          logs: {retain: P30D, action: delete}
-        stores:
-          - {name: logs, kind: s3, bucket: example-logs, category: logs}
-        """))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["iam-policy", "retain", "--policy", str(only_s3)]) == 0
-    assert "StoreKeysViaDynamoDB" not in out.getvalue() and "StoreKeysViaS3" in out.getvalue()
-
-
-def test_lock_bucket_calls_are_granted_only_with_lock_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`retain --apply --lock-bucket` and `subject erase --apply --lock-bucket` take S3 lock objects:
-    `iam-policy retain|subject --lock-bucket` grants exactly those calls, under the lock prefix only."""
-    from moto import mock_aws
-
+def _logs_policy(tmp_path: Path) -> Path:
+    """A policy of one S3 store (no tables), its subjects read from the keys."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(textwrap.dedent("""\
         version: 1
@@ -330,6 +296,35 @@ def test_lock_bucket_calls_are_granted_only_with_lock_bucket(tmp_path: Path, mon
         stores:
           - {name: logs, kind: s3, bucket: example-logs, category: logs, subject_from_key: "logs/{subject}/*"}
         """))
+    return policy
+
+
+def test_tables_under_a_customer_key_get_kms_only_through_dynamodb(recorded: dict, tmp_path: Path) -> None:
+    """DynamoDB decrypts a CMK table's key with the caller's permissions: retain and subject need
+    kms:Decrypt (and the writes' Encrypt/GenerateDataKey), check's RET-02 scan only the reads, all
+    usable only through DynamoDB; a policy without tables gets no such grant."""
+    wanted = {"retain": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
+              "subject": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
+              "check": {"kms:Decrypt", "kms:DescribeKey"}}
+    for command, actions in wanted.items():
+        (statement,) = [s for s in recorded["policies"][command]["Statement"] if s["Sid"] == "StoreKeysViaDynamoDB"]
+        assert set(statement["Action"]) == actions, command
+        services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert services and all(v.startswith("dynamodb.") and v.endswith(".amazonaws.com") for v in services)
+        assert all(r.startswith("arn:aws:kms:") and ":key/" in r for r in statement["Resource"])
+    only_s3 = _logs_policy(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["iam-policy", "retain", "--policy", str(only_s3)]) == 0
+    assert "StoreKeysViaDynamoDB" not in out.getvalue() and "StoreKeysViaS3" in out.getvalue()
+
+
+def test_lock_bucket_calls_are_granted_only_with_lock_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`retain --apply --lock-bucket` and `subject erase --apply --lock-bucket` take S3 lock objects:
+    `iam-policy retain|subject --lock-bucket` grants exactly those calls, under the lock prefix only."""
+    from moto import mock_aws
+
+    policy = _logs_policy(tmp_path)
     monkeypatch.setenv("VIGIL_PSEUDONYM_KEY", base64.b64encode(b"k" * 32).decode())
     monkeypatch.setenv("VIGIL_TEST_EVIDENCE_KEY", base64.b64encode(b"e" * 32).decode())
     calls: list[tuple[str, str, dict]] = []

@@ -1,13 +1,15 @@
 """What an object's records become: expired ones transformed (or removed), the rest kept as written.
 
 One pure function, `rewrite`, used by the planner (to count) and by apply (to write), so apply
-produces exactly what the plan announced. k-anonymity is judged per batch (one object) by kanon.judge, climbing the category's ladder.
+produces exactly what the plan announced. k-anonymity is judged per batch (one object) by
+kanon.judge, climbing the category's ladder, or over the store's whole dataset (verify.scope:
+dataset) by dataset_k.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vigil.policy.models import S3Store
 
@@ -17,6 +19,7 @@ from .records import Record, encode, render
 from .transforms import Anonymizer, is_anonymized
 
 if TYPE_CHECKING:
+    from .dataset_k import DatasetJudgement
     from .model import Version
 
 @dataclass
@@ -53,18 +56,21 @@ def _start(record: Record, version: Version, store: S3Store) -> datetime | None:
     return version.last_modified if store.layout == "object" else record.ts
 
 
-def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
-            remove: bool, key_subject: str | None = None) -> Rewrite:
-    """Decide every record of one version; `lines` is the new content when `changed`.
+@dataclass
+class Sorted:
+    """One version's records sorted by what happens to them (before any k-anonymity is judged)."""
+    slots: list[Record | dict | None]  # every record in order; a removed one becomes None, a rewritten one its dict
+    expired: list[tuple[int, Record, Decision]]  # (slot, record, decision) of the records past retention
+    published: list[dict[str, Any]]  # fields of the records vigil already anonymized (part of the published dataset)
 
-    remove: expired records are dropped (action delete, or an old version) instead of transformed.
-    key_subject: whose object this is, from `subject_from_key`, for records that do not say.
-    """
-    out = Rewrite()
+
+def sort_records(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
+                 out: Rewrite, key_subject: str | None = None) -> Sorted:
+    """Decide every record of one version, counting the kept, held and unreadable ones in `out`."""
     parsed = version.parsed
     assert parsed is not None
-    expired: list[tuple[int, Record, Decision]] = []
-    slots: list[Record | dict | None] = []
+    found = Sorted([], [], [])
+    expired, slots = found.expired, found.slots
     for record in parsed.records:
         slots.append(record)
         if record.error is not None or record.fields is None:
@@ -73,6 +79,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
             out.add("error", 1, record.size)
             continue
         if anonymizer is not None and is_anonymized(anonymizer, record.fields, flagged):
+            found.published.append(record.fields)
             out.add("keep", 1, record.size)
             continue
         decision = rules.decide(_start(record, version, store), record.subject or key_subject, version.key,
@@ -87,6 +94,22 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
             out.add("error", 1, record.size)
         else:
             out.add("keep", 1, record.size)
+    return found
+
+
+def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
+            remove: bool, key_subject: str | None = None, dataset: DatasetJudgement | None = None) -> Rewrite:
+    """Decide every record of one version; `lines` is the new content when `changed`.
+
+    remove: expired records are dropped (action delete, or an old version) instead of transformed.
+    key_subject: whose object this is, from `subject_from_key`, for records that do not say.
+    dataset: k judged over the store's whole dataset (verify.scope: dataset, dataset_k.py) instead of this version alone.
+    """
+    out = Rewrite()
+    parsed = version.parsed
+    assert parsed is not None
+    found = sort_records(rules, store, version, anonymizer, flagged, out, key_subject)
+    slots, expired = found.slots, found.expired
     for _, _record, decision in expired:
         if decision.start is not None and (out.oldest is None or decision.start < out.oldest):
             out.oldest = decision.start
@@ -98,7 +121,7 @@ def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymiz
         transformed = [anonymizer.record(record.fields or {}) for _, record, _ in expired]
         for _, record, _ in expired:
             anonymizer.unnamed(record.fields or {}, out.unnamed)
-        judged = judge(anonymizer, transformed)
+        judged = judge(anonymizer, transformed) if dataset is None else dataset.judge(anonymizer, version, transformed)
         suppressed, out.refused, out.generalization = judged.suppressed, judged.refused, judged.rung
         if out.refused is not None:
             out.errors.append(out.refused)

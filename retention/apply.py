@@ -23,6 +23,7 @@ from vigil.aws import Aws, describe_error
 
 from . import faults, items
 from .anonymize import new_body, rewrite
+from .dataset_k import DatasetJudgement
 from .inventory import FLAG, REPLACES, subject_from_key, subject_matcher
 from .keys import RetentionKeys
 from .model import Version
@@ -52,7 +53,8 @@ def hashed_target(action: dict[str, Any], keys: RetentionKeys) -> dict[str, Any]
         return {"location": f"arn:aws:s3:::{action['location']}", "versions": versions, "count": action["count"], "bytes": action["bytes"]}
     if kind in ("anonymize_object", "rewrite_object"):
         return {"location": f"arn:aws:s3:::{action['location']}", "object": keys.hash(action["object"]),
-                "version": action["version_id"], "counts": action["counts"], **_climbed(action)}
+                "version": action["version_id"], "counts": action["counts"], **_climbed(action),
+                **({"k_scope": "dataset"} if action.get("k_scope") else {})}
     if kind == "delete_items":
         return {"location": action["location"], "items": [keys.hash(k) for k in action["items"]], "count": action["count"]}
     if kind == "anonymize_items":
@@ -87,8 +89,10 @@ def _backoff(attempt: int) -> None:
 
 
 class Applier:
-    def __init__(self, aws: Aws, keys: RetentionKeys, ledger, context: Callable[[str], tuple], workers: int = 16):
+    def __init__(self, aws: Aws, keys: RetentionKeys, ledger, context: Callable[[str], tuple], workers: int = 16,
+                 datasets: dict[tuple[str, str], DatasetJudgement] | None = None):
         self.aws = aws
+        self.datasets = datasets or {}  # (store, bucket) -> its dataset-wide k judgement (verify.scope: dataset)
         self.keys = keys
         self.ledger = ledger
         self.context = context  # store name -> (store, rules, anonymizer)
@@ -184,8 +188,11 @@ class Applier:
         version.parsed = parse(answer["Body"].read(), key, store.layout, store.timestamp_field, store.subject_field)
         metadata = dict(answer.get("Metadata") or {})
         remove = action["action"] == "rewrite_object"
+        dataset = self.datasets.get((action["store"], bucket)) if action.get("k_scope") == "dataset" else None
+        if action.get("k_scope") == "dataset" and dataset is None:
+            return "failed", "the plan judged k over the dataset, but this run has no judgement for the location", 0
         result = rewrite(rules, store, version, anonymizer, FLAG in metadata, remove,
-                         subject_from_key(subject_matcher(store), key))
+                         subject_from_key(subject_matcher(store), key), dataset)
         counts = {k: result.n(k) for k in ("anonymize", "suppress", "delete", "keep")}
         if counts != action["counts"] or result.generalization != action.get("generalization", {}):
             return "skipped", {"reason": "the object's records differ from the plan", "planned": action["counts"], "found": counts}, 0

@@ -131,7 +131,7 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
                 ThreadPoolExecutor(max_workers=max(1, min(len(stores), 8)), thread_name_prefix="vigil-store") as per_store:
             progress.phase(f"planning retention: {len(stores)} store(s)", total=len(stores) + len(tables))
             context = ScanContext(aws, policy, keys, as_of, closed, pool, spool.emit, resume.observe,
-                                  subjects_error=subjects_error)
+                                  subjects_error=subjects_error, spark_master=spark_master if run.engine == "spark" else None)
 
             def one(store) -> Summary:
                 summary = scan_store(context, store)[0]
@@ -155,7 +155,8 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             progress.phase("applying the plan (actions done)")
-            applier = Applier(aws, keys, ledger, contexts.__getitem__, workers)
+            datasets = {(s.store, d.location): d.for_apply() for s in run.summaries for d in s.datasets}
+            applier = Applier(aws, keys, ledger, contexts.__getitem__, workers, datasets)
             actions = (a for a in spool.actions() if not is_postgres_action(a))
             if run.engine == "spark":
                 from .spark_engine import SparkApplier

@@ -60,39 +60,67 @@ def judge(anonymizer: Anonymizer, records: list[dict[str, Any]]) -> Judged:
     return _climb(anonymizer, records, refused)
 
 
+def nodes(anonymizer: Anonymizer) -> list[dict[str, int]]:
+    """The ladder's nodes in the order they are tried ({quasi-identifier with a ladder: level}),
+    the first being every field at its own transform."""
+    climbing = [q for q in anonymizer.ladder if q in anonymizer.quasi]
+    levels = sorted(product(*(range(len(anonymizer.ladder[q]) + 1) for q in climbing)),
+                    key=lambda node: (sum(node), [-level for level in node]))
+    return [dict(zip(climbing, node, strict=True)) for node in levels]
+
+
+def node_rung(anonymizer: Anonymizer, node: dict[str, int]) -> dict[str, str]:
+    """A node as the rung plans and ledgers record ({quasi-identifier: rung label}, levels above 0 only)."""
+    return {q: anonymizer.ladder[q][level - 1][0] for q, level in node.items() if level}
+
+
+class NodeKeys:
+    """Each record's equivalence class at any node of the ladder: its quasi-identifiers as text, a
+    climbed field's value passed through the node's rung (columns computed once per field and level)."""
+
+    def __init__(self, anonymizer: Anonymizer, records: list[dict[str, Any]]):
+        self.anonymizer = anonymizer
+        self.records = records
+        self._columns: dict[tuple[str, int], Column] = {}
+
+    def column(self, q: str, level: int) -> Column:
+        if (q, level) not in self._columns:
+            values = [record.get(q) for record in self.records]
+            op = self.anonymizer.ladder[q][level - 1][1] if level else None
+            self._columns[q, level] = [str(v) if op is None or v is None else str(op(v)) for v in values]
+        return self._columns[q, level]
+
+    def at(self, node: dict[str, int]) -> list[tuple[str, ...]]:
+        return list(zip(*(self.column(q, node.get(q, 0)) for q in self.anonymizer.quasi), strict=True))
+
+
+def below_k(sizes: Counter, k: int) -> int:
+    """Records in classes smaller than k."""
+    return sum(n for n in sizes.values() if n < k)
+
+
 def _climb(anonymizer: Anonymizer, records: list[dict[str, Any]], refused: str) -> Judged:
-    quasi, k, ladder = anonymizer.quasi, anonymizer.k, anonymizer.ladder
-    climbing = [q for q in ladder if q in quasi]
-    columns: dict[tuple[str, int], Column] = {}
-
-    def column(q: str, level: int) -> Column:
-        if (q, level) not in columns:
-            values = [record.get(q) for record in records]
-            op = ladder[q][level - 1][1] if level else None
-            columns[q, level] = [str(v) if op is None or v is None else str(op(v)) for v in values]
-        return columns[q, level]
-
-    nodes = sorted(product(*(range(len(ladder[q]) + 1) for q in climbing)), key=lambda node: (sum(node), [-level for level in node]))
-    closest: tuple[int, tuple[int, ...]] | None = None
-    for node in nodes[1:]:  # the first is every field at its own transform: judged already
-        levels = dict(zip(climbing, node, strict=True))
-        keys = list(zip(*(column(q, levels.get(q, 0)) for q in quasi), strict=True))
+    k = anonymizer.k
+    keyed = NodeKeys(anonymizer, records)
+    closest: tuple[int, dict[str, int]] | None = None
+    for node in nodes(anonymizer)[1:]:  # the first is every field at its own transform: judged already
+        keys = keyed.at(node)
         sizes = Counter(keys)
-        small = sum(n for n in sizes.values() if n < k)
+        small = below_k(sizes, k)
         if closest is None or small < closest[0]:
             closest = (small, node)
         if refusal(anonymizer, small, len(records)) is None:
-            rung = {q: ladder[q][level - 1][0] for q, level in levels.items() if level}
+            rung = node_rung(anonymizer, node)
             suppressed = {i for i, key in enumerate(keys) if sizes[key] < k} if small else set()
-            return Judged(_generalized(records, anonymizer.rung_ops(rung)), suppressed, None, rung)
+            return Judged(generalized(records, anonymizer.rung_ops(rung)), suppressed, None, rung)
     assert closest is not None
     small, node = closest
-    best = rung_label({q: ladder[q][level - 1][0] for q, level in zip(climbing, node, strict=True) if level})
+    best = rung_label(node_rung(anonymizer, node))
     return Judged(records, set(), f"{refused}; no rung of the generalization ladder is enough: the closest, {best}, "
                                   f"leaves {small} of {len(records)} ({small / len(records):.0%}) below k")
 
 
-def _generalized(records: list[dict[str, Any]], ops: dict[str, Callable[[Any], Any]]) -> list[dict[str, Any]]:
+def generalized(records: list[dict[str, Any]], ops: dict[str, Callable[[Any], Any]]) -> list[dict[str, Any]]:
     """The records with each climbed field generalized in place (its position, hence the bytes' order, kept)."""
     out = []
     for record in records:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.policy.models import S3Store
 
@@ -22,6 +22,9 @@ from .kanon import rung_label
 from .keys import RetentionKeys
 from .model import Location, ObjectEntry, Version
 from .transforms import Anonymizer
+
+if TYPE_CHECKING:
+    from .dataset_k import DatasetJudgement
 
 KINDS = ("delete", "anonymize", "suppress", "keep", "held", "error")
 S3_BATCH = 1000
@@ -61,6 +64,7 @@ class Summary:
     unnamed: dict[str, int] = field(default_factory=dict)  # fields the category does not name, dropped when anonymizing
     inventory: dict[str, Any] | None = None  # the S3 Inventory report planned from (instead of a listing), and its age
     generalized: dict[str, int] = field(default_factory=dict)  # ladder rung (kanon.rung_label) -> batches anonymized at it
+    datasets: list[DatasetJudgement] = field(default_factory=list)  # verify.scope: dataset, one per location (dataset_k.py)
 
     def climbed(self, rung: dict[str, str]) -> None:
         label = rung_label(rung)
@@ -110,7 +114,8 @@ class Summary:
             "unnamed_fields": dict(sorted(self.unnamed.items())),
             "generalized": dict(sorted(self.generalized.items())),
             "verify": dict(self.verify),
-        } | ({"inventory": self.inventory} if self.inventory else {})
+        } | ({"inventory": self.inventory} if self.inventory else {}) | (
+            {"k_anonymity": [d.to_json() for d in self.datasets]} if self.datasets else {})
 
 
 def tally(summary: Summary, d, size: int, target: str) -> bool:
@@ -131,8 +136,12 @@ def tally(summary: Summary, d, size: int, target: str) -> bool:
 class Planner:
     """Plans one S3 store (DynamoDB: plan_items.ItemPlanner). Feed it objects or items; call `flush()` at the end for the last batches."""
 
-    def __init__(self, rules: Rules, store: S3Store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None):
+    def __init__(self, rules: Rules, store: S3Store, keys: RetentionKeys, summary: Summary, anonymizer: Anonymizer | None,
+                 dataset: DatasetJudgement | None = None):
         self.rules = rules
+        self.dataset = dataset  # verify.scope: dataset: k judged over the location's whole dataset (dataset_k.py)
+        if dataset is not None:
+            summary.datasets.append(dataset)
         self.store = store
         self.keys = keys
         self.summary = summary
@@ -185,7 +194,7 @@ class Planner:
         store: S3Store = self.store
         # An old version cannot be rewritten: expired raw records in it mean the version goes.
         remove = self.deleting or not version.is_latest
-        result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove, subject)
+        result = rewrite(self.rules, store, version, self.anonymizer, version.anonymized, remove, subject, self.dataset)
         for reason in result.errors[:3]:
             self.summary.error(target, reason, 0)
         self.summary.add("error", result.n("error"), result.counts.get("error", [0, 0])[1])
@@ -239,6 +248,8 @@ class Planner:
         }
         if result.generalization:  # the object's ladder rung (kanon.py); apply re-judges and must reach the same
             action["generalization"] = result.generalization
+        if self.dataset is not None:  # apply judges it by the location's dataset judgement, not the object alone
+            action["k_scope"] = "dataset"
         action["action_id"] = action_id(action)
         return action
 

@@ -18,6 +18,7 @@ from vigil.aws import Aws, describe_error
 from vigil.policy import Duration, Policy
 from vigil.policy.models import DynamoDBStore, S3Store
 
+from .dataset_k import CountTask, DatasetJudgement, dataset_scope, judge_local, refuse_all
 from .decide import Rules
 from .inventory import closed_accounts, iter_items, iter_objects, s3_locations, table_info
 from .items import is_anonymized_item
@@ -80,6 +81,7 @@ class ScanContext:
     subjects_error: str | None = None  # why the closing dates could not be read
     known: Inventory | None = None  # the facts `vigil check` already read, so verify asks nothing twice
     reports: bool = True  # plan from a store's S3 Inventory report; verify lists (a report predates the apply it checks)
+    spark_master: str | None = None  # count dataset-wide k (dataset_k.py) with Spark instead of on this machine
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
     locations = s3_locations(ctx.aws, ctx.policy, store, ctx.known)
     main = _summary(store, category, locations[0].arn, locations[0].region, [ln.arn for ln in locations[1:]])
     summaries = [main]
+    datasets = _datasets(ctx, one, locations) if dataset_scope(category) else {}
     for loc in locations:
         summary = main
         if ctx.split and loc.replica:
@@ -121,7 +124,7 @@ def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
         if error:
             summary.error(loc.arn, error)
             continue
-        planner = Planner(one.rules, store, ctx.keys, summary, one.anonymizer)
+        planner = Planner(one.rules, store, ctx.keys, summary, one.anonymizer, datasets.get(loc.bucket))
         with Scratch() as scratch:
             listed = None
             if ctx.reports and store.inventory is not None and not loc.replica:  # replicas have no report: they are listed
@@ -133,6 +136,34 @@ def _scan_s3(ctx: ScanContext, one: _Store) -> list[Summary]:
                     continue
             _plan_objects(ctx, one, loc, planner, summary, listed)
     return summaries
+
+
+def _datasets(ctx: ScanContext, one: _Store, locations: list[Location]) -> dict[str, DatasetJudgement]:
+    """The first pass of dataset-wide k (dataset_k.py): each readable location's judgement."""
+    out: dict[str, DatasetJudgement] = {}
+    assert one.anonymizer is not None  # dataset scope is an anonymize category's
+    for loc in locations:
+        if loc.error is not None:
+            continue
+        task = CountTask(ctx.aws.session.profile_name if ctx.aws.endpoint_url is None else None, ctx.aws.endpoint_url,
+                         loc, one.store, one.rules, one.anonymizer)
+        try:
+            with Scratch() as scratch:
+                listed = None
+                if ctx.reports and one.store.inventory is not None and not loc.replica:
+                    listed = inventory_entries(ctx.aws, loc.region, loc.bucket, one.store.prefix, one.store.inventory,
+                                               ctx.as_of, scratch)[0]
+                if ctx.spark_master is not None:
+                    from .dataset_k_spark import judge_spark
+                    out[loc.bucket] = judge_spark(task, ctx.aws, ctx.spark_master, listed)
+                else:
+                    out[loc.bucket] = judge_local(task, ctx.aws, ctx.pool, listed)
+        except InventoryError:
+            continue  # the plan's own reading of the report says why, for the store
+        except Exception as exc:  # nothing of the location is published without its count
+            out[loc.bucket] = DatasetJudgement(loc.bucket, one.anonymizer.k, refused=(
+                f"dataset-wide k-anonymity could not be counted: {describe_error('s3:ListObjectVersions', exc)}"))
+    return refuse_all(out)
 
 
 def _plan_objects(ctx: ScanContext, one: _Store, loc: Location, planner: Planner, summary: Summary,

@@ -15,7 +15,7 @@ pyspark is imported here only, and only when this engine is chosen: it is `vigil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -50,11 +50,12 @@ class TaskSetup:
     endpoint_url: str | None
     keys: Any  # RetentionKeys
     contexts: dict[str, tuple]  # store name -> (store, rules, anonymizer), as the local engine has them
+    datasets: Any = None  # a Broadcast of (store, bucket) -> dataset-wide k judgement (dataset_k.py): sent once per executor
 
 
 def _run_partition(setup: TaskSetup, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, tuple]]:
     applier = Applier(Aws(profile=setup.profile, endpoint_url=setup.endpoint_url), setup.keys, None,
-                      setup.contexts.__getitem__, workers=1)
+                      setup.contexts.__getitem__, workers=1, datasets=setup.datasets.value if setup.datasets else None)
     for index, action in rows:
         yield index, applier.execute(action)
 
@@ -81,6 +82,8 @@ class SparkApplier:
 
         owned = SparkSession.getActiveSession() is None
         spark = SparkSession.builder.master(self.master).appName("vigil-retain").getOrCreate()
+        if self.local.datasets:
+            self.setup = replace(self.setup, datasets=spark.sparkContext.broadcast(self.local.datasets))
         try:
             driver_side: list[dict[str, Any]] = []
             for batch in _batches(actions, self.batch):

@@ -122,6 +122,9 @@ class Verify(Strict):
     max_suppression: float = Field(default=0.05, ge=0, le=1)
     # per quasi-identifier, coarser generalizations (finest first) tried before suppressing or refusing
     ladder: dict[str, list[RungField]] = Field(default_factory=dict)
+    # what k is judged over: each batch (object, item batch, row batch) on its own, or an S3 store's
+    # whole anonymized dataset in one run (retention/dataset_k.py)
+    scope: Literal["object", "dataset"] = "object"
 
 
 class Category(Strict):

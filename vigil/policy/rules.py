@@ -105,6 +105,9 @@ def _stores(policy: Policy) -> Iterator[Issue]:
             yield path + ("category",), f"unknown category '{store.category}' (known: {', '.join(policy.categories)})"
             continue
         category = policy.categories[store.category]
+        if category.verify is not None and category.verify.scope == "dataset" and not isinstance(store, S3Store):
+            yield path + ("category",), (f"category '{store.category}' judges k over the whole dataset (verify.scope: dataset), "
+                                         f"which only S3 stores support; a {store.kind} store is judged per batch (scope: object)")
         if isinstance(store, S3Store):
             yield from _s3_store(path, store, category.after)
         elif isinstance(store, DynamoDBStore):

@@ -1,0 +1,146 @@
+"""Dataset-wide k-anonymity (issue 20, `verify.scope: dataset`): k judged over everything a store
+location publishes in a run, not each object alone. Against moto, through `vigil retain`."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from moto import mock_aws
+from vigil.retention.ledger import read_lines
+
+from tests.test_retention_s3 import live_logs, old_logs
+from tests.test_retention_world import NOW, World, iso, jsonl, store_plan
+from vigil.cli.main import main
+
+BUCKET = "example-usage-logs"
+UNIQUE_IP = "198.18.7.9"  # a /24 no other record shares: a class of one
+
+
+def dataset_scope(data: dict[str, Any], k: int = 3, max_suppression: float = 0.05) -> None:
+    data["categories"]["usage_logs"]["verify"].update(scope="dataset", k=k, max_suppression=max_suppression)
+
+
+def lone(n: int = 1) -> list[dict[str, Any]]:
+    """Old records each in a class of their own (their /24 networks differ from every other record's)."""
+    return [{**r, "ip": f"198.18.{7 + i}.9"} for i, r in enumerate(old_logs(n))]
+
+
+def records(world: World, key: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in world.current(BUCKET, key).decode().splitlines()]
+
+
+def spread(world: World, extra: list[dict[str, Any]]) -> None:
+    """20 old records of one class (203.0.113.0, one day), one per object, so every object is below
+    k on its own; `extra` in a last object with two live records."""
+    world.bucket(BUCKET)
+    for i, record in enumerate(old_logs(20)):
+        world.put(BUCKET, f"web/{i:02}.jsonl", jsonl([record]))
+    world.put(BUCKET, "web/extra.jsonl", jsonl(extra + live_logs(2)))
+
+
+def test_objects_below_k_alone_are_published_whole_when_the_dataset_is_k_anonymous(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, dataset_scope)
+        spread(world, lone(1))  # 1 of 21 due records in a small class: 4.8%, within 5%
+        code, plan, out = world.retain("--apply", "--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        assert summary["counts"]["anonymize"] == 20 and summary["counts"]["suppress"] == 1
+        assert summary["k_anonymity"] == [{
+            "location": f"arn:aws:s3:::{BUCKET}", "scope": "dataset", "k": 3, "records": 21, "due": 21,
+            "already_anonymized": 0, "suppressed": 1, "classes_below_k": 1, "generalization": None, "refused": None}]
+        for i in range(20):  # each object's one record is a class of one, published: the dataset's class has 20
+            (published,) = records(world, f"web/{i:02}.jsonl")
+            assert published["ip"] == "203.0.113.0/24" and "user_agent" not in published
+        extra = records(world, "web/extra.jsonl")
+        assert [r["ip"] for r in extra] == ["198.51.100.0", "198.51.100.1"]  # the lone record suppressed, live ones kept
+        assert summary["verify"] == {"status": "pass", "remaining": 0} and code == 0
+        rewrites = [ln for ln in read_lines(out / "ledger.jsonl") if ln["action"] == "anonymize_object"]
+        assert len(rewrites) == 2 * 21 and all(ln["target"]["k_scope"] == "dataset" for ln in rewrites)
+        assert all(ln["outcome"] == "ok" for ln in rewrites if ln["phase"] == "outcome")
+
+
+def test_object_scope_refuses_the_same_objects(tmp_path: Path, monkeypatch) -> None:
+    """The default judges each object alone: the same world is refused object by object."""
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, lambda d: d["categories"]["usage_logs"]["verify"].update(k=3))
+        spread(world, lone(1))
+        code, plan, _ = world.retain("--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        assert code == 1 and summary["counts"]["anonymize"] == 0 and "k_anonymity" not in summary
+        assert any("k-anonymity" in e["reason"] for e in summary["errors"])
+
+
+def test_above_max_suppression_the_whole_store_is_refused_and_nothing_changes(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, dataset_scope)
+        spread(world, lone(2))  # 2 of 22 (9%) in classes below k: above 5%
+        before = world.versions(BUCKET)
+        code, plan, out = world.retain("--apply", "--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        assert world.versions(BUCKET) == before
+        (judged,) = summary["k_anonymity"]
+        assert judged["suppressed"] == 2 and judged["records"] == 22
+        assert judged["refused"].startswith("dataset-wide k-anonymity: 2 of 22 records (9%)")
+        assert summary["counts"]["anonymize"] == summary["counts"]["suppress"] == 0
+        assert summary["verify"] == {"status": "fail", "remaining": 22} and code == 1
+        assert not [ln for ln in read_lines(out / "ledger.jsonl") if ln["action"] == "anonymize_object"]
+
+
+def test_records_anonymized_before_count_in_the_dataset(tmp_path: Path, monkeypatch) -> None:
+    """A later object whose one due record is below k alone joins the class published earlier."""
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, dataset_scope)
+        world.bucket(BUCKET)
+        world.put(BUCKET, "web/first.jsonl", jsonl(old_logs(3)))
+        assert world.retain("--apply", "--store", "web-logs")[0] == 0
+        world.put(BUCKET, "web/later.jsonl", jsonl(old_logs(1, host=90)))
+        code, plan, _ = world.retain("--apply", "--store", "web-logs")
+        (judged,) = store_plan(plan, "web-logs")["k_anonymity"]
+        assert (judged["due"], judged["already_anonymized"], judged["suppressed"]) == (1, 3, 0) and code == 0
+        assert [r["ip"] for r in records(world, "web/later.jsonl")] == ["203.0.113.0/24"]
+
+
+def test_the_ladder_is_climbed_for_the_whole_dataset(tmp_path: Path, monkeypatch) -> None:
+    """Two /24 networks of 2 records each: below k=3 at /24, one class of 4 at /16 for the dataset."""
+    def change(data: dict[str, Any]) -> None:
+        dataset_scope(data)
+        data["categories"]["usage_logs"]["verify"]["ladder"] = {"ip": ["generalize_ip:16"]}
+
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, change)
+        world.bucket(BUCKET)
+        day = iso(NOW.replace(hour=12, minute=0, second=0) - timedelta(days=200))
+        for i, ip in enumerate(("10.1.1.5", "10.1.1.6", "10.1.2.5", "10.1.2.6")):
+            world.put(BUCKET, f"web/{i}.jsonl", jsonl([{"ip": ip, "ts": day, "account_id": f"a{i}", "path": "/"}]))
+        code, plan, out = world.retain("--apply", "--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        assert summary["k_anonymity"][0]["generalization"] == "ip=generalize_ip:16" and code == 0
+        assert summary["counts"]["anonymize"] == 4 and summary["generalized"] == {"ip=generalize_ip:16": 4}
+        assert {records(world, f"web/{i}.jsonl")[0]["ip"] for i in range(4)} == {"10.1.0.0/16"}
+
+
+def _policy(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load((Path(__file__).parent.parent / "policy.yaml").read_text())
+    change(data)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("change,key,message", [
+    (lambda d: d["categories"]["usage_logs"]["verify"].update(scope="everything"), "categories.usage_logs.verify.scope",
+     "'object' or 'dataset'"),
+    (lambda d: d["categories"]["marketing"].update(
+        action="anonymize", anonymize={"email": "redact", "created_at": "truncate_time:day"},
+        verify={"quasi_identifiers": ["created_at"], "k": 5, "scope": "dataset"}), "stores[5].category",
+     "only S3 stores support"),
+])
+def test_a_bad_scope_names_file_line_and_key(tmp_path: Path, capsys, change, key: str, message: str) -> None:
+    path = _policy(tmp_path, change)
+    assert main(["policy", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:" in err and key in err and message in err, err

@@ -1,0 +1,68 @@
+"""Dataset-wide k-anonymity with `--engine spark` equals `--engine local`: the first pass counted by
+Spark tasks and groupBy().count(), the suppression set broadcast to the rewrite tasks. Spark in
+local mode, its tasks doing their S3 I/O with boto3 against the loopback moto server."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vigil.retention.ledger import read_lines
+
+from tests.conftest import _reset
+from tests.test_dataset_k import BUCKET, dataset_scope, lone
+from tests.test_retention_s3 import live_logs, old_logs
+from tests.test_retention_world import BACKUP, PRIMARY, World, jsonl, store_plan
+
+REPLICA = f"{BUCKET}-replica"
+
+
+def build(world: World, lone_records: int) -> None:
+    """The same records in the bucket and its replica: 20 old ones of one class, one per object,
+    and `lone_records` in classes of their own beside two live ones."""
+    world.bucket(BUCKET, replica=REPLICA)
+    for region, bucket in ((PRIMARY, BUCKET), (BACKUP, REPLICA)):
+        for i, record in enumerate(old_logs(20)):
+            world.put(bucket, f"web/{i:02}.jsonl", jsonl([record]), region=region)
+        world.put(bucket, "web/extra.jsonl", jsonl(lone(lone_records) + live_logs(2)), region=region)
+
+
+def state(world: World) -> dict[str, list]:
+    return {bucket: sorted((v["key"], v["latest"], v.get("body", b"")) for v in world.versions(bucket, region))
+            for bucket, region in ((BUCKET, PRIMARY), (REPLICA, BACKUP))}
+
+
+def outcomes(out: Path) -> list[str]:
+    return sorted(json.dumps([ln["phase"], ln["action"], ln.get("outcome"), ln["target"]["counts"], ln["target"].get("k_scope"),
+                              ln["target"]["location"]]) for ln in read_lines(out / "ledger.jsonl"))
+
+
+def run(world: World, engine: str, lone_records: int) -> dict[str, Any]:
+    build(world, lone_records)
+    code, plan, out = world.retain("--apply", "--store", "web-logs", "--engine", engine)
+    summary = store_plan(plan, "web-logs")
+    return {"code": code, "objects": state(world), "ledger": outcomes(out), "counts": summary["counts"],
+            "k": summary["k_anonymity"], "verify": summary["verify"]}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("lone_records", [1, 2])  # 1 of 21 suppressed (within 5%); 2 of 22 (refused)
+def test_local_and_spark_judge_the_dataset_alike(tmp_path: Path, monkeypatch, moto_server, spark_session,
+                                                 lone_records: int) -> None:
+    for name in ("local", "spark"):
+        (tmp_path / name).mkdir()
+    local = run(World(tmp_path / "local", monkeypatch, dataset_scope, endpoint=moto_server), "local", lone_records)
+    _reset(moto_server)
+    tracker = spark_session.sparkContext.statusTracker()
+    jobs = len(tracker.getJobIdsForGroup(None))
+    spark = run(World(tmp_path / "spark", monkeypatch, dataset_scope, endpoint=moto_server), "spark", lone_records)
+    assert len(tracker.getJobIdsForGroup(None)) > jobs, "the spark run counted the dataset with Spark jobs"
+    assert spark == local
+    assert [j["location"] for j in local["k"]] == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{REPLICA}"]
+    if lone_records == 1:
+        assert local["counts"]["anonymize"] == 2 * 20 and local["counts"]["suppress"] == 2 and local["code"] == 0
+        assert all(j["suppressed"] == 1 and j["refused"] is None for j in local["k"])
+    else:
+        assert local["counts"]["anonymize"] == 0 and local["code"] == 1 and not local["ledger"]
+        assert all(j["refused"] for j in local["k"])

@@ -3,18 +3,23 @@ location publishes in a run, not each object alone. Against moto, through `vigil
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from moto import mock_aws
+from vigil.retention.dataset_k import WAITING, DatasetJudgement, version_digest
 from vigil.retention.ledger import read_lines
+from vigil.retention.model import Version
+from vigil.retention.transforms import Anonymizer
 
+from tests.inventory_reports import write_report
 from tests.test_retention_s3 import live_logs, old_logs
 from tests.test_retention_world import NOW, World, iso, jsonl, store_plan
 from vigil.cli.main import main
+from vigil.policy import load_policy
 
 BUCKET = "example-usage-logs"
 UNIQUE_IP = "198.18.7.9"  # a /24 no other record shares: a class of one
@@ -144,3 +149,34 @@ def test_a_bad_scope_names_file_line_and_key(tmp_path: Path, capsys, change, key
     assert main(["policy", "validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:" in err and key in err and message in err, err
+
+
+def test_planned_from_an_inventory_report_the_first_pass_counts_the_report(tmp_path: Path, monkeypatch) -> None:
+    """Both passes read the report's versions: an object written after it is neither counted nor
+    planned (it waits for the next report), so its lone record cannot tip the share over 5%."""
+    def change(data: dict[str, Any]) -> None:
+        dataset_scope(data)
+        store = next(s for s in data["stores"] if s["name"] == "web-logs")
+        store["inventory"] = {"bucket": "example-inventory", "prefix": "inventory", "config_id": "all"}
+
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, change)
+        world.bucket("example-inventory")
+        spread(world, lone(1))
+        write_report(world.s3["us-east-1"], BUCKET, "example-inventory", "all", datetime.now(UTC))
+        world.put(BUCKET, "web/after-the-report.jsonl", jsonl([lone(2)[1]]))
+        _, plan, _ = world.retain("--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        assert summary["inventory"]["bucket"] == "example-inventory" and summary["k_anonymity"][0]["refused"] is None
+        assert (summary["k_anonymity"][0]["records"], summary["counts"]["suppress"]) == (21, 1)
+
+
+def test_a_version_the_first_pass_did_not_count_waits_for_the_next_run() -> None:
+    category = load_policy(Path(__file__).parent.parent / "policy.yaml").categories["usage_logs"]
+    anonymizer = Anonymizer(category, bytes(32))
+    judgement = DatasetJudgement(BUCKET, 3, counted=frozenset({version_digest("web/a.jsonl", "v1")}))
+    version = Version("web/a.jsonl", "v2", True, False, NOW)
+    record = anonymizer.record(old_logs(1)[0])
+    assert judgement.judge(anonymizer, version, [record]).refused == WAITING
+    counted = judgement.judge(anonymizer, Version("web/a.jsonl", "v1", True, False, NOW), [record])
+    assert counted.refused is None and counted.suppressed == set()  # no class below k in this dataset's judgement

@@ -38,6 +38,11 @@ def outcomes(out: Path) -> list[str]:
                               ln["target"]["location"]]) for ln in read_lines(out / "ledger.jsonl"))
 
 
+def with_ladder(data: dict[str, Any]) -> None:
+    dataset_scope(data)
+    data["categories"]["usage_logs"]["verify"]["ladder"] = {"ip": ["generalize_ip:16"]}
+
+
 def run(world: World, engine: str, lone_records: int) -> dict[str, Any]:
     build(world, lone_records)
     code, plan, out = world.retain("--apply", "--store", "web-logs", "--engine", engine)
@@ -47,22 +52,29 @@ def run(world: World, engine: str, lone_records: int) -> dict[str, Any]:
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("lone_records", [1, 2])  # 1 of 21 suppressed (within 5%); 2 of 22 (refused)
+@pytest.mark.parametrize("lone_records,change", [
+    (1, dataset_scope),  # 1 of 21 in a class below k: suppressed (within 5%)
+    (2, dataset_scope),  # 2 of 22: refused
+    (3, with_ladder),  # 3 of 23 at /24, none at /16 (their class has 3): the ladder's rung for the dataset
+])
 def test_local_and_spark_judge_the_dataset_alike(tmp_path: Path, monkeypatch, moto_server, spark_session,
-                                                 lone_records: int) -> None:
+                                                 lone_records: int, change) -> None:
     for name in ("local", "spark"):
         (tmp_path / name).mkdir()
-    local = run(World(tmp_path / "local", monkeypatch, dataset_scope, endpoint=moto_server), "local", lone_records)
+    local = run(World(tmp_path / "local", monkeypatch, change, endpoint=moto_server), "local", lone_records)
     _reset(moto_server)
     tracker = spark_session.sparkContext.statusTracker()
     jobs = len(tracker.getJobIdsForGroup(None))
-    spark = run(World(tmp_path / "spark", monkeypatch, dataset_scope, endpoint=moto_server), "spark", lone_records)
+    spark = run(World(tmp_path / "spark", monkeypatch, change, endpoint=moto_server), "spark", lone_records)
     assert len(tracker.getJobIdsForGroup(None)) > jobs, "the spark run counted the dataset with Spark jobs"
     assert spark == local
     assert [j["location"] for j in local["k"]] == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{REPLICA}"]
     if lone_records == 1:
         assert local["counts"]["anonymize"] == 2 * 20 and local["counts"]["suppress"] == 2 and local["code"] == 0
         assert all(j["suppressed"] == 1 and j["refused"] is None for j in local["k"])
+    elif lone_records == 3:
+        assert local["counts"]["anonymize"] == 2 * 23 and local["counts"]["suppress"] == 0 and local["code"] == 0
+        assert all(j["generalization"] == "ip=generalize_ip:16" and j["suppressed"] == 0 for j in local["k"])
     else:
         assert local["counts"]["anonymize"] == 0 and local["code"] == 1 and not local["ledger"]
         assert all(j["refused"] for j in local["k"])

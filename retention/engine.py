@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ class RetentionRun:
     resumed: int = 0
     not_covered: list[str] = field(default_factory=list)  # stores retention cannot reach (RDS)
     engine: str = "local"  # what applies the plan: local, or spark (spark_engine.py)
+    batch_jobs: list[Any] = field(default_factory=list)  # --executor batch-operations: batch_jobs.Job, collected or created
 
     @property
     def totals(self) -> dict[str, dict[str, int]]:
@@ -71,7 +73,8 @@ class RetentionRun:
         failed_actions = bool(self.stats and self.stats.failed)
         verify_failed = any(s.verify["status"] == "fail" for s in self.summaries)
         errors = any(s.counts["error"] or s.errors for s in self.summaries)
-        return 1 if (self.max_delete_exceeded or failed_actions or verify_failed or errors) else 0
+        batch_failed = any(job.failed for job in self.batch_jobs)
+        return 1 if (self.max_delete_exceeded or failed_actions or verify_failed or errors or batch_failed) else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class RetentionRun:
             "stores": [s.to_json() for s in self.summaries],
             "not_covered": [{"store": name, "reason": RDS_REASON} for name in self.not_covered],
             "totals": self.totals,
+            **({"batch_jobs": [job.to_json() for job in self.batch_jobs]} if self.batch_jobs else {}),
         }
 
     def write(self, directory: Path) -> Path:
@@ -105,23 +109,31 @@ def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, 
 def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
                   workers: int = 16, lock_bucket: str | None = None, engine: str = "local",
-                  spark_master: str = "local[*]") -> RetentionRun:
+                  spark_master: str = "local[*]", batch: Any = None) -> RetentionRun:
+    """`batch`: a batch_reports.BatchRun (--executor batch-operations), handed in so that this module
+    never imports it and retain's IAM grants s3:CreateJob only to runs that use it (vigil.permissions)."""
     refuse_future_as_of(as_of, apply)
     stores = selected_stores(policy, store_names)
     tables = selected_stores(policy, store_names, postgres=True)
-    if apply:  # before anything is read: a ledger of another policy or key is never continued
+    if apply or batch is not None:  # before anything is read: a ledger of another policy or key is never continued
         ledgers.check_owner(out_dir / LEDGER_FILE, policy.sha256, keys.fingerprint)
     s3 = aws.client("s3", policy.regions.primary) if lock_bucket else None
     with run_locks(out_dir, stores + tables, apply, s3, lock_bucket):
         run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)],
                            engine=engine)
-        return _run(aws, keys, out_dir, run, max_delete, stores, tables, workers, spark_master)
+        return _run(aws, keys, out_dir, run, max_delete, stores, tables, workers, spark_master, batch)
 
 
 def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_delete: int | None, stores: list,
-         tables: list, workers: int, spark_master: str) -> RetentionRun:
+         tables: list, workers: int, spark_master: str, batch: Any = None) -> RetentionRun:
     policy, as_of, run_id, apply = run.policy, run.as_of, run.run_id, run.apply
-    resume = Resume.load(out_dir / LEDGER_FILE) if apply else Resume.empty()
+    new_ledger = lambda: ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint, run.engine)  # noqa: E731
+    if batch is not None:  # earlier jobs first: what they deleted is then not planned again
+        with closing(new_ledger()) as ledger:
+            run.batch_jobs = batch.collect(ledger)
+    # A Batch Operations job's intent is resolved by collecting the job (batch_reports.py), not by listing.
+    open_intents = {i: e for i, e in ledgers.dangling(out_dir / LEDGER_FILE).items() if "executor" not in e.get("target", {})}
+    resume = Resume.from_intents(open_intents) if apply else Resume.empty()
     closed, subjects_error = load_closed(aws, policy, stores + tables)
     pg = PostgresRetention(aws, policy, keys, as_of, closed, subjects_error)
     backup_regions = vault_regions(aws, policy.regions_in_scope)
@@ -143,13 +155,18 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             run.summaries = list(per_store.map(one, stores)) + [pg.plan(table, spool.emit) for table in tables]
         spool.close()
         run.write(out_dir)
-        if not apply:
+        if not apply and batch is None:
             return run
         if max_delete is not None and run.deletes > max_delete:
             run.max_delete_exceeded = True
             return run
-        ledger = ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint, run.engine)
+        ledger = new_ledger()
         try:
+            if batch is not None:  # without --apply the jobs wait for a person to confirm them, and nothing else is done
+                run.batch_jobs += batch.submit(ledger, (a for a in spool.actions() if batch.takes(a)), run.batch_jobs)
+                if not apply:
+                    run.write(out_dir)
+                    return run
             readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
                                                                  for e in s.errors)}
             run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
@@ -157,7 +174,7 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             progress.phase("applying the plan (actions done)")
             datasets = {(s.store, d.location): d.for_apply() for s in run.summaries for d in s.datasets}
             applier = Applier(aws, keys, ledger, contexts.__getitem__, workers, datasets)
-            actions = (a for a in spool.actions() if not is_postgres_action(a))
+            actions = (a for a in spool.actions() if not is_postgres_action(a) and not (batch is not None and batch.takes(a)))
             if run.engine == "spark":
                 from .spark_engine import SparkApplier
                 run.stats = SparkApplier(applier, aws, contexts, spark_master).run(actions)
@@ -167,13 +184,17 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
         finally:
             ledger.close()
         progress.phase("verifying: nothing past retention remains")
-        remaining = verify_stores(aws, policy, keys, stores, as_of, closed, subjects_error, workers)
+        submitted = {job.store for job in run.batch_jobs if job.job_id is not None and not job.collected}
+        remaining = verify_stores(aws, policy, keys, [s for s in stores if s.name not in submitted], as_of, closed,
+                                  subjects_error, workers)
         for table in tables:
             checked = pg.verify(table, policy.grace)
             remaining[table.name] = (checked.outstanding, bool(checked.errors))
         for summary in run.summaries:
             left, unreadable = remaining.get(summary.store, (0, False))
             summary.verify = {"status": "fail" if left or unreadable else "pass", "remaining": left}
+            if summary.store in submitted:  # its job has not run yet: verified when it is collected
+                summary.verify = {"status": "pending", "remaining": 0}
         run.write(out_dir)
         return run
     finally:

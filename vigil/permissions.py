@@ -37,6 +37,8 @@ from vigil.policy import Policy
 ALL, STORES, EVIDENCE, LOCKS, SIGNING = "all", "stores", "evidence", "locks", "signing"
 INVENTORIES = "inventories"  # the S3 Inventory reports stores plan from (read only)
 LOCK_PREFIX = "vigil/locks/"  # where the S3 lock objects live (vigil.locks)
+BATCH = "batch"  # `retain --executor batch-operations`: its bucket, its jobs and the role they run as
+BATCH_PREFIX = "vigil/batch/"  # manifests and completion reports under the batch bucket (retention.batch_jobs.PREFIX)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ SUBJECTS = Part(package_modules("vigil.subjects"), ("vigil.subjects", "vigil.ret
 EVIDENCE_UPLOAD = Part(("vigil.evidence.upload",), ("vigil.evidence.upload",), EVIDENCE, clients=("s3",), also=("s3:PutObjectRetention",))
 JOB_LOCKS = Part(("vigil.locks",), ("vigil.locks",), LOCKS, clients=("s3",))  # the scheduler's, and retention's per store
 KMS_SIGNING = Part(("vigil.evidence.keys",), ("vigil.evidence.keys",), SIGNING)
+# Only runs with `--executor batch-operations` reach these modules (the engine is handed them, never imports
+# them). CreateJob passes the job its role, which IAM checks as iam:PassRole.
+BATCH_JOBS = Part(("vigil.retention.batch_reports",), ("vigil.retention.batch_jobs", "vigil.retention.batch_reports"), BATCH,
+                  also=("iam:PassRole",))
+EXECUTORS: dict[str, tuple[Part, ...]] = {"local": (), "batch-operations": (BATCH_JOBS,)}
 
 COMMANDS: dict[str, tuple[Part, ...]] = {
     "check": (BASE, COLLECTORS, RET02),
@@ -93,6 +100,12 @@ class Targets:
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (region, name or ARN): PostgreSQL stores' secrets
     db_users: list[tuple[str, str]] = field(default_factory=list)  # (region, user): PostgreSQL stores reached with IAM auth
     inventories: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key prefix) of the reports stores plan from
+    batch_bucket: str | None = None  # --executor batch-operations: manifests and reports ({region}: one per region)
+    batch_role: str | None = None  # the role its jobs run as (passed to S3 Batch Operations)
+
+    @property
+    def batch_buckets(self) -> list[str]:
+        return sorted({self.batch_bucket.replace("{region}", r) for r in self.regions}) if self.batch_bucket else []
 
     @property
     def buckets(self) -> list[str]:
@@ -180,6 +193,8 @@ def resources(action: str, scope: str, t: Targets) -> Scoped:
 
 def _resources(action: str, scope: str, t: Targets) -> Scoped:
     service = action.split(":", 1)[0]
+    if scope == BATCH:
+        return _batch(action, t)
     if action in _UNSCOPED:
         return "AccountWide", ("*",), ""
     if service == "s3":
@@ -218,6 +233,20 @@ def _s3(action: str, scope: str, t: Targets) -> Scoped:
     if objects:
         return "StoreObjects", tuple(sorted({f"arn:aws:s3:::{b}/{p}*" for b, p in t.objects})), ""
     return "StoreBuckets", tuple(f"arn:aws:s3:::{b}" for b in t.buckets), ""
+
+
+def _batch(action: str, t: Targets) -> Scoped:
+    """Batch Operations: jobs that invoke a Lambda only, the one role, the batch bucket's vigil/batch/ only."""
+    if action == "s3:CreateJob":  # IAM scopes CreateJob by condition only
+        return "BatchCreateJob", ("*",), json.dumps({"StringEquals": {"s3:RequestJobOperation": "LambdaInvoke"}})
+    if action == "iam:PassRole":
+        return "BatchPassRole", ((t.batch_role,) if t.batch_role else ()), \
+            json.dumps({"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}})
+    if action.startswith("s3:") and action.removeprefix("s3:").endswith("Job"):
+        return "BatchJobs", tuple(f"arn:aws:s3:{r}:{t.account}:job/*" for r in t.regions), ""
+    if is_object_action(action):
+        return "BatchObjects", tuple(f"arn:aws:s3:::{b}/{BATCH_PREFIX}*" for b in t.batch_buckets), ""
+    return "BatchBuckets", tuple(f"arn:aws:s3:::{b}" for b in t.batch_buckets), ""
 
 
 def _signing_key(key: str, t: Targets) -> Scoped:

@@ -16,14 +16,15 @@ from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
 from vigil.iam_actions import actions_for
-from vigil.permissions import COMMANDS, JOB_LOCKS, Part, Targets, build, discover_replicas, sites
+from vigil.permissions import COMMANDS, EXECUTORS, JOB_LOCKS, Part, Targets, build, discover_replicas, sites
 from vigil.policy import Policy
 from vigil.retention.postgres.grants import sql_grants
 
 
 def targets(args: argparse.Namespace, policy: Policy) -> Targets:
     copies = discover_replicas(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy) if args.discover_replicas else {}
-    return Targets.of(policy, common.regions(args, policy), args.account, copies, args.bucket or (), lock_bucket=args.lock_bucket)
+    return Targets.of(policy, common.regions(args, policy), args.account, copies, args.bucket or (), lock_bucket=args.lock_bucket,
+                      batch_bucket=args.batch_bucket, batch_role=args.batch_role)
 
 
 def parts_for(command: str, lock_bucket: str | None) -> tuple[Part, ...]:
@@ -48,6 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--endpoint-url", metavar="URL", default=os.environ.get("AWS_ENDPOINT_URL") or None,
                         help="for --discover-replicas: send the calls here (a local emulator; default $AWS_ENDPOINT_URL)")
     parser.add_argument("--profile", metavar="NAME", help="for --discover-replicas: AWS profile")
+    parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local", metavar="local|batch-operations",
+                        help="retain only: with batch-operations, also S3 Batch Operations (s3:CreateJob, iam:PassRole, the batch bucket)")
+    parser.add_argument("--batch-bucket", metavar="BUCKET", help="with --executor batch-operations: its bucket ({region}: one per region)")
+    parser.add_argument("--batch-role", metavar="ARN", help="with --executor batch-operations: the role its jobs run as")
     parser.add_argument("--sources", action="store_true", help="also list, on stderr, the call sites each action comes from")
     parser.set_defaults(handler=run)
 
@@ -58,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--account {args.account!r} is not a 12-digit account id")
     if not args.discover_replicas and not args.bucket:
         print("vigil: the stores' replica buckets are not included; add --discover-replicas or --bucket NAME", file=sys.stderr)
-    parts = parts_for(args.for_command, args.lock_bucket)
+    parts = parts_for(args.for_command, args.lock_bucket) + EXECUTORS[args.executor]
+    if args.executor != "local" and (args.for_command != "retain" or not args.batch_bucket or not args.batch_role):
+        raise UsageError(f"--executor {args.executor} is for 'retain', with --batch-bucket and --batch-role")
     print(json.dumps(build(parts, targets(args, policy)), indent=2))
     if args.for_command != "check":
         for line in sql_grants(policy):  # the database user's side of least privilege

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.cli import common, console
+from vigil.retention.batch_jobs import Job
 from vigil.retention.engine import RDS_REASON, RetentionRun
 from vigil.retention.guard import JUDGED_AT, is_future
 from vigil.stages.retain import RetainOptions, RetainOutcome, retain
@@ -31,8 +32,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "Spark tasks; needs vigil[spark]) (default $VIGIL_RETAIN_ENGINE or local)")
     parser.add_argument("--spark-master", default="local[*]", metavar="URL",
                         help="with --engine spark: the Spark master (default local[*])")
+    add_executor_flags(parser)
     console.add_output_flags(parser)
     parser.set_defaults(handler=run)
+
+
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("S3 Batch Operations (buckets too large to delete from one machine)")
+    group.add_argument("--executor", default="local", metavar="local|batch-operations",
+                       help="what deletes planned S3 versions: local (default) or batch-operations (one S3 Batch "
+                            "Operations job per bucket and region, invoking vigil's Lambda; without --apply each job "
+                            "waits for a person to confirm it)")
+    env = os.environ.get
+    group.add_argument("--batch-bucket", metavar="BUCKET", default=env("VIGIL_BATCH_BUCKET") or None,
+                       help="where job manifests and completion reports go, under vigil/batch/ ({region} in the name: "
+                            "one bucket per region) (default $VIGIL_BATCH_BUCKET)")
+    group.add_argument("--batch-function", metavar="NAME|ARN", default=env("VIGIL_BATCH_FUNCTION") or None,
+                       help="the Lambda the jobs invoke (deploy/batch_handler.py); a name is looked up in each job's "
+                            "region (default $VIGIL_BATCH_FUNCTION)")
+    group.add_argument("--batch-role", metavar="ARN", default=env("VIGIL_BATCH_ROLE") or None,
+                       help="the IAM role S3 Batch Operations runs the jobs as (default $VIGIL_BATCH_ROLE)")
+    group.add_argument("--batch-priority", type=int, default=10, metavar="N", help="the jobs' priority (default 10)")
+    group.add_argument("--collect", metavar="JOB_ID",
+                       help="read this job's completion report into the ledger of --output, then verify its versions "
+                            "(exit 1 while it is not complete)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     with console.live_progress(args.quiet):
         outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
                                        stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket,
-                                       engine=args.engine, spark_master=args.spark_master))
+                                       engine=args.engine, spark_master=args.spark_master, executor=args.executor,
+                                       batch_bucket=args.batch_bucket, batch_function=args.batch_function,
+                                       batch_role=args.batch_role, batch_priority=args.batch_priority, collect=args.collect))
     show(outcome, quiet=args.quiet)
     return outcome.exit_code
 
@@ -48,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
 def show(outcome: RetainOutcome, quiet: bool = False) -> None:
     if not quiet:
         print_outcome(outcome, console.make_console())
-    print(f"plan: {outcome.plan}")
+    if outcome.collected:
+        print_jobs(outcome.collected, console.make_console())
+    else:
+        print(f"plan: {outcome.plan}")
     if outcome.ledger is not None:
         print(f"ledger: {outcome.ledger}")
 
@@ -56,8 +84,8 @@ def show(outcome: RetainOutcome, quiet: bool = False) -> None:
 def print_outcome(outcome: RetainOutcome, out: Console) -> None:
     """One account's table; for many accounts, each account's under its status."""
     if outcome.accounts is None:
-        assert outcome.run is not None
-        print_result(outcome.run, out)
+        if outcome.run is not None:
+            print_result(outcome.run, out)
         return
     for status in outcome.accounts.accounts:
         part = outcome.accounts.parts.get(status["id"])
@@ -102,3 +130,14 @@ def print_result(result: RetentionRun, out: Console) -> None:
     if result.stats is not None:
         st = result.stats
         out.print(f"actions: {st.ok} ok, {st.failed} failed, {st.skipped} skipped" + (f"; {result.resumed} resumed from the ledger" if result.resumed else ""))
+    print_jobs(result.batch_jobs, out)
+
+
+def print_jobs(jobs: list[Job], out: Console) -> None:
+    """Each S3 Batch Operations job this run created or collected."""
+    for job in jobs:
+        where = job.location.removeprefix("arn:aws:s3:::")
+        results = ", ".join(f"{n} {what}" for what, n in job.results.items() if n)
+        verify = "" if job.remaining is None else f"; verify {'fail' if job.remaining else 'pass'} ({job.remaining} left)"
+        out.print(f"  batch job [cyan]{job.job_id or '-'}[/] {where} ({job.region}): {job.count} versions, {job.status}"
+                  + (f"; {results}" if results else "") + verify + (f"; {job.note}" if job.note else ""), markup=True)

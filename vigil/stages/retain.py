@@ -1,7 +1,8 @@
 """The retain stage: plan retention (a dry run), or apply it, then verify; writes the plan and the ledger."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil.accounts.plans import plan_accounts
@@ -11,9 +12,13 @@ from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
 from vigil.policy import Policy
 from vigil.retention.accounts import AccountsRetention, run_retention_accounts
+from vigil.retention.batch_jobs import EXECUTOR, BatchSettings, Job, batch_settings
+from vigil.retention.batch_reports import BatchRun, Collector
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
-from vigil.retention.guard import refuse_future_as_of
+from vigil.retention.guard import is_future, refuse_future_as_of
 from vigil.retention.keys import load_keys
+from vigil.retention.ledger import Ledger
+from vigil.retention.locks import run_locks
 from vigil.retention.spark_engine import check_engine
 from vigil.stages.common import Target, new_run_id
 
@@ -27,6 +32,12 @@ class RetainOptions(Target):
     lock_bucket: str | None = None  # with apply: an S3 lock object per store here too (other machines)
     engine: str = "local"  # local, or spark: the same plan and per-action code as Spark tasks
     spark_master: str = "local[*]"
+    executor: str = "local"  # local, or batch-operations: S3 version deletes as S3 Batch Operations jobs
+    batch_bucket: str | None = None  # manifests and completion reports ({region} for one bucket per region)
+    batch_function: str | None = None  # the Lambda the jobs invoke: a name, or an ARN
+    batch_role: str | None = None  # the role Batch Operations runs the jobs as
+    batch_priority: int = 10
+    collect: str | None = None  # a job id: read that job's completion report into the ledger of --output, then verify
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class RetainOutcome:
     run: RetentionRun | None  # None for a run over many accounts (see `accounts`)
     directory: Path
     accounts: AccountsRetention | None = None  # --org / --accounts-file: each account's run in accounts/<id>/
+    collected: list[Job] = field(default_factory=list)  # --collect: the job read (or still pending)
 
     @property
     def plan(self) -> Path:
@@ -42,18 +54,22 @@ class RetainOutcome:
     @property
     def ledger(self) -> Path | None:
         """The ledger, when this run wrote one (it applied and stayed within --max-delete)."""
-        if self.run is None:
-            return None  # each account's own ledger is in accounts/<id>/
-        return self.directory / LEDGER_FILE if self.run.apply and not self.run.max_delete_exceeded else None
+        if self.run is None:  # each account's own ledger is in accounts/<id>/ (--collect: the folder's)
+            return self.directory / LEDGER_FILE if self.collected else None
+        wrote = (self.run.apply or self.run.batch_jobs) and not self.run.max_delete_exceeded
+        return self.directory / LEDGER_FILE if wrote else None
 
     @property
     def exit_code(self) -> int:
+        if self.collected:
+            return 1 if any(job.failed for job in self.collected) else 0
         return self.accounts.exit_code if self.accounts is not None else (self.run.exit_code if self.run else 1)
 
 
 def retain(options: RetainOptions) -> RetainOutcome:
     refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
     check_engine(options.engine)  # an unknown engine, or spark without pyspark: exit 2 before anything
+    settings = check_executor(options)  # likewise the executor's flags
     policy = load_checked_policy(options.policy)
     if options.max_delete is not None and options.max_delete < 0:
         raise UsageError("--max-delete must be 0 or more")
@@ -62,6 +78,8 @@ def retain(options: RetainOptions) -> RetainOutcome:
     if unknown:
         raise UsageError(f"unknown store {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     aws = Aws(profile=options.profile, endpoint_url=options.endpoint_url)
+    if options.collect is not None:
+        return collect(options, policy, aws, settings)
     if options.accounts.many:
         if options.engine != "local":
             raise UsageError("--engine spark runs one account's plan; many accounts (--org, --accounts-file) use --engine local")
@@ -72,8 +90,41 @@ def retain(options: RetainOptions) -> RetainOutcome:
     directory = options.output_dir(run_id)
     result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
                            max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
-                           lock_bucket=options.lock_bucket, engine=options.engine, spark_master=options.spark_master)
+                           lock_bucket=options.lock_bucket, engine=options.engine, spark_master=options.spark_master,
+                           batch=BatchRun(aws, keys, settings, options.apply, workers=options.workers) if settings else None)
     return RetainOutcome(result, directory)
+
+
+def check_executor(options: RetainOptions) -> BatchSettings | None:
+    """--executor and --collect against the other flags: exit 2 before anything is read or created."""
+    settings = batch_settings(options.executor, options.batch_bucket, options.batch_function, options.batch_role,
+                              options.batch_priority)
+    if options.collect is not None:
+        if not options.output:
+            raise UsageError("--collect needs --output DIR: the folder of the run that created the job (its ledger)")
+        if options.apply or options.accounts.many:
+            raise UsageError("--collect reads a job's results into the ledger; it takes no --apply, --org or --accounts-file")
+        return settings
+    if settings is None:
+        return None
+    if is_future(options.when()):
+        raise UsageError(f"--executor {EXECUTOR} creates jobs that delete once confirmed; --as-of in the future is a "
+                         "preview: use --executor local for it")
+    if options.engine != "local" or options.accounts.many:
+        raise UsageError(f"--executor {EXECUTOR} runs one account's plan with --engine local (rewrites stay local)")
+    return settings
+
+
+def collect(options: RetainOptions, policy: Policy, aws: Aws, settings: BatchSettings | None) -> RetainOutcome:
+    """--collect JOB_ID: the job's completion report into the ledger of --output, then verify its versions."""
+    directory = Path(options.output or ".")
+    if not (directory / LEDGER_FILE).is_file():
+        raise UsageError(f"--collect: {directory / LEDGER_FILE} does not exist (use the --output folder of the run that created the job)")
+    keys = load_keys(policy, aws)
+    policy = policy.for_account(aws.account_id(policy.regions.primary))
+    with run_locks(directory, [], False), closing(Ledger(directory / LEDGER_FILE, new_run_id(), policy.sha256, keys.fingerprint)) as ledger:
+        jobs = Collector(aws, keys, settings, workers=options.workers).collect(ledger, only=options.collect)
+    return RetainOutcome(None, directory, collected=jobs)
 
 
 def retain_accounts(options: RetainOptions, policy: Policy, aws: Aws) -> RetainOutcome:

@@ -10,8 +10,9 @@ once the job is complete, its results and one outcome (batch_reports.py).
 The job's ClientRequestToken is the job action's id, a digest of the plan actions it carries:
 a run resumed after a crash asks again with the same token and gets the same job, never a
 second one. Without --apply the job is created with ConfirmationRequired, so AWS holds it until
-a person confirms it: vigil itself deletes nothing. Anonymizing rewrites stay on the local path
-(the handler deletes versions only).
+a person confirms it: vigil itself deletes nothing. Anonymizing rewrites go to the same jobs: the
+handler plans the one version again and runs the retention rewrite on it (batch_ops.py). DynamoDB,
+recovery points and PostgreSQL stay on the local path.
 """
 from __future__ import annotations
 
@@ -78,9 +79,17 @@ def batch_settings(executor: str, bucket: str | None, function: str | None, role
     return BatchSettings(bucket, function, role, priority)
 
 
+JOB_ACTIONS = ("delete_versions", "anonymize_object", "rewrite_object")
+
+
 def takes(action: dict[str, Any]) -> bool:
-    """The actions a job carries: S3 version deletes (rewrites stay local)."""
-    return action["action"] == "delete_versions"
+    """The actions a job carries: every S3 version the plan deletes or rewrites."""
+    return action["action"] in JOB_ACTIONS
+
+
+def versions_of(action: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, version id) of every version an S3 action names."""
+    return [(key, version) for key, version in action["objects"]] if "objects" in action else [(action["object"], action["version_id"])]
 
 
 def manifest_line(bucket: str, key: str, version: str) -> bytes:
@@ -103,13 +112,13 @@ class Location:
 
     def add(self, action: dict[str, Any]) -> None:
         with self.path.open("ab") as out:
-            for key, version in action["objects"]:
+            for key, version in versions_of(action):
                 line = manifest_line(self.bucket, key, version)
                 out.write(line)
                 self.sha256.update(line)
         self.token.update(action["action_id"].encode())
-        self.count += action["count"]
-        self.size += action["bytes"]
+        self.count += action.get("count", 1)
+        self.size += action.get("bytes", 0)
 
     @property
     def job_action(self) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -36,7 +37,9 @@ from .keys import RetentionKeys
 TERMINAL = ("Complete", "Failed", "Cancelled")
 CHUNK = 1000
 GONE = {"NoSuchVersion", "NoSuchKey", "404", "NotFound"}
-OWN_MESSAGES = ("held:", "not past retention", "HeadObject:", "DeleteObject:", "the task names", "already gone", "deleted")
+# The handler's own result strings (batch_ops.py), which name no key; anything else is reduced to its error code.
+OWN_MESSAGES = ("held:", "not past retention", "HeadObject:", "DeleteObject:", "the task names", "already gone", "deleted",
+                "rewritten", "skipped:")
 
 
 def open_jobs(path: Path) -> dict[str, dict[str, Any]]:
@@ -63,11 +66,11 @@ def is_batch_intent(intent: dict[str, Any]) -> bool:
 
 
 def classify(row: list[str]) -> tuple[str, str]:
-    """(deleted | held | kept | failed, reason) for one report row. AWS's example rows put the HTTP
-    status before the error code although ReportSchema lists them the other way: told apart by content."""
+    """(deleted | rewritten | held | kept | failed, reason) for one report row. AWS's example rows put the
+    HTTP status before the error code although ReportSchema lists them the other way: told apart by content."""
     task, message = row[3].strip().lower(), (row[6] if len(row) > 6 else "").strip()
     if task == "succeeded":
-        return "deleted", ""
+        return ("rewritten", message[:200]) if message.startswith("rewritten") else ("deleted", "")
     if message.startswith("held:"):
         return "held", message[:200]
     if message.startswith("not past retention"):
@@ -135,7 +138,8 @@ class Collector:
         held = self._results(ledger, intent, out, job["written"], described)
         out.remaining = self._verify(target, held)
         ok = out.status == "Complete" and not out.results.get("failed") and out.remaining == 0
-        ledger.write("outcome", intent, {**target, "count": out.results.get("deleted", 0)}, "ok" if ok else "failed",
+        done = out.results.get("deleted", 0) + out.results.get("rewritten", 0)  # a rewrite removes its raw version too
+        ledger.write("outcome", intent, {**target, "count": done}, "ok" if ok else "failed",
                      {"job_id": out.job_id, "status": out.status, "results": out.results, "verify_remaining": out.remaining,
                       "failure_reasons": [f.get("FailureReason", "") for f in described.get("FailureReasons", [])][:5]})
         return out
@@ -146,7 +150,7 @@ class Collector:
         report = described.get("Report") or {}
         bucket = str(report.get("Bucket", "")).removeprefix("arn:aws:s3:::")
         kept: set[str] = set()
-        counts = dict.fromkeys(("deleted", "held", "kept", "failed"), 0)
+        counts = dict.fromkeys(("deleted", "rewritten", "held", "kept", "failed"), 0)
         chunk: dict[str, Any] = {}
         index = 0
         s3 = self.aws.client("s3", out.region)
@@ -229,9 +233,13 @@ class BatchRun:
     def takes(action: dict[str, Any]) -> bool:
         return takes(action)
 
-    def collect(self, ledger: ledgers.Ledger) -> list[Job]:
-        """Every open job of the ledger, before anything is planned (what a done job deleted is then not planned again)."""
-        return self.collector.collect(ledger)
+    def collect(self, path: Path, ledger: Callable[[], ledgers.Ledger]) -> list[Job]:
+        """Every open job of the ledger at `path` (opened only when there is one), before anything is planned:
+        what a done job deleted is then not planned again."""
+        if not open_jobs(path):
+            return []
+        with closing(ledger()) as opened:
+            return self.collector.collect(opened)
 
     def submit(self, ledger: ledgers.Ledger, actions: Iterable[dict[str, Any]], earlier: list[Job]) -> list[Job]:
         busy = {job.location for job in earlier if job.status not in TERMINAL}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,8 +128,7 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
     policy, as_of, run_id, apply = run.policy, run.as_of, run.run_id, run.apply
     new_ledger = lambda: ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint, run.engine)  # noqa: E731
     if batch is not None:  # earlier jobs first: what they deleted is then not planned again
-        with closing(new_ledger()) as ledger:
-            run.batch_jobs = batch.collect(ledger)
+        run.batch_jobs = batch.collect(out_dir / LEDGER_FILE, new_ledger)
     # A Batch Operations job's intent is resolved by collecting the job (batch_reports.py), not by listing.
     open_intents = {i: e for i, e in ledgers.dangling(out_dir / LEDGER_FILE).items() if "executor" not in e.get("target", {})}
     resume = Resume.from_intents(open_intents) if apply else Resume.empty()

@@ -196,9 +196,10 @@ class BatchExecutor:
         self.control = control or (lambda region: aws.client("s3control", region))  # tests: a stand-in for s3control only
         self.jobs: list[Job] = []
 
-    def submit(self, ledger: Any, actions: Iterable[dict[str, Any]], busy: set[str] = frozenset()) -> list[Job]:  # type: ignore[assignment]
-        """One job per location with planned versions (none without); `busy`: locations whose earlier
-        job is still open, so no second job is made for them now."""
+    def submit(self, ledger: Any, actions: Iterable[dict[str, Any]], busy: dict[str, str] | None = None) -> list[Job]:
+        """One job per location with planned versions (none without); `busy`: location ARN -> why no job
+        is made there now (an earlier job still open, or a plan from a report older than its results)."""
+        busy = busy or {}
         with tempfile.TemporaryDirectory(prefix="vigil-batch-") as scratch:
             os.chmod(scratch, 0o700)  # the manifests hold real keys until uploaded
             filling: dict[tuple[str, str, str], Location] = {}
@@ -212,7 +213,7 @@ class BatchExecutor:
             for loc in locations:
                 if f"arn:aws:s3:::{loc.bucket}" in busy:
                     self.jobs.append(Job(loc.job_action["action_id"], loc.store, f"arn:aws:s3:::{loc.bucket}", loc.region,
-                                         loc.count, note="an earlier job of this location is still open; collect it first"))
+                                         loc.count, note=busy[f"arn:aws:s3:::{loc.bucket}"]))
                     continue
                 self.jobs.append(self._one(ledger, loc))
         return self.jobs

@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -241,6 +242,26 @@ class BatchRun:
         with closing(ledger()) as opened:
             return self.collector.collect(opened)
 
-    def submit(self, ledger: ledgers.Ledger, actions: Iterable[dict[str, Any]], earlier: list[Job]) -> list[Job]:
-        busy = {job.location for job in earlier if job.status not in TERMINAL}
+    def submit(self, ledger: ledgers.Ledger, actions: Iterable[dict[str, Any]], earlier: list[Job],
+               reports: dict[str, datetime]) -> list[Job]:
+        """`reports`: location ARN -> when the inventory report it was planned from was made. A report older
+        than the last collection of a job there still lists what that job deleted: no job from it."""
+        busy = {job.location: "an earlier job of this location is still open; collect it first"
+                for job in earlier if job.status not in TERMINAL}
+        collected = last_collected(ledger.path)
+        for location, created in reports.items():
+            if location in collected and created < collected[location] and location not in busy:
+                busy[location] = (f"its inventory report ({created.isoformat()}) predates the last job collected there "
+                                  f"({collected[location].isoformat()}); the next report plans what is left")
         return self.executor.submit(ledger, actions, busy)
+
+
+def last_collected(path: Path) -> dict[str, datetime]:
+    """Location ARN -> when a job there was last collected (its outcome line)."""
+    out: dict[str, datetime] = {}
+    for entry in ledgers.read_lines(path) if path.exists() else ():
+        target = entry.get("target") or {}
+        if entry.get("phase") == "outcome" and target.get("executor") == EXECUTOR:
+            when = datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00"))
+            out[target["location"]] = max(when, out.get(target["location"], when))
+    return out

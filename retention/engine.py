@@ -161,7 +161,8 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
         ledger = new_ledger()
         try:
             if batch is not None:  # without --apply the jobs wait for a person to confirm them, and nothing else is done
-                run.batch_jobs += batch.submit(ledger, (a for a in spool.actions() if batch.takes(a)), run.batch_jobs)
+                reports = {s.resource: datetime.fromisoformat(s.inventory["created"]) for s in run.summaries if s.inventory}
+                run.batch_jobs += batch.submit(ledger, (a for a in spool.actions() if batch.takes(a)), run.batch_jobs, reports)
                 if not apply:
                     run.write(out_dir)
                     return run

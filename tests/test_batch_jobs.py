@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -25,6 +26,7 @@ from tests.aging import YEAR, written_ago
 from tests.batch_runner import BatchOperations
 from tests.helpers import policy_variant
 from tests.inventory_reports import write_report
+from tests.test_retention_world import World
 from vigil.aws import Aws
 from vigil.policy import Policy
 
@@ -125,9 +127,7 @@ def test_jobs_per_location_run_by_the_handler_then_collected_and_verified(world,
         assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and manifest["key"].startswith(PREFIX)
         bucket = job.location.removeprefix("arn:aws:s3:::")
         rows = list(csv.reader(io.StringIO(body.decode())))
-        assert sorted((b, k, v) for b, k, v in rows) == sorted(
-            (bucket, k, v) for k, v in [(key, vs[0]) for key, vs in versions[bucket].items()]
-        ) or all(b == bucket for b, _, _ in rows)
+        assert {(b, unquote(k), v) for b, k, v in rows} == {(bucket, key, vs[0]) for key, vs in versions[bucket].items()}
         assert "a%20b.json" in body.decode() and "x%2By%25.json" in body.decode(), "keys URL-encoded"
         assert mine[1][1]["target"]["job_id"] == job.job_id
 
@@ -145,8 +145,12 @@ def test_jobs_per_location_run_by_the_handler_then_collected_and_verified(world,
     assert billing.status == "Complete" and billing.results["held"] == 1 and billing.results["deleted"] == 2
     assert billing.remaining == 0 and not billing.failed, "a held version is left on purpose: verify passes"
     assert (held_key, held_version) in _present(s3[PRIMARY], BILLING)
-    assert ("invoices/s4/recent.json" in {k for k, _ in _present(s3[PRIMARY], BILLING)})
+    assert "invoices/s4/recent.json" in {k for k, _ in _present(s3[PRIMARY], BILLING)}
     assert all(key == held_key for key, _ in _present(s3[PRIMARY], BILLING) if key in OLD_KEYS)
+
+    replica = by_location[f"arn:aws:s3:::{REPLICA}"]
+    assert replica.results["deleted"] == 3 and replica.remaining == 0 and not replica.failed
+    assert not {key for key, _ in _present(s3[BACKUP], REPLICA)} & set(OLD_KEYS), "the replica's own job, in its region"
 
     lines = _ledger(out)
     outcome = next(line for line in lines if line["phase"] == "outcome" and line["action_id"] == billing.token)
@@ -185,7 +189,10 @@ def test_dry_run_job_waits_for_a_person_and_the_next_run_collects_it(world, tmp_
     final = _run(policy, out, service, apply=True)
     collected = [job for job in final.batch_jobs if job.collected]
     assert {job.status for job in collected} == {"Complete"} and all(job.remaining == 0 for job in collected)
-    assert not [job for job in final.batch_jobs if not job.collected], "what the jobs deleted is not planned again"
+    # the report still lists what the jobs deleted: no job from it, until a report made after them
+    (stale,) = [job for job in final.batch_jobs if not job.collected]
+    assert stale.location == f"arn:aws:s3:::{BILLING}" and stale.job_id is None and "predates" in stale.note
+    assert len(service.jobs) == len(run.batch_jobs), "no second job"
     assert final.exit_code == 0
     old = {k for k, _ in _present(s3[PRIMARY], BILLING)} & set(OLD_KEYS)
     assert not old
@@ -223,3 +230,17 @@ def test_a_crash_before_aws_answered_resumes_with_the_same_job(world, tmp_path: 
     assert dict(service.jobs) == jobs, "no second job"
     assert {r["ClientRequestToken"] for r in service.requests} == tokens
     assert {job.job_id for job in again.batch_jobs if job.collected} == set(jobs)
+
+
+def test_the_command_with_the_executor_and_nothing_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigil retain --executor batch-operations` through the CLI: nothing planned, so no job, no ledger."""
+    def only_billing(data: dict[str, Any]) -> None:
+        data["stores"] = [s for s in data["stores"] if s["name"] == "billing"]
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, only_billing)
+        world.bucket(BILLING)
+        world.put(BILLING, "invoices/s4/recent.json", "{}")
+        code, plan, out = world.retain("--executor", "batch-operations", "--batch-bucket", "vigil-batch-{region}",
+                                       "--batch-function", "vigil-batch-handler", "--batch-role", ROLE, "--apply")
+        assert code == 0 and "batch_jobs" not in plan and plan["run"]["mode"] == "apply"
+        assert not (out / LEDGER_FILE).exists() or not any(line["phase"] == "intent" for line in _ledger(out))

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("S3 Batch Operations (buckets too large to delete from one machine)")
     group.add_argument("--executor", default="local", metavar="local|batch-operations",
-                       help="what deletes planned S3 versions: local (default) or batch-operations (one S3 Batch "
+                       help="what deletes and rewrites planned S3 versions: local (default) or batch-operations (one S3 Batch "
                             "Operations job per bucket and region, invoking vigil's Lambda; without --apply each job "
                             "waits for a person to confirm it)")
     env = os.environ.get

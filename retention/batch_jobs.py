@@ -11,8 +11,8 @@ The job's ClientRequestToken is the job action's id, a digest of the plan action
 a run resumed after a crash asks again with the same token and gets the same job, never a
 second one. Without --apply the job is created with ConfirmationRequired, so AWS holds it until
 a person confirms it: vigil itself deletes nothing. Anonymizing rewrites go to the same jobs: the
-handler plans the one version again and runs the retention rewrite on it (batch_ops.py). DynamoDB,
-recovery points and PostgreSQL stay on the local path.
+handler plans the one version again and runs the retention rewrite on it (batch_ops.py). Rewrites
+judged by dataset-wide k, DynamoDB, recovery points and PostgreSQL stay on the local path.
 """
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ JOB_ACTIONS = ("delete_versions", "anonymize_object", "rewrite_object")
 
 
 def takes(action: dict[str, Any]) -> bool:
-    """The actions a job carries: every S3 version the plan deletes or rewrites."""
-    return action["action"] in JOB_ACTIONS
+    """The actions a job carries: every S3 version the plan deletes or rewrites, except rewrites judged by
+    dataset-wide k (verify.scope: dataset): the handler sees one object, not the location's suppression set."""
+    return action["action"] in JOB_ACTIONS and action.get("k_scope") != "dataset"
 
 
 def versions_of(action: dict[str, Any]) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from vigil.retention.batch_jobs import PREFIX, BatchExecutor, BatchSettings, Location, manifest_line
+from vigil.retention.batch_jobs import PREFIX, BatchExecutor, BatchSettings, Location, manifest_line, takes
 from vigil.retention.batch_reports import classify
 from vigil.retention.keys import RetentionKeys
 
@@ -97,6 +97,12 @@ def test_create_job_is_rejected_by_the_model_when_malformed() -> None:
         stub.add_response("create_job", {"JobId": "11111111-2222-3333-4444-555555555555"})
         with stub, pytest.raises(Exception, match="Priority"):
             BatchExecutor(Aws(), KEYS, bad, True, control=lambda region: control).submit(_Ledger(), [_action(["k"])])
+
+
+def test_what_the_jobs_carry() -> None:
+    assert takes({"action": "delete_versions"}) and takes({"action": "anonymize_object"}) and takes({"action": "rewrite_object"})
+    assert not takes({"action": "anonymize_object", "k_scope": "dataset"}), "dataset-wide k needs the location's suppression set"
+    assert not takes({"action": "delete_items"}) and not takes({"action": "delete_recovery_point"})
 
 
 def test_manifest_rows_and_report_rows() -> None:

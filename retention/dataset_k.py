@@ -18,6 +18,11 @@ waits for the next run (its records would otherwise join classes nobody counted)
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -127,15 +132,22 @@ def latest_only(entries: Iterable[ObjectEntry]) -> Iterator[ObjectEntry]:
             yield ObjectEntry(entry.key, latest)
 
 
-class Tally:
-    """Class sizes at every node, counted on this machine (Counters: distinct classes are held in memory)."""
+SPILL = 2_000_000  # distinct (node, class) counts held in memory before they are added to a file on disk
 
-    def __init__(self, anonymizer: Anonymizer):
+
+class Tally:
+    """Class sizes at every node, counted on this machine: in Counters, added to an SQLite file in a
+    private temporary folder whenever they hold `spill_at` classes, so memory stays bounded."""
+
+    def __init__(self, anonymizer: Anonymizer, spill_at: int = SPILL):
         self.ladder = nodes(anonymizer)
         self.total: list[Counter[ClassKey]] = [Counter() for _ in self.ladder]
         self.due: list[Counter[ClassKey]] = [Counter() for _ in self.ladder]
         self.due_records = self.published_records = 0
         self.counted: set[int] = set()
+        self.spill_at = spill_at
+        self._folder: str | None = None
+        self._db: sqlite3.Connection | None = None
 
     def add(self, anonymizer: Anonymizer, version: Version, due: list[dict[str, Any]], published: list[dict[str, Any]]) -> None:
         self.counted.add(version_digest(version.key, version.version_id))
@@ -145,9 +157,29 @@ class Tally:
             self.total[index][key] += 1
             if is_due:
                 self.due[index][key] += 1
+        if sum(len(total) for total in self.total) >= self.spill_at:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._db is None:
+            self._folder = tempfile.mkdtemp(prefix="vigil-dataset-k-")  # 0700: the classes are the data's
+            self._db = sqlite3.connect(os.path.join(self._folder, "classes.sqlite"))
+            self._db.execute("CREATE TABLE classes (node INTEGER, class TEXT, total INTEGER, due INTEGER, "
+                             "PRIMARY KEY (node, class)) WITHOUT ROWID")
+        rows = ((index, json.dumps(key), n, self.due[index].get(key, 0))
+                for index, total in enumerate(self.total) for key, n in total.items())
+        self._db.executemany("INSERT INTO classes VALUES (?, ?, ?, ?) ON CONFLICT (node, class) DO UPDATE SET "
+                             "total = total + excluded.total, due = due + excluded.due", rows)
+        self._db.commit()
+        for counter in (*self.total, *self.due):
+            counter.clear()
 
     def below(self, k: int) -> dict[int, tuple[int, int]]:
         """node index -> (due records in classes below k, those classes)."""
+        if self._db is not None:
+            self._spill()
+            query = "SELECT node, SUM(due), COUNT(*) FROM classes WHERE total < ? AND due > 0 GROUP BY node"
+            return {int(node): (int(due), int(n)) for node, due, n in self._db.execute(query, (k,))}
         out = {}
         for index, (total, due) in enumerate(zip(self.total, self.due, strict=True)):
             small = [n for key, n in due.items() if total[key] < k]
@@ -155,11 +187,19 @@ class Tally:
         return out
 
     def small(self, index: int, k: int) -> frozenset[ClassKey]:
+        if self._db is not None:
+            query = "SELECT class FROM classes WHERE node = ? AND total < ? AND due > 0"
+            return frozenset(tuple(json.loads(key)) for (key,) in self._db.execute(query, (index, k)))
         return frozenset(key for key in self.due[index] if self.total[index][key] < k)
 
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            shutil.rmtree(str(self._folder), ignore_errors=True)
+            self._db = None
 
-def count_local(task: CountTask, aws: Aws, pool: Executor, entries: Iterable[ObjectEntry]) -> Tally:
-    tally = Tally(task.anonymizer)
+
+def count_local(task: CountTask, aws: Aws, pool: Executor, entries: Iterable[ObjectEntry], tally: Tally) -> Tally:
     for entry in iter_objects(aws, task.loc, task.store, pool, True, latest_only(entries)):
         version, due, published = task.version(entry)
         if version is not None:
@@ -189,11 +229,16 @@ def decide(anonymizer: Anonymizer, location: str, ladder: list[dict[str, int]], 
                             reason + "; nothing of the store is anonymized", counted)
 
 
-def judge_local(task: CountTask, aws: Aws, pool: Executor, entries: Iterable[ObjectEntry] | None) -> DatasetJudgement:
-    tally = count_local(task, aws, pool, entries if entries is not None else listed_objects(aws, task.loc, task.store.prefix))
-    k = task.anonymizer.k
-    return decide(task.anonymizer, task.loc.bucket, tally.ladder, tally.due_records, tally.published_records,
-                  tally.below(k), lambda index: tally.small(index, k), frozenset(tally.counted))
+def judge_local(task: CountTask, aws: Aws, pool: Executor, entries: Iterable[ObjectEntry] | None,
+                spill_at: int = SPILL) -> DatasetJudgement:
+    tally = Tally(task.anonymizer, spill_at)
+    try:
+        count_local(task, aws, pool, entries if entries is not None else listed_objects(aws, task.loc, task.store.prefix), tally)
+        k = task.anonymizer.k
+        return decide(task.anonymizer, task.loc.bucket, tally.ladder, tally.due_records, tally.published_records,
+                      tally.below(k), lambda index: tally.small(index, k), frozenset(tally.counted))
+    finally:
+        tally.close()
 
 
 def refuse_all(judgements: dict[str, DatasetJudgement]) -> dict[str, DatasetJudgement]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from vigil.checks.model import Inventory
 
 from vigil.aws import Aws, describe_error
@@ -158,11 +159,11 @@ def _datasets(ctx: ScanContext, one: _Store, locations: list[Location]) -> dict[
                     out[loc.bucket] = judge_spark(task, ctx.aws, ctx.spark_master, listed)
                 else:
                     out[loc.bucket] = judge_local(task, ctx.aws, ctx.pool, listed)
-        except InventoryError:
-            continue  # the plan's own reading of the report says why, for the store
-        except Exception as exc:  # nothing of the location is published without its count
-            out[loc.bucket] = DatasetJudgement(loc.bucket, one.anonymizer.k, refused=(
-                f"dataset-wide k-anonymity could not be counted: {describe_error('s3:ListObjectVersions', exc)}"))
+        except Exception as exc:  # nothing of the store is published without its count (never judged per object instead)
+            why = (f"inventory report refused: {exc}" if isinstance(exc, InventoryError) else
+                   describe_error("s3:ListObjectVersions", exc) if isinstance(exc, ClientError | BotoCoreError) else
+                   f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+            out[loc.bucket] = DatasetJudgement(loc.bucket, one.anonymizer.k, refused=f"dataset-wide k-anonymity could not be counted: {why}")
     return refuse_all(out)
 
 

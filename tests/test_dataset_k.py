@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import yaml
 from moto import mock_aws
-from vigil.retention.dataset_k import WAITING, DatasetJudgement, version_digest
+from vigil.retention.dataset_k import WAITING, DatasetJudgement, Tally, version_digest
 from vigil.retention.ledger import read_lines
 from vigil.retention.model import Version
 from vigil.retention.transforms import Anonymizer
 
 from tests.inventory_reports import write_report
+from tests.test_anonymize_ladder import category as ladder_category
 from tests.test_retention_s3 import live_logs, old_logs
 from tests.test_retention_world import NOW, World, iso, jsonl, store_plan
 from vigil.cli.main import main
@@ -151,16 +152,17 @@ def test_a_bad_scope_names_file_line_and_key(tmp_path: Path, capsys, change, key
     assert f"{path}:" in err and key in err and message in err, err
 
 
+def from_report(data: dict[str, Any]) -> None:
+    dataset_scope(data)
+    store = next(s for s in data["stores"] if s["name"] == "web-logs")
+    store["inventory"] = {"bucket": "example-inventory", "prefix": "inventory", "config_id": "all"}
+
+
 def test_planned_from_an_inventory_report_the_first_pass_counts_the_report(tmp_path: Path, monkeypatch) -> None:
     """Both passes read the report's versions: an object written after it is neither counted nor
     planned (it waits for the next report), so its lone record cannot tip the share over 5%."""
-    def change(data: dict[str, Any]) -> None:
-        dataset_scope(data)
-        store = next(s for s in data["stores"] if s["name"] == "web-logs")
-        store["inventory"] = {"bucket": "example-inventory", "prefix": "inventory", "config_id": "all"}
-
     with mock_aws():
-        world = World(tmp_path, monkeypatch, change)
+        world = World(tmp_path, monkeypatch, from_report)
         world.bucket("example-inventory")
         spread(world, lone(1))
         write_report(world.s3["us-east-1"], BUCKET, "example-inventory", "all", datetime.now(UTC))
@@ -180,3 +182,42 @@ def test_a_version_the_first_pass_did_not_count_waits_for_the_next_run() -> None
     assert judgement.judge(anonymizer, version, [record]).refused == WAITING
     counted = judgement.judge(anonymizer, Version("web/a.jsonl", "v1", True, False, NOW), [record])
     assert counted.refused is None and counted.suppressed == set()  # no class below k in this dataset's judgement
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counts_spilled_to_disk_equal_counts_in_memory(seed: int) -> None:
+    """The local count moves its classes to an SQLite file past `spill_at`: the same small classes
+    and sums at every node of the ladder, for every k."""
+    import random
+
+    anonymizer = Anonymizer(ladder_category(ladder={"ip": ["generalize_ip:16", "generalize_ip:8"], "ts": ["truncate_time:week"]}), None)
+    rng = random.Random(seed)
+    memory, spilled = Tally(anonymizer), Tally(anonymizer, spill_at=5)
+    for n in range(40):
+        batch = [anonymizer.record({"ip": f"10.{rng.randint(0, 2)}.{rng.randint(0, 3)}.1", "ts": iso(NOW - timedelta(days=rng.randint(200, 203)))})
+                 for _ in range(rng.randint(0, 6))]
+        cut = rng.randint(0, len(batch))
+        for tally in (memory, spilled):
+            tally.add(anonymizer, Version(f"web/{n}", "v", True, False, NOW), batch[:cut], batch[cut:])
+    assert spilled._db is not None, "the small limit made it spill"
+    try:
+        for k in (2, 3, 5, 8):
+            assert {i: v for i, v in memory.below(k).items() if v != (0, 0)} == spilled.below(k)
+            assert all(memory.small(i, k) == spilled.small(i, k) for i in range(len(memory.ladder)))
+        assert (memory.due_records, memory.published_records, memory.counted) == \
+            (spilled.due_records, spilled.published_records, spilled.counted)
+    finally:
+        spilled.close()
+    assert spilled._db is None
+
+
+def test_no_report_refuses_the_store_rather_than_judging_objects_alone(tmp_path: Path, monkeypatch) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, from_report)
+        world.bucket("example-inventory")
+        spread(world, lone(1))
+        code, plan, _ = world.retain("--store", "web-logs")
+        summary = store_plan(plan, "web-logs")
+        (judged,) = summary["k_anonymity"]
+        assert judged["refused"].startswith("dataset-wide k-anonymity could not be counted: inventory report refused")
+        assert summary["counts"]["anonymize"] == 0 and code == 1

@@ -7,15 +7,16 @@ the manifest and every data file match their checksums and its schema carries ev
 planner needs; otherwise the store gets an error and nothing of it is planned.
 
 Rows come back as the same `ObjectEntry`/`Version` records a listing yields, so the planner is
-shared. Row order is not documented by AWS, so rows are grouped by key here. NOTE: grouping is in
-memory (one small Version per row); a report larger than memory needs an external sort (not yet).
+shared. AWS documents no row order, so rows are grouped by key with an external sort in the run's
+private scratch directory (s3_inventory_rows.py): memory stays flat however large the report. CSV
+reports need nothing extra; ORC and Parquet reports are read with pyarrow (the `inventory` extra).
+A row modified after the report's creationTimestamp is left for the next report.
 """
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -24,20 +25,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import botocore.exceptions
 
 from vigil.aws import Aws, describe_error
 from vigil.policy.models import InventorySource
 
-from .model import ObjectEntry, Version
-from .transforms import parse_time
+from .model import ObjectEntry
+from .s3_inventory_rows import COLUMNS, Row, RowError, arrow_rows, csv_rows, grouped, micros, sorted_rows
 
 REQUIRED = ("Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker", "Size", "LastModifiedDate", "ETag",
             "ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus")
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z$")
 CHUNK = 1 << 20
+FORMATS = ("CSV", "ORC", "PARQUET")
+BATCH = 65_536  # ORC/Parquet rows converted to Python at a time
 
 
 class InventoryError(Exception):
@@ -50,8 +52,12 @@ class Report:
     manifest_key: str
     created: datetime  # manifest creationTimestamp
     file_format: str
-    schema: tuple[str, ...]
+    schema: tuple[str, ...]  # the report's fields by their CSV names (Key, VersionId, ...)
     files: tuple[dict[str, Any], ...]
+    columns: tuple[str, ...] = ()  # the same fields as the data files name them (ORC/Parquet: key, version_id, ...)
+
+    def column(self, name: str) -> str:
+        return (self.columns or self.schema)[self.schema.index(name)]
 
     def describe(self, as_of: datetime) -> dict[str, Any]:
         """What the plan says about the report it came from."""
@@ -101,10 +107,10 @@ def _parse_manifest(bucket: str, key: str, manifest: bytes, checksum: bytes, sou
         raise InventoryError(f"{where}: does not match manifest.checksum; the report is refused")
     try:
         doc = json.loads(manifest)
-        schema = tuple(part.strip() for part in doc["fileSchema"].split(","))
+        fmt = str(doc["fileFormat"]).upper()
+        columns = _columns(fmt, str(doc["fileSchema"])) if fmt in FORMATS else ()
         created = datetime.fromtimestamp(int(doc["creationTimestamp"]) / 1000, UTC)
         files = tuple(doc["files"])
-        fmt = str(doc["fileFormat"]).upper()
         for f in files:
             if not (isinstance(f, dict) and f.get("key") and f.get("MD5checksum")):
                 raise ValueError("a files[] entry lacks key or MD5checksum")
@@ -112,13 +118,32 @@ def _parse_manifest(bucket: str, key: str, manifest: bytes, checksum: bytes, sou
         raise InventoryError(f"{where}: not a readable inventory manifest ({type(exc).__name__}: {exc})") from None
     if doc.get("sourceBucket") not in (None, source_bucket):
         raise InventoryError(f"{where}: a report of bucket {doc.get('sourceBucket')!r}, not {source_bucket!r}")
+    if fmt not in FORMATS:
+        raise InventoryError(f"{where}: file format {fmt} is not read by vigil (use CSV, ORC or Parquet)")
+    schema = tuple(columns if fmt == "CSV" else map(_camel, columns))
     missing = [name for name in REQUIRED if name not in schema]
     if missing:
         raise InventoryError(f"{where}: the report lacks fields {', '.join(missing)} (include all versions and these "
                              f"optional fields in the inventory configuration)")
-    if fmt not in ("CSV", "PARQUET"):
-        raise InventoryError(f"{where}: file format {fmt} is not read by vigil (use CSV or Parquet)")
-    return Report(bucket, key, created, fmt, schema, files)
+    return Report(bucket, key, created, fmt, schema, files, columns)
+
+
+def _columns(fmt: str, text: str) -> tuple[str, ...]:
+    """Field names as the data files hold them. CSV: "Bucket, Key, ..."; ORC: "struct<bucket:string,...>";
+    Parquet: "message s3.inventory { required binary bucket (UTF8); ... }" (AWS's documented manifests)."""
+    if fmt == "CSV":
+        return tuple(part.strip() for part in text.split(","))
+    if fmt == "ORC":
+        match = re.fullmatch(r"\s*struct<(.*)>\s*", text, re.S)
+        if match is None:
+            raise ValueError(f"fileSchema is not an ORC struct<...>: {text[:80]!r}")
+        return tuple(part.split(":", 1)[0].strip() for part in match.group(1).split(","))
+    return tuple(re.findall(r"(?:required|optional|repeated)\s+\w+\s+(\w+)", text))
+
+
+def _camel(name: str) -> str:
+    """ORC and Parquet name fields in snake case: last_modified_date -> LastModifiedDate, e_tag -> ETag."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 def fetch_files(aws: Aws, region: str, report: Report, into: Path) -> list[Path]:
@@ -130,7 +155,7 @@ def fetch_files(aws: Aws, region: str, report: Report, into: Path) -> list[Path]
         digest = hashlib.md5()  # noqa: S324 - AWS's checksum is MD5
         try:
             body = s3.get_object(Bucket=report.bucket, Key=entry["key"])["Body"]
-            with path.open("wb") as out:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                 for chunk in body.iter_chunks(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
@@ -142,79 +167,53 @@ def fetch_files(aws: Aws, region: str, report: Report, into: Path) -> list[Path]
     return paths
 
 
-def _flag(text: Any) -> bool:
-    return str(text).strip().lower() == "true" if not isinstance(text, bool) else text
-
-
-def _when(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return parse_time(str(value))
-
-
-def _version(row: dict[str, Any], url_encoded: bool) -> Version:
-    key = unquote_plus(row["Key"]) if url_encoded else row["Key"]
-    modified = _when(row["LastModifiedDate"])
-    if modified is None:
-        raise InventoryError(f"row for a key has no readable LastModifiedDate: {row['LastModifiedDate']!r}")
-    return Version(key, row.get("VersionId") or "null", _flag(row["IsLatest"]), _flag(row["IsDeleteMarker"]), modified,
-                   int(row.get("Size") or 0), row.get("ObjectLockMode") or None, _when(row.get("ObjectLockRetainUntilDate")),
-                   str(row.get("ObjectLockLegalHoldStatus") or "").upper() == "ON")
-
-
-def _csv_rows(path: Path, schema: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        for line, values in enumerate(csv.reader(handle), 1):
-            if len(values) != len(schema):
-                raise InventoryError(f"{path.name}:{line}: {len(values)} columns, the manifest's schema has {len(schema)}")
-            yield dict(zip(schema, values, strict=True))
-
-
-def _parquet_rows(path: Path, schema: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    try:
-        import pyarrow.parquet as pq  # optional: only Parquet reports need it
+def report_rows(report: Report, path: Path, label: str, prefix: str) -> Iterator[Row]:
+    """Rows of one verified data file under `prefix`, leaving out versions newer than the report."""
+    newest = micros(report.created, "creationTimestamp")
+    if report.file_format == "CSV":
+        return csv_rows(path, label, report.schema, prefix, newest)
+    names = [report.column(name) for name in COLUMNS]
+    try:  # optional: only ORC and Parquet reports need it
+        if report.file_format == "ORC":
+            import pyarrow.orc as orc
+        else:
+            import pyarrow.parquet as pq
     except ImportError:
-        raise InventoryError("a Parquet inventory report needs pyarrow: pip install 'vigil[inventory]'") from None
-    for batch in pq.ParquetFile(path).iter_batches(columns=[c for c in REQUIRED if c in schema]):
-        yield from batch.to_pylist()
+        raise InventoryError(f"{'an ORC' if report.file_format == 'ORC' else 'a Parquet'} inventory report needs "
+                             f"pyarrow: pip install 'vigil[inventory]'") from None
+    if report.file_format == "ORC":
+        stripes = orc.ORCFile(path)
+        batches = (stripe.slice(start, BATCH) for stripe in (stripes.read_stripe(i, columns=names) for i in range(stripes.nstripes))
+                   for start in range(0, stripe.num_rows, BATCH))
+    else:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=names)
+    return arrow_rows(batches, names, label, prefix, newest)
 
 
-def versions_of(report: Report, paths: list[Path]) -> Iterator[Version]:
-    """Every row of the (verified) report as a Version; keys decoded."""
-    for path in paths:
-        # Keys are URL-encoded in CSV reports (spaces as '+'); Parquet holds them as written.
-        rows = _csv_rows(path, report.schema) if report.file_format == "CSV" else _parquet_rows(path, report.schema)
-        for row in rows:
-            yield _version(row, report.file_format == "CSV")
+def entries(report: Report, paths: list[Path], prefix: str, scratch: Path) -> Iterator[ObjectEntry]:
+    """The report's objects under `prefix`, keys in order, versions latest then newest first (as a listing
+    yields them). Reads every row (any bad one refuses the report) before it returns; each data file is
+    removed once its rows are in sorted runs, so the scratch directory holds about one copy of the report."""
 
+    def every_row() -> Iterator[Row]:
+        for path, entry in zip(paths, report.files, strict=True):
+            yield from report_rows(report, path, f"s3://{report.bucket}/{entry['key']}", prefix)
+            path.unlink(missing_ok=True)
 
-def entries(versions: Iterator[Version], prefix: str) -> Iterator[ObjectEntry]:
-    """Rows grouped by key, keys in order, versions newest first (as a listing yields them).
-
-    Every row is read (and any bad one refuses the report) before the first entry is yielded: the
-    report's row order is undocumented, so grouping holds every row in memory until the end."""
-    grouped: dict[str, list[Version]] = {}
     try:
-        for version in versions:
-            if version.key.startswith(prefix):
-                grouped.setdefault(version.key, []).append(version)
-    except (OSError, EOFError, ValueError, KeyError, csv.Error) as exc:
+        return grouped(sorted_rows(every_row(), scratch))
+    except RowError as exc:
+        raise InventoryError(str(exc)) from None
+    except (OSError, ValueError) as exc:  # a corrupt ORC/Parquet file (ArrowInvalid is a ValueError)
         raise InventoryError(f"inventory data file could not be read: {type(exc).__name__}: {exc}") from None
-    return _grouped(grouped)
-
-
-def _grouped(grouped: dict[str, list[Version]]) -> Iterator[ObjectEntry]:
-    for key in sorted(grouped):
-        yield ObjectEntry(key, sorted(grouped.pop(key), key=lambda v: (not v.is_latest, -v.last_modified.timestamp())))
 
 
 class Scratch:
-    """A temporary directory for one report's data files, removed when planning ends."""
+    """The run's private directory (mode 0700; files in it 0600) for one report's data files and sorted
+    runs, removed when planning ends."""
 
     def __enter__(self) -> Path:
-        self.path = Path(tempfile.mkdtemp(prefix="vigil-inventory-"))
+        self.path = Path(tempfile.mkdtemp(prefix="vigil-inventory-"))  # mkdtemp: 0700, owner only
         return self.path
 
     def __exit__(self, *exc: object) -> None:
@@ -227,4 +226,4 @@ def inventory_entries(aws: Aws, region: str, bucket: str, prefix: str, inv: Inve
     Raises InventoryError before anything is yielded when the report cannot be used."""
     report = newest_report(aws, region, bucket, inv)
     paths = fetch_files(aws, region, report, scratch)
-    return entries(versions_of(report, paths), prefix), report.describe(as_of)
+    return entries(report, paths, prefix, scratch), report.describe(as_of)

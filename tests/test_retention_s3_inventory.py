@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import subprocess
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -86,8 +88,8 @@ def _counted(aws: Aws) -> Counter:
     return calls
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_plan_from_inventory_equals_plan_from_listing(seed: int) -> None:
+@pytest.mark.parametrize("seed,file_format", [(0, "CSV"), (1, "Parquet"), (2, "ORC")])
+def test_plan_from_inventory_equals_plan_from_listing(seed: int, file_format: str) -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         for name, lock in ((SOURCE, False), (LOCKED, True), (DEST, False)):
@@ -95,7 +97,7 @@ def test_plan_from_inventory_equals_plan_from_listing(seed: int) -> None:
         _world(s3, seed)
         created = datetime.now(UTC)
         for bucket in (SOURCE, LOCKED):
-            write_report(s3, bucket, DEST, "all", created, n_files=1 + seed, seed=seed)
+            write_report(s3, bucket, DEST, "all", created, n_files=1 + seed, seed=seed, file_format=file_format)
         for name in ("billing", "consent"):
             listed_actions, listed = _plan(Aws(), _store(name, False))
             aws = Aws()
@@ -128,11 +130,12 @@ def _one_report(s3: Any, **kw: Any) -> str:
     return write_report(s3, SOURCE, DEST, "all", datetime.now(UTC) - timedelta(hours=30), **kw)
 
 
-def _refused(reason: str) -> None:
+def _refused(reason: str) -> str:
     actions, summary = _plan(Aws(), _store("billing", True))
     assert actions == [], "a refused report plans nothing"
     assert summary.counts["error"] == 1 and summary.inventory is None
     assert reason in summary.errors[0]["reason"], summary.errors
+    return summary.errors[0]["reason"]
 
 
 def test_tampered_manifest_checksum_is_refused() -> None:
@@ -179,24 +182,49 @@ def test_newest_complete_report_is_used_and_names_its_age() -> None:
         assert summary.counts["delete"] == 1 and len(_targets(actions)) == 1
 
 
-def test_parquet_without_pyarrow_names_the_extra() -> None:
+BLOCK_PYARROW = """
+import sys
+from importlib.abc import MetaPathFinder
+class Refuse(MetaPathFinder):  # an install without the inventory extra: pyarrow cannot be imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ImportError("No module named " + repr(name))
+sys.meta_path.insert(0, Refuse())
+"""
+
+
+@pytest.mark.parametrize("file_format,article", [("Parquet", "a Parquet"), ("ORC", "an ORC")])
+def test_parquet_without_pyarrow_names_the_extra(file_format: str, article: str) -> None:
+    """In a child process whose imports refuse pyarrow, so the message is proven where pyarrow is installed."""
+    from tests.conftest import ROOT
+
+    script = BLOCK_PYARROW + f"sys.path.insert(0, {str(ROOT)!r})\n" + \
+        f"from tests.test_retention_s3_inventory import without_pyarrow\nwithout_pyarrow({file_format!r})\nprint('refused')\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1:] == ["refused"], done.stdout + done.stderr
+    assert f"{article} inventory report needs pyarrow: pip install 'vigil[inventory]'" in done.stdout
+
+
+def without_pyarrow(file_format: str) -> None:
+    """The store is refused with the extra named (run by the test above with pyarrow blocked)."""
     try:
         import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed: the message is for installs without it")
     except ImportError:
         pass
+    else:
+        raise AssertionError("pyarrow must be blocked here")
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         for name in (SOURCE, DEST):
             _bucket(s3, name)
         body = b"PAR1 not really parquet PAR1"
         root = "inventory/example-billing/all/"
-        files = [{"key": f"{root}data/x.parquet", "size": len(body), "MD5checksum": hashlib.md5(body).hexdigest()}]  # noqa: S324
+        files = [{"key": f"{root}data/x.{file_format.lower()}", "size": len(body), "MD5checksum": hashlib.md5(body).hexdigest()}]  # noqa: S324
         s3.put_object(Bucket=DEST, Key=files[0]["key"], Body=body)
-        doc = manifest(SOURCE, DEST, datetime.now(UTC), files, file_format="Parquet")
+        doc = manifest(SOURCE, DEST, datetime.now(UTC), files, file_format=file_format)
         s3.put_object(Bucket=DEST, Key=f"{root}2026-01-01T00-00Z/manifest.json", Body=doc)
         s3.put_object(Bucket=DEST, Key=f"{root}2026-01-01T00-00Z/manifest.checksum", Body=hashlib.md5(doc).hexdigest().encode())  # noqa: S324
-        _refused("pip install 'vigil[inventory]'")
+        print(_refused("pip install 'vigil[inventory]'"))
 
 
 # A manifest shaped as AWS documents it ("Locating your inventory list" / "Configuring Amazon S3
@@ -241,15 +269,22 @@ def test_golden_csv_row_format() -> None:
     assert line.startswith('"b","a+b%2Fc%2Bd.json","v1","true","false","3","2016-11-06T21:32:00.000Z",')
 
 
-def test_retain_apply_from_a_report_deletes_and_a_vanished_version_counts_as_done(tmp_path: Path, monkeypatch) -> None:
+def report_world(tmp_path: Path, monkeypatch) -> World:
+    """A World (inside mock_aws) whose billing store plans from reports in DEST; both buckets made."""
+
     def with_report(data: dict) -> None:
         store = next(s for s in data["stores"] if s["name"] == "billing")
         store["inventory"] = {"bucket": DEST, "prefix": "inventory", "config_id": "all"}
 
+    world = World(tmp_path, monkeypatch, with_report)
+    world.bucket(SOURCE)
+    world.bucket(DEST)
+    return world
+
+
+def test_retain_apply_from_a_report_deletes_and_a_vanished_version_counts_as_done(tmp_path: Path, monkeypatch) -> None:
     with mock_aws():
-        world = World(tmp_path, monkeypatch, with_report)
-        world.bucket(SOURCE)
-        world.bucket(DEST)
+        world = report_world(tmp_path, monkeypatch)
         with written_ago(8 * YEAR):
             gone = world.put(SOURCE, "invoices/s1/gone.json", "{}")
             world.put(SOURCE, "invoices/s1/old.json", "{}")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -37,6 +38,7 @@ from .keys import RetentionKeys
 
 TERMINAL = ("Complete", "Failed", "Cancelled")
 CHUNK = 1000
+VERIFY_SLICE = 10_000  # versions asked for at a time
 GONE = {"NoSuchVersion", "NoSuchKey", "404", "NotFound"}
 # The handler's own result strings (batch_ops.py), which name no key; anything else is reduced to its error code.
 OWN_MESSAGES = ("held:", "not past retention", "HeadObject:", "DeleteObject:", "the task names", "already gone", "deleted",
@@ -191,18 +193,27 @@ class Collector:
                          detail={"chunk": index, **chunk})
         return index + 1
 
-    def _check_manifest(self, target: dict[str, Any]) -> bytes:
+    def _manifest(self, target: dict[str, Any]) -> Iterator[list[str]]:
+        """The job's manifest rows as stored in S3, streamed; ends with an error when its SHA-256 is not
+        the one the ledger's intent recorded."""
         manifest = target["manifest"]
-        body = self.aws.client("s3", target["region"]).get_object(Bucket=manifest["bucket"], Key=manifest["key"])["Body"].read()
-        if hashlib.sha256(body).hexdigest() != manifest["sha256"]:
+        body = self.aws.client("s3", target["region"]).get_object(Bucket=manifest["bucket"], Key=manifest["key"])["Body"]
+        digest = hashlib.sha256()
+        for line in body.iter_lines(chunk_size=1 << 16, keepends=True):
+            digest.update(line)
+            yield next(csv.reader([line.decode("utf-8")]))
+        if digest.hexdigest() != manifest["sha256"]:
             raise UsageError(f"s3://{manifest['bucket']}/{manifest['key']}: does not match the SHA-256 in the ledger's "
                              "intent; the job is not touched")
-        return bytes(body)
+
+    def _check_manifest(self, target: dict[str, Any]) -> None:
+        for _row in self._manifest(target):
+            pass
 
     def _verify(self, target: dict[str, Any], kept: set[str]) -> int:
-        """Planned versions still there that the handler did not refuse as held: HeadObject by id, no listing."""
+        """Planned versions still there that the handler did not refuse as held: HeadObject by id, no listing;
+        the manifest is streamed a slice at a time, so memory stays flat however many versions it names."""
         s3 = self.aws.client("s3", target["region"])
-        rows = list(csv.reader(io.StringIO(self._check_manifest(target).decode("utf-8"))))
 
         def left(row: list[str]) -> int:
             key, version = unquote_plus(row[1]), row[2]
@@ -216,9 +227,12 @@ class Collector:
                     raise RuntimeError(describe_error("s3:HeadObject", exc)) from None
             return 0 if f"{self.keys.hash(key)}:{version}" in kept else 1
 
+        remaining = 0
+        rows = self._manifest(target)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-batch-verify") as pool:
-            return sum(pool.map(left, rows))
-
+            while piece := list(islice(rows, VERIFY_SLICE)):
+                remaining += sum(pool.map(left, piece))
+        return remaining
 
 class BatchRun:
     """What a retention run with `--executor batch-operations` asks of this executor. The engine is

@@ -4,6 +4,7 @@ tests/batch_runner.py), run by the real Lambda handler, collected into the ledge
 version id; holds refused by the handler stay and are reported."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+import botocore.handlers
 import pytest
 from moto import mock_aws
 from vigil.retention import ledger as ledgers
@@ -26,8 +28,11 @@ from tests.aging import YEAR, written_ago
 from tests.batch_runner import BatchOperations
 from tests.helpers import policy_variant
 from tests.inventory_reports import write_report
+from tests.test_iam_policy import _allowed, _record, _resources
 from tests.test_retention_world import World
 from vigil.aws import Aws
+from vigil.cli.main import main
+from vigil.iam_actions import actions_for
 from vigil.policy import Policy
 
 BILLING, REPLICA, INVENTORY = "example-billing", "example-billing-copy", "example-inventory"
@@ -244,3 +249,78 @@ def test_the_command_with_the_executor_and_nothing_due(tmp_path: Path, monkeypat
                                        "--batch-function", "vigil-batch-handler", "--batch-role", ROLE, "--apply")
         assert code == 0 and "batch_jobs" not in plan and plan["run"]["mode"] == "apply"
         assert not (out / LEDGER_FILE).exists() or not any(line["phase"] == "intent" for line in _ledger(out))
+
+
+def test_a_collection_killed_before_its_outcome_resumes_without_writing_results_twice(world, tmp_path: Path) -> None:
+    s3, _ = world
+    policy = _policy(tmp_path)
+    service = BatchOperations(s3, policy, datetime.now(UTC))
+    out = tmp_path / "out"
+    _run(policy, out, service, apply=True)
+    for job_id in service.jobs:
+        service.run(job_id)
+    collector = Collector(Aws(), KEYS, SETTINGS, control=service.client)
+    collector.collect(ledgers.Ledger(out / LEDGER_FILE, "c1", policy.sha256, KEYS.fingerprint))
+    lines = (out / LEDGER_FILE).read_text().splitlines(keepends=True)
+    outcomes = [i for i, line in enumerate(lines) if json.loads(line)["phase"] == "outcome"]
+    (out / LEDGER_FILE).write_text("".join(lines[:outcomes[-1]]))  # killed before the last job's outcome
+    killed = json.loads(lines[outcomes[-1]])
+
+    again = collector.collect(ledgers.Ledger(out / LEDGER_FILE, "c2", policy.sha256, KEYS.fingerprint))
+    assert [job.token for job in again] == [killed["action_id"]] and again[0].remaining == 0
+    mine = [json.loads(line) for line in (out / LEDGER_FILE).read_text().splitlines() if json.loads(line)["action_id"] == killed["action_id"]]
+    assert [line["phase"] for line in mine] == ["intent", "job", "result", "outcome"], "its result line is not written twice"
+    assert mine[-1]["outcome"] == killed["outcome"] and mine[-1]["target"] == killed["target"]
+    assert ledgers.chain_ok(out / LEDGER_FILE)
+
+
+def test_a_failed_job_without_a_report_is_a_failure_and_its_versions_stay_planned(world, tmp_path: Path) -> None:
+    s3, _ = world
+    policy = _policy(tmp_path)
+    service = BatchOperations(s3, policy, datetime.now(UTC))
+    out = tmp_path / "out"
+    _run(policy, out, service, apply=True)
+    for job in service.jobs.values():  # e.g. the role could not read the manifest: no task ran, no report
+        job["Status"] = "Failed"
+    collected = Collector(Aws(), KEYS, SETTINGS, control=service.client).collect(
+        ledgers.Ledger(out / LEDGER_FILE, "c", policy.sha256, KEYS.fingerprint))
+    assert all(job.failed and job.results["failed"] == job.count == job.remaining == 3 for job in collected)
+    outcomes = [line for line in _ledger(out) if line["phase"] == "outcome"]
+    assert len(outcomes) == 2 and {line["outcome"] for line in outcomes} == {"failed"}
+    assert {line["target"]["count"] for line in outcomes} == {0}, "nothing counted as deleted"
+
+
+def test_every_call_of_a_batch_run_is_allowed_by_its_iam_policy(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What vigil calls (not the Lambda: it has its own role) against `iam-policy retain --executor batch-operations`."""
+    s3, _ = world
+    policy = _policy(tmp_path)
+    calls: list[tuple[str, str, dict]] = []
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, *_record(calls)])
+    service = BatchOperations(s3, policy, datetime.now(UTC))
+    out = tmp_path / "out"
+    _run(policy, out, service, apply=True)
+    mine = len(calls)
+    for job_id in service.jobs:
+        service.run(job_id)
+    del calls[mine:]  # the handler's calls are the Lambda's role's, not vigil's
+    Collector(Aws(), KEYS, SETTINGS, control=service.client).collect(
+        ledgers.Ledger(out / LEDGER_FILE, "c", policy.sha256, KEYS.fingerprint))
+    assert {"s3:PutObject", "s3:GetObject", "s3:HeadObject"} <= {op for op, _, _ in calls}
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["iam-policy", "retain", "--policy", str(tmp_path / "policy.yaml"), "--account", "123456789012",
+                     "--bucket", REPLICA, "--executor", "batch-operations", "--batch-bucket", "vigil-batch-{region}",
+                     "--batch-role", ROLE]) == 0
+    document = json.loads(text.getvalue())
+    uncovered = {(op, action, resource) for op, region, params in calls for action in actions_for(op)
+                 for resource in _resources(op, region, params) if not _allowed(document, action, resource)}
+    assert not uncovered
+    statements = {st["Sid"]: st for st in document["Statement"]}
+    for request in service.requests:  # CreateJob and the role it passes, made through the stand-in
+        assert "LambdaInvoke" in request["Operation"]
+        assert statements["BatchCreateJob"]["Condition"]["StringEquals"]["s3:RequestJobOperation"] == "LambdaInvoke"
+        assert request["RoleArn"] in statements["BatchPassRole"]["Resource"]
+    for job in service.jobs.values():
+        assert _allowed(document, "s3:DescribeJob", f"arn:aws:s3:{job['Region']}:123456789012:job/{job['JobId']}")
+    assert not _allowed(document, "s3:PutObject", "arn:aws:s3:::vigil-batch-us-east-1/elsewhere/x")

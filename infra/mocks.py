@@ -48,6 +48,7 @@ def fake_identity(typ: str, name: str, inputs: dict, region: str, account: str) 
         "aws:backup/vault:Vault": lambda: (inputs.get("name") or name, f"arn:aws:backup:{region}:{account}:backup-vault:{{id}}"),
         "aws:backup/plan:Plan": lambda: (_stable_uuid(f"{region}/{name}"), f"arn:aws:backup:{region}:{account}:backup-plan:{{id}}"),
         "aws:cloudtrail/trail:Trail": lambda: (inputs.get("name") or name, f"arn:aws:cloudtrail:{region}:{account}:trail/{{id}}"),
+        "aws:lambda/function:Function": lambda: (inputs.get("name") or name, f"arn:aws:lambda:{region}:{account}:function:{{id}}"),
     }.get(typ)
     if arn_of is None:
         return f"{name}-id", {}
@@ -57,7 +58,8 @@ def fake_identity(typ: str, name: str, inputs: dict, region: str, account: str) 
         state["keyId"] = physical
     if typ == "aws:s3/bucket:Bucket":
         state.update(bucket=physical, region=region)
-    if typ in ("aws:iam/role:Role", "aws:dynamodb/table:Table", "aws:backup/vault:Vault", "aws:iam/user:User"):
+    if typ in ("aws:iam/role:Role", "aws:dynamodb/table:Table", "aws:backup/vault:Vault", "aws:iam/user:User",
+               "aws:lambda/function:Function"):
         state["name"] = physical
     return physical, state
 

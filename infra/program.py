@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -30,8 +31,17 @@ from vigil.infra.components import (
     SecureTableArgs,
     bucket_policy,
 )
+from vigil.infra.components.batch import BatchOperations, BatchOperationsArgs
+from vigil.infra.components.inventory import (
+    Report,
+    StoreInventories,
+    StoreInventoriesArgs,
+    allow_delivery,
+    key_policy,
+    reports,
+)
 from vigil.infra.components.table import BACKUP_TAG
-from vigil.infra.settings import StackSettings, policy_path
+from vigil.infra.settings import StackSettings, policy_path, project_root
 
 from vigil.policy import Policy, S3Store, load_policy
 
@@ -50,6 +60,7 @@ class Parts:
     plan: type[BackupPlan] = BackupPlan
     trail: type[AuditTrail] = AuditTrail
     roles: type[AccessRoles] = AccessRoles
+    report_bucket: type[SecureBucket] = SecureBucket  # S3 Inventory destinations and the Batch Operations buckets
 
 
 @dataclass
@@ -111,12 +122,23 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
     replica_names = [f"{name}{settings.replica_suffix}" for name in source_buckets]
     table_specs = _tables(policy)
     table_arns = [pulumi.Output.concat("arn:aws:dynamodb:", primary, ":", account_id, ":table/", name) for name in table_specs]
+    inventories = reports(policy)
+    report_key = parts.key("report-key", CustomerKeyArgs(
+        provider=providers[primary], region=primary, alias="alias/vigil-inventory", description="Vigil: S3 Inventory reports",
+        policy=account_id.apply(lambda acct: key_policy(acct, inventories)))) if inventories else None
     roles = parts.roles("access", AccessRolesArgs(
         provider=providers[primary], account_id=account_id, replication_role=settings.replication_role,
         backup_role=settings.backup_role, retention_role=settings.retention_role, human_roles=policy.access.human_roles,
         source_buckets=source_buckets, replica_buckets=replica_names, table_arns=table_arns,
         key_arns=[keys[primary].arn, keys[backup].arn], retention_runs_on=settings.retention_runs_on, tags=tags,
+        inventories=[(r.bucket, r.prefix) for r in inventories], report_key_arns=[report_key.arn] if report_key else [],
     ))
+    exempt = list(roles.service_role_arns)
+    if report_key is not None:
+        batch = _batch_operations(policy, settings, parts, providers, account_id, keys, log_buckets, tags)
+        exempt.append(batch.task_role.arn)  # it reads and rewrites store objects, like the retention job
+        stack.outputs["batchOperations"] = {"functions": {r: f.arn for r, f in batch.functions.items()},
+                                            "role": batch.jobs_role.arn, "bucket": settings.batch_bucket("{region}")}
 
     # Data store buckets and their replicas in the backup region.
     for name, stores in _buckets(policy).items():
@@ -125,12 +147,16 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
             log_bucket=_log_target(log_buckets[primary]), log_prefix=f"{name}/",
             lifecycle_rules=lifecycle.lifecycle_rules(policy, stores),
             object_lock_days=lifecycle.object_lock_days(policy, stores),
-            require_mfa=True, exempt_role_arns=roles.service_role_arns,
+            require_mfa=True, exempt_role_arns=exempt,
             replica=ReplicaTarget(provider=providers[backup], region=backup, role_arn=roles.replication.arn,
                                   kms_key_arn=keys[backup].arn, log_bucket=_log_target(log_buckets[backup]),
                                   suffix=settings.replica_suffix),
             tags={**tags, "vigil:data-store": ",".join(s.name for s in stores)},
         ))
+
+    if report_key is not None:
+        stack.outputs["inventories"] = _inventories(inventories, settings, parts, providers[primary], account_id,
+                                                    report_key, log_buckets[primary], tags, policy, stack)
 
     # DynamoDB stores, the subjects table and the subject-request log: every table gets the same protections.
     for name, (hash_key, categories) in table_specs.items():
@@ -173,7 +199,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
                           "abort_incomplete_multipart_upload": {"days_after_initiation": lifecycle.ABORT_MULTIPART_DAYS}}],
     ))
 
-    stack.outputs = {
+    stack.outputs = {**stack.outputs,
         "stores": {**{s.name: s.bucket for s in policy.s3_stores}, **{s.name: s.table for s in policy.dynamodb_stores}},
         "replicas": {name: b.replica.bucket.bucket for name, b in stack.buckets.items() if b.replica},
         "tables": {name: t.table.arn for name, t in stack.tables.items()},
@@ -188,6 +214,46 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
     for key, value in stack.outputs.items():
         pulumi.export(key, value)
     return stack
+
+
+def _inventories(inventories: list[Report], settings: StackSettings, parts: Parts, provider: aws.Provider,
+                 account_id: pulumi.Output[str], key: CustomerKey, log_bucket: SecureBucket, tags: dict[str, str],
+                 policy: Policy, stack: Stack) -> dict[str, str]:
+    """The S3 Inventory destinations the policy names (CMK-encrypted, kept `inventoryReportDays`) and
+    one inventory configuration per store bucket and report: the stores plan from them."""
+    destinations: dict[str, SecureBucket] = {}
+    for name in sorted({r.bucket for r in inventories}):
+        destinations[name] = parts.report_bucket(f"inventory-{name}", SecureBucketArgs(
+            bucket=name, provider=provider, region=policy.regions.primary, kms_key_arn=key.arn,
+            log_bucket=_log_target(log_bucket), log_prefix=f"{name}/", tags=tags,
+            lifecycle_rules=[_expire_all("inventory-reports", settings.inventory_report_days, policy)],
+            extra_statements=account_id.apply(functools.partial(allow_delivery, name, items=inventories)),
+        ))
+    StoreInventories("inventory", StoreInventoriesArgs(
+        provider=provider, reports=inventories, destinations={n: b.arn for n, b in destinations.items()}, key_arn=key.arn,
+        depends_on=[b.policy for b in destinations.values()] + [stack.buckets[r.source] for r in inventories]))
+    return {f"{r.source}/{r.config_id}": f"s3://{r.bucket}/{r.prefix}" for r in inventories}
+
+
+def _batch_operations(policy: Policy, settings: StackSettings, parts: Parts, providers: dict[str, aws.Provider],
+                      account_id: pulumi.Output[str], keys: dict[str, CustomerKey], log_buckets: dict[str, SecureBucket],
+                      tags: dict[str, str]) -> BatchOperations:
+    """The Lambda S3 Batch Operations jobs invoke, in each region, its role and the jobs' role, and each
+    region's bucket for the jobs' manifests and completion reports (kept `batchReportDays`)."""
+    buckets = {}
+    for region, provider in providers.items():
+        name = settings.batch_bucket(region)
+        buckets[region] = parts.report_bucket(f"batch-{region}", SecureBucketArgs(
+            bucket=name, provider=provider, region=region, kms_key_arn=keys[region].arn,
+            log_bucket=_log_target(log_buckets[region]), log_prefix=f"{name}/", tags=tags,
+            lifecycle_rules=[_expire_all("batch-reports", settings.batch_report_days, policy)]))
+    code = Path(settings.batch_lambda_code).expanduser()
+    return BatchOperations("batch-operations", BatchOperationsArgs(
+        policy=policy, providers=providers, account_id=account_id,
+        replicas={b: [f"{b}{settings.replica_suffix}"] for b in policy.data_buckets},
+        code=pulumi.FileArchive(str(code if code.is_absolute() else project_root() / code)),
+        function_name=settings.batch_function, task_role=settings.batch_task_role, jobs_role=settings.batch_role,
+        batch_buckets={r: b.bucket_name for r, b in buckets.items()}, batch_key_arns=[keys[r].arn for r in providers], tags=tags))
 
 
 def _log_target(log_bucket: SecureBucket) -> pulumi.Output[str]:

@@ -54,6 +54,13 @@ class StackSettings:
     access_log_days: int = 365
     trail_name: str = "vigil-audit"
     retention_runs_on: str = "ecs-tasks.amazonaws.com"  # the service that runs the scheduled job (ECS, Lambda, ...)
+    # S3 Inventory and Batch Operations, declared when a store of the policy names an `inventory:` report
+    inventory_report_days: int = 14  # reports are kept this long (vigil plans from the newest, at most 48 hours old)
+    batch_lambda_code: str = "build/lambda"  # the folder deploy/build_lambda.sh makes, relative to the project root
+    batch_function: str = "vigil-batch"  # the Lambda the jobs invoke, in each region (deploy/batch_handler.py)
+    batch_task_role: str = "vigil-batch-task"  # the Lambda's role: it reads and rewrites store objects (allow-list it)
+    batch_role: str = "vigil-batch-operations"  # the role S3 Batch Operations runs the jobs as
+    batch_report_days: int = 90  # job manifests and completion reports are kept this long
 
     @classmethod
     def defaults(cls, policy: Policy) -> StackSettings:
@@ -75,11 +82,23 @@ class StackSettings:
             access_log_days=config.get_int("accessLogDays") or base.access_log_days,
             trail_name=config.get("trailName") or base.trail_name,
             retention_runs_on=config.get("retentionRunsOn") or base.retention_runs_on,
+            inventory_report_days=config.get_int("inventoryReportDays") or base.inventory_report_days,
+            batch_lambda_code=config.get("batchLambdaCode") or base.batch_lambda_code,
+            batch_function=config.get("batchFunction") or base.batch_function,
+            batch_task_role=config.get("batchTaskRole") or base.batch_task_role,
+            batch_role=config.get("batchRole") or base.batch_role,
+            batch_report_days=config.get_int("batchReportDays") or base.batch_report_days,
         )
+
+    def batch_bucket(self, region: str) -> str:
+        """Where `vigil retain --executor batch-operations` writes a region's job manifests and reads its reports."""
+        return f"{self.name_prefix}-batch-{region}"
 
     def check(self, policy: Policy) -> None:
         """The MFA exemption (MFA-03) may only name allow-listed roles: refuse a mismatch early."""
-        missing = [r for r in (self.replication_role, self.backup_role, self.retention_role) if r not in policy.access.service_roles]
+        roles = [self.replication_role, self.backup_role, self.retention_role]
+        roles += [self.batch_task_role] if any(s.inventory for s in policy.s3_stores) else []  # it rewrites store objects
+        missing = [r for r in roles if r not in policy.access.service_roles]
         if missing:
             raise ValueError(f"{policy.source_path or 'policy'}: access.service_roles must list {', '.join(missing)} "
                              "(the stack's service roles are exempt from the MFA deny only when allow-listed)")

@@ -119,8 +119,10 @@ def test_tables_backup_trail_and_roles(declared: RecordingMocks) -> None:
     assert not any("*" in a for a in actions)
     # the deployed role carries exactly what `vigil iam-policy retain` derives from the code (plus the
     # KMS data key S3 needs to write rewritten objects under the store keys)
-    # S3 Inventory report reads are not on the stack's role yet (no inventory stores declared there)
+    # The repository policy plans no store from an S3 Inventory report, so the role has no report reads
+    # (tests/test_infra_inventory.py: a policy whose stores do, and the role reading them as retain derives)
     derived = set(permissions.actions(p for p in permissions.COMMANDS["retain"] if p.scope != permissions.INVENTORIES))
+    assert not permissions.Targets.of(repo_policy(), ["us-east-1"]).inventories
     assert actions == derived - set(permissions.retention_role_actions().secrets) | {"kms:GenerateDataKey"}
     assert "s3:DeleteObjectVersion" in actions and "dynamodb:BatchWriteItem" in actions
     # only listing backups has no narrower resource than "*"; deleting one is limited to the account's recovery points

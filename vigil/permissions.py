@@ -78,6 +78,12 @@ KMS_SIGNING = Part(("vigil.evidence.keys",), ("vigil.evidence.keys",), SIGNING)
 BATCH_JOBS = Part(("vigil.retention.batch_reports",), ("vigil.retention.batch_jobs", "vigil.retention.batch_reports"), BATCH,
                   also=("iam:PassRole",))
 EXECUTORS: dict[str, tuple[Part, ...]] = {"local": (), "batch-operations": (BATCH_JOBS,)}
+# The S3 Batch Operations Lambda (deploy/batch_handler.py): one version per task, on the stores and their
+# replicas. It reaches the rewrite and the replication-rule reads, never the DynamoDB writes, recovery
+# points, tables' descriptions or report listings of the modules it follows.
+BATCH_TASK = Part(("vigil.retention.batch_ops",), ("vigil.retention",), STORES,
+                  never=("backup:DeleteRecoveryPoint", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
+                         "dynamodb:TransactWriteItems", "dynamodb:DescribeTable", "s3:ListObjectsV2"))
 
 COMMANDS: dict[str, tuple[Part, ...]] = {
     "check": (BASE, COLLECTORS, RET02),
@@ -228,8 +234,8 @@ def _s3(action: str, scope: str, t: Targets) -> Scoped:
         return ("JobLocks", (f"arn:aws:s3:::{t.lock_bucket}/{LOCK_PREFIX}*",), "") if objects else \
             ("JobLockBucket", (f"arn:aws:s3:::{t.lock_bucket}",), "")
     if scope == INVENTORIES:
-        return ("InventoryReports", tuple(f"arn:aws:s3:::{b}/{p + '/' if p else ''}*" for b, p in t.inventories), "") if objects \
-            else ("InventoryBuckets", tuple(f"arn:aws:s3:::{b}" for b in sorted({b for b, _ in t.inventories})), "")
+        reports, buckets = inventory_resources(t.inventories)
+        return ("InventoryReports", reports, "") if objects else ("InventoryBuckets", buckets, "")
     if objects:
         return "StoreObjects", tuple(sorted({f"arn:aws:s3:::{b}/{p}*" for b, p in t.objects})), ""
     return "StoreBuckets", tuple(f"arn:aws:s3:::{b}" for b in t.buckets), ""
@@ -247,6 +253,13 @@ def _batch(action: str, t: Targets) -> Scoped:
     if is_object_action(action):
         return "BatchObjects", tuple(f"arn:aws:s3:::{b}/{BATCH_PREFIX}*" for b in t.batch_buckets), ""
     return "BatchBuckets", tuple(f"arn:aws:s3:::{b}" for b in t.batch_buckets), ""
+
+
+def inventory_resources(inventories: Iterable[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(report objects, buckets) of S3 Inventory destinations given as (bucket, key prefix)."""
+    pairs = sorted(set(inventories))
+    return (tuple(f"arn:aws:s3:::{b}/{p + '/' if p else ''}*" for b, p in pairs),
+            tuple(f"arn:aws:s3:::{b}" for b in sorted({b for b, _ in pairs})))
 
 
 def _signing_key(key: str, t: Targets) -> Scoped:
@@ -314,12 +327,17 @@ class RoleActions:
     kms: list[str] = field(default_factory=list)
     account_reads: list[str] = field(default_factory=list)  # reads AWS does not scope narrower (rds:Describe*)
     secrets: list[str] = field(default_factory=list)  # scoped to the secrets a policy's PostgreSQL stores name
+    report_bucket: list[str] = field(default_factory=list)  # S3 Inventory destinations (inventory_resources)
+    report_object: list[str] = field(default_factory=list)
 
 
 def retention_role_actions() -> RoleActions:
     """What `vigil retain` calls, sorted by the kind of resource each action is on."""
     out = RoleActions()
-    for action in actions(p for p in COMMANDS["retain"] if p.scope != INVENTORIES):  # reports: not on the stack's role yet
+    reports = [p for p in COMMANDS["retain"] if p.scope == INVENTORIES]
+    for action in actions(reports):
+        (out.report_object if is_object_action(action) else out.report_bucket).append(action)
+    for action in actions(p for p in COMMANDS["retain"] if p.scope != INVENTORIES):
         service = action.split(":", 1)[0]
         if service == "s3":
             (out.object if is_object_action(action) else out.bucket).append(action)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from vigil.permissions import retention_role_actions
+from vigil.permissions import inventory_resources, retention_role_actions
 
 BACKUP_MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
@@ -39,6 +39,8 @@ class AccessRolesArgs:
     key_arns: Sequence[pulumi.Input[str]]
     retention_runs_on: str = "ecs-tasks.amazonaws.com"  # where the scheduled job runs (ECS, Lambda, ...)
     tags: dict[str, str] = field(default_factory=dict)
+    inventories: Sequence[tuple[str, str]] = ()  # (bucket, prefix) of the S3 Inventory reports stores plan from
+    report_key_arns: Sequence[pulumi.Input[str]] = ()  # the key the reports are encrypted with (read only)
 
 
 def _service_trust(service: str) -> str:
@@ -67,8 +69,8 @@ class AccessRoles(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{args.backup_role}-managed-{index}", role=self.backup.name, policy_arn=arn, opts=self._child)
         self.retention = self._role(args.retention_role, _service_trust(args.retention_runs_on))
         self._inline(args.retention_role, self.retention, pulumi.Output.all(
-            list(args.table_arns), list(args.key_arns), args.account_id).apply(
-            lambda values: self.retention_permissions(values[0], values[1], values[2])))
+            list(args.table_arns), list(args.key_arns), args.account_id, list(args.report_key_arns)).apply(
+            lambda values: self.retention_permissions(values[0], values[1], values[2], values[3])))
         self.humans: dict[str, aws.iam.Role] = {}
         for role_name in args.human_roles:
             trust = pulumi.Output.from_input(args.account_id).apply(self.human_trust)
@@ -107,8 +109,10 @@ class AccessRoles(pulumi.ComponentResource):
             {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": key_arns},
         ]}
 
-    def retention_permissions(self, table_arns: list[str], key_arns: list[str], account_id: str = "*") -> dict:
-        """What `vigil retain` calls (vigil.permissions, derived from its code), on the stack's stores only."""
+    def retention_permissions(self, table_arns: list[str], key_arns: list[str], account_id: str = "*",
+                              report_key_arns: Sequence[str] = ()) -> dict:
+        """What `vigil retain` calls (vigil.permissions, derived from its code), on the stack's stores only,
+        and the reads of the S3 Inventory reports the policy's stores plan from."""
         buckets = [*self.args.source_buckets, *self.args.replica_buckets]
         needed = retention_role_actions()
         # Rewriting objects under the store keys: S3 calls KMS for the job (Decrypt to read, GenerateDataKey to write).
@@ -123,9 +127,16 @@ class AccessRoles(pulumi.ComponentResource):
             {"Effect": "Allow", "Action": needed.recovery_point,
              "Resource": [f"arn:aws:backup:{r}:{account_id}:recovery-point:*" for r in regions]},
             {"Effect": "Allow", "Action": [*needed.backup_reads, *needed.account_reads], "Resource": "*"},  # no narrower resource
-            # needed.secrets: the stack declares no PostgreSQL store secrets; the job policy grants those it names.
         ]
-        return {"Version": "2012-10-17", "Statement": [st for st in statements if st["Action"]]}
+        reports, report_buckets = inventory_resources(self.args.inventories)
+        if reports:
+            statements += [
+                {"Effect": "Allow", "Action": needed.report_bucket, "Resource": list(report_buckets)},
+                {"Effect": "Allow", "Action": needed.report_object, "Resource": list(reports)},
+                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": list(report_key_arns)},
+            ]
+        # needed.secrets: the stack declares no PostgreSQL store secrets; the job policy grants those it names.
+        return {"Version": "2012-10-17", "Statement": [st for st in statements if st["Action"] and st["Resource"]]}
 
     def steward_permissions(self, table_arns: list[str], key_arns: list[str]) -> dict:
         """Read-only access to the stores (reviews, subject requests); the bucket policies add the MFA demand."""

@@ -15,6 +15,7 @@ class CustomerKeyArgs:
     description: str = "Vigil: personal data stores, replicas and backups"
     rotate: bool = True
     deletion_window_days: int = 30
+    policy: pulumi.Input[str] | None = None  # a key policy (JSON); None: AWS's default (the account administers it)
 
 
 class CustomerKey(pulumi.ComponentResource):
@@ -28,7 +29,7 @@ class CustomerKey(pulumi.ComponentResource):
         self.key = aws.kms.Key(
             name, description=args.description, enable_key_rotation=args.rotate,
             deletion_window_in_days=args.deletion_window_days, key_usage="ENCRYPT_DECRYPT",
-            customer_master_key_spec="SYMMETRIC_DEFAULT", opts=child)
+            customer_master_key_spec="SYMMETRIC_DEFAULT", policy=args.policy, opts=child)
         self.alias = aws.kms.Alias(f"{name}-alias", name=args.alias, target_key_id=self.key.key_id, opts=child)
         self.arn = self.key.arn
         self.register_outputs({"arn": self.key.arn, "alias": args.alias})

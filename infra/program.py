@@ -135,7 +135,7 @@ def build_stack(policy: Policy, settings: StackSettings, parts: Parts | None = N
     ))
     exempt = list(roles.service_role_arns)
     if report_key is not None:
-        batch = _batch_operations(policy, settings, parts, providers, account_id, keys, log_buckets, tags)
+        batch = _batch_operations(policy, settings, parts, providers, account_id, keys, log_buckets, tags, roles.retention.name)
         exempt.append(batch.task_role.arn)  # it reads and rewrites store objects, like the retention job
         stack.outputs["batchOperations"] = {"functions": {r: f.arn for r, f in batch.functions.items()},
                                             "role": batch.jobs_role.arn, "bucket": settings.batch_bucket("{region}")}
@@ -237,9 +237,10 @@ def _inventories(inventories: list[Report], settings: StackSettings, parts: Part
 
 def _batch_operations(policy: Policy, settings: StackSettings, parts: Parts, providers: dict[str, aws.Provider],
                       account_id: pulumi.Output[str], keys: dict[str, CustomerKey], log_buckets: dict[str, SecureBucket],
-                      tags: dict[str, str]) -> BatchOperations:
-    """The Lambda S3 Batch Operations jobs invoke, in each region, its role and the jobs' role, and each
-    region's bucket for the jobs' manifests and completion reports (kept `batchReportDays`)."""
+                      tags: dict[str, str], runner_role: pulumi.Output[str]) -> BatchOperations:
+    """The Lambda S3 Batch Operations jobs invoke, in each region, its role and the jobs' role, each
+    region's bucket for the jobs' manifests and completion reports (kept `batchReportDays`), and what
+    the retention role needs to create and collect the jobs."""
     buckets = {}
     for region, provider in providers.items():
         name = settings.batch_bucket(region)
@@ -253,7 +254,8 @@ def _batch_operations(policy: Policy, settings: StackSettings, parts: Parts, pro
         replicas={b: [f"{b}{settings.replica_suffix}"] for b in policy.data_buckets},
         code=pulumi.FileArchive(str(code if code.is_absolute() else project_root() / code)),
         function_name=settings.batch_function, task_role=settings.batch_task_role, jobs_role=settings.batch_role,
-        batch_buckets={r: b.bucket_name for r, b in buckets.items()}, batch_key_arns=[keys[r].arn for r in providers], tags=tags))
+        batch_bucket=settings.batch_bucket("{region}"), batch_key_arns=[keys[r].arn for r in providers], tags=tags,
+        runner_role=runner_role))
 
 
 def _log_target(log_bucket: SecureBucket) -> pulumi.Output[str]:

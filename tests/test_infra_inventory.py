@@ -212,3 +212,16 @@ def test_reports_refuse_two_destinations_for_one_configuration(tmp_path: Path) -
                                "prefix": "web2/", "inventory": {"bucket": "other-inventory", "config_id": "vigil"}})
     with pytest.raises(ValueError, match="different destinations"):
         reports(policy_variant(tmp_path, split))
+
+
+def test_the_retention_role_may_create_and_collect_the_jobs_as_iam_policy_retain_executor_derives(
+        declared: RecordingMocks, policy: Policy) -> None:
+    runner = named(declared, "batch-operations-runner")
+    assert runner.get("role") == "vigil-retention"
+    jobs_role = named(declared, "vigil-batch-operations").state["arn"]
+    derived = permissions.build(permissions.EXECUTORS["batch-operations"], permissions.Targets.of(
+        policy, ["us-east-1", "us-west-2"], ACCOUNT, batch_bucket="example-telecom-batch-{region}", batch_role=jobs_role))
+    assert json.loads(runner.get("policy")) == derived
+    statements = {s["Sid"]: s for s in derived["Statement"]}
+    assert statements["BatchPassRole"]["Resource"] == [jobs_role]
+    assert statements["BatchCreateJob"]["Condition"] == {"StringEquals": {"s3:RequestJobOperation": "LambdaInvoke"}}

@@ -8,6 +8,9 @@ handler's code, on the stores and their replicas (reads, the rewrite, the versio
 keys' use through S3, the policy's key source, the subjects table). The jobs' role trusts
 `batchoperations.s3.amazonaws.com` and may only invoke those functions, read the manifests vigil
 writes under vigil/batch/ of each region's batch bucket and write the completion reports there.
+The role `vigil retain --executor batch-operations` runs as gets what `vigil iam-policy retain`
+adds for that executor (CreateJob for LambdaInvoke jobs, DescribeJob, PassRole of the jobs' role
+to Batch Operations only, the batch buckets' vigil/batch/).
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+from vigil.retention.batch_jobs import EXECUTOR
 
-from vigil.permissions import BATCH_PREFIX, BATCH_TASK, Targets, build
+from vigil.permissions import BATCH_PREFIX, BATCH_TASK, EXECUTORS, Targets, build
 from vigil.policy import Policy
 
 LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -41,12 +45,13 @@ class BatchOperationsArgs:
     function_name: str
     task_role: str
     jobs_role: str
-    batch_buckets: Mapping[str, str]  # region -> bucket for manifests and reports
+    batch_bucket: str  # manifests and reports: one bucket per region, "{region}" in the name (as --batch-bucket takes it)
     batch_key_arns: Sequence[pulumi.Input[str]]  # the batch buckets' keys
     memory_mb: int = 1024  # a rewrite holds one object's records
     timeout_s: int = 900
     log_retention_days: int = 365
     tags: dict[str, str] = field(default_factory=dict)
+    runner_role: pulumi.Input[str] | None = None  # the role `vigil retain --executor batch-operations` runs as
 
 
 class BatchOperations(pulumi.ComponentResource):
@@ -82,16 +87,26 @@ class BatchOperations(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{args.jobs_role}-permissions", role=self.jobs_role.name, opts=iam, policy=pulumi.Output.all(
             [f.arn for f in self.functions.values()], list(args.batch_key_arns)).apply(
             lambda values: json.dumps(self.jobs_permissions(values[0], values[1]))))
+        if args.runner_role is not None:  # creating, describing and collecting the jobs (retention.batch_jobs)
+            aws.iam.RolePolicy(f"{name}-runner", role=args.runner_role, opts=iam, policy=pulumi.Output.all(
+                args.account_id, self.jobs_role.arn).apply(lambda values: json.dumps(self.runner_permissions(*values))))
         self.register_outputs({"functions": {r: f.arn for r, f in self.functions.items()},
                                "taskRole": self.task_role.arn, "jobsRole": self.jobs_role.arn})
 
+    def targets(self, account_id: str, jobs_role_arn: str | None = None) -> Targets:
+        return Targets.of(self.args.policy, list(self.args.providers), account_id, self.args.replicas,
+                          batch_bucket=self.args.batch_bucket, batch_role=jobs_role_arn)
+
     def task_permissions(self, account_id: str) -> dict:
         """The handler's calls (vigil.permissions, from its code) on the stores and their replicas."""
-        targets = Targets.of(self.args.policy, list(self.args.providers), account_id, self.args.replicas)
-        return build([BATCH_TASK], targets)
+        return build([BATCH_TASK], self.targets(account_id))
+
+    def runner_permissions(self, account_id: str, jobs_role_arn: str) -> dict:
+        """What `vigil iam-policy retain` adds for `--executor batch-operations`, on these buckets and this role."""
+        return build(EXECUTORS[EXECUTOR], self.targets(account_id, jobs_role_arn))
 
     def jobs_permissions(self, function_arns: list[str], key_arns: list[str]) -> dict:
-        buckets = sorted(self.args.batch_buckets.values())
+        buckets = self.targets("*").batch_buckets
         return {"Version": "2012-10-17", "Statement": [
             {"Sid": "InvokeVigilHandler", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arns},
             {"Sid": "ReadManifests", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],

@@ -56,6 +56,8 @@ RETRY = {"SlowDown", "503", "ServiceUnavailable", "InternalError", "500", "Reque
 GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 REWRITES = ("anonymize_object", "rewrite_object")
 STALE = "not past retention now: the plan that named it is out of date"
+DATASET = ("k-anonymity is judged over the store's whole dataset (verify.scope: dataset): `vigil retain` rewrites "
+           "this object with the location's judgement, not a task that sees it alone")
 
 Result = tuple[str, str]
 
@@ -196,6 +198,8 @@ def _records(aws: Aws, shared: Shared, store: S3Store, loc: Location, key: str, 
     summary = Summary(store.name, store.kind, store.category, action_of(category), f"arn:aws:s3:::{loc.bucket}", loc.region)
     planner = Planner(rules, store, keys, summary, anonymizer)
     for action in planner.object(loc, ObjectEntry(key, [version])) + planner.flush():
+        if action["action"] in REWRITES and category.verify is not None and category.verify.scope == "dataset":
+            return PERMANENT, DATASET  # the planner here sees this object alone: it would judge k over it only
         if action["action"] in REWRITES:
             applier = Applier(aws, keys, None, lambda _name: (store, rules, anonymizer), workers=1)
             return _rewritten(*getattr(applier, action["action"])(action))

@@ -253,3 +253,20 @@ def test_a_replica_is_handled_as_its_store_in_its_own_region(tmp_path: Path, mon
         assert only["metadata"][REPLACES] == raw and b"203.0.113.0/24" in only["body"]
         code, text = _result(module.handler(event(f"{LOGS}-replica", "other/a.jsonl", raw)))
         assert code == "PermanentFailure" and "in no store of the policy" in text, "outside the store's prefix"
+
+
+def test_a_rewrite_judged_by_dataset_wide_k_is_refused_and_nothing_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def dataset_k(data: dict[str, Any]) -> None:
+        _hold_web(data)
+        data["categories"]["usage_logs"]["verify"]["scope"] = "dataset"
+
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, dataset_k)
+        world.bucket(LOGS)
+        monkeypatch.setenv("VIGIL_POLICY", str(world.policy_path))
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        raw = world.put(LOGS, "web/a.jsonl", jsonl(old_logs(6)))
+        before = world.versions(LOGS)
+        code, text = _result(load_deploy_module("batch_handler").handler(event(LOGS, "web/a.jsonl", raw)))
+        assert code == "PermanentFailure" and "verify.scope: dataset" in text
+        assert world.versions(LOGS) == before

@@ -3,6 +3,8 @@ location publishes in a run, not each object alone. Against moto, through `vigil
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from vigil.retention.ledger import read_lines
 from vigil.retention.model import Version
 from vigil.retention.transforms import Anonymizer
 
+from tests.conftest import _reset
 from tests.inventory_reports import write_report
 from tests.test_anonymize_ladder import category as ladder_category
+from tests.test_retention_resume import _env
 from tests.test_retention_s3 import live_logs, old_logs
 from tests.test_retention_world import NOW, World, iso, jsonl, store_plan
 from vigil.cli.main import main
@@ -221,3 +225,36 @@ def test_no_report_refuses_the_store_rather_than_judging_objects_alone(tmp_path:
         (judged,) = summary["k_anonymity"]
         assert judged["refused"].startswith("dataset-wide k-anonymity could not be counted: inventory report refused")
         assert summary["counts"]["anonymize"] == 0 and code == 1
+
+
+def latest_bodies(world: World) -> dict[str, bytes]:
+    return {v["key"]: v["body"] for v in world.versions(BUCKET) if v["latest"]}
+
+
+def test_a_run_killed_mid_apply_resumes_to_what_an_uninterrupted_run_publishes(tmp_path: Path, monkeypatch,
+                                                                                moto_server: str) -> None:
+    """Killed after the first rewrite (its raw version not yet deleted), the next run counts the
+    records that rewrite published with the rest, so it judges the dataset as the first run did."""
+    for name in ("whole", "killed"):
+        (tmp_path / name).mkdir()
+    whole = World(tmp_path / "whole", monkeypatch, dataset_scope, endpoint=moto_server)
+    spread(whole, lone(1))
+    assert whole.retain("--apply", "--store", "web-logs")[0] == 0
+    expected = latest_bodies(whole)
+    _reset(moto_server)
+
+    world = World(tmp_path / "killed", monkeypatch, dataset_scope, endpoint=moto_server)
+    spread(world, lone(1))
+    out = tmp_path / "killed" / "evidence"
+    command = [sys.executable, "-m", "vigil", "retain", "--apply", "--policy", str(world.policy_path), "--output", str(out),
+               "--endpoint-url", moto_server, "--store", "web-logs", "--workers", "1"]
+    killed = subprocess.run(command, env={**_env(), "VIGIL_CRASH_AT": "rewrite.before_raw_delete"}, capture_output=True,
+                            timeout=120)
+    assert killed.returncode == 137, killed.stderr.decode()[-2000:]
+    assert len(world.versions(BUCKET)) == 21 + 1, "one object rewritten, its raw version left"
+
+    code, plan, _ = world.retain("--apply", "--store", "web-logs", "--workers", "1", out=out)
+    (judged,) = store_plan(plan, "web-logs")["k_anonymity"]
+    assert (judged["due"], judged["already_anonymized"], judged["suppressed"]) == (20, 1, 1)  # web/00 was published
+    assert latest_bodies(world) == expected and code == 0
+    assert store_plan(plan, "web-logs")["verify"] == {"status": "pass", "remaining": 0}

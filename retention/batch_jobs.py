@@ -59,8 +59,8 @@ class BatchSettings:
 
 
 def batch_settings(executor: str, bucket: str | None, function: str | None, role: str | None,
-                   priority: int = 10) -> BatchSettings | None:
-    """The executor's settings from flags (exit 2 naming the flag that is missing or wrong)."""
+                   priority: int = 10, why: str = f"--executor {EXECUTOR}") -> BatchSettings | None:
+    """The executor's settings from flags (exit 2 naming the flag that is missing or wrong); `why`: what asked for it."""
     if executor not in EXECUTORS:
         raise UsageError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if executor == "local":
@@ -68,7 +68,7 @@ def batch_settings(executor: str, bucket: str | None, function: str | None, role
     for flag, value in (("--batch-bucket (or VIGIL_BATCH_BUCKET)", bucket), ("--batch-function (or VIGIL_BATCH_FUNCTION)", function),
                         ("--batch-role (or VIGIL_BATCH_ROLE)", role)):
         if not value:
-            raise UsageError(f"--executor {EXECUTOR} needs {flag}")
+            raise UsageError(f"{why} needs {flag}")
     assert bucket and function and role
     if not role.startswith("arn:aws") or ":role/" not in role:
         raise UsageError(f"--batch-role {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")

@@ -240,13 +240,13 @@ class BatchRun:
     only to the runs that use them (vigil.permissions)."""
 
     def __init__(self, aws: Aws, keys: RetentionKeys, settings: BatchSettings, apply: bool, control: Any = None,
-                 workers: int = 16):
+                 workers: int = 16, stores: frozenset[str] | None = None):
         self.executor = BatchExecutor(aws, keys, settings, apply, control)
         self.collector = Collector(aws, keys, settings, control, workers)
+        self.stores = stores  # the stores whose S3 versions go to jobs (their policy's `executor:`); None: every store
 
-    @staticmethod
-    def takes(action: dict[str, Any]) -> bool:
-        return takes(action)
+    def takes(self, action: dict[str, Any]) -> bool:
+        return takes(action) and (self.stores is None or action["store"] in self.stores)
 
     def collect(self, path: Path, ledger: Callable[[], ledgers.Ledger]) -> list[Job]:
         """Every open job of the ledger at `path` (opened only when there is one), before anything is planned:

@@ -324,3 +324,52 @@ def test_every_call_of_a_batch_run_is_allowed_by_its_iam_policy(world, tmp_path:
     for job in service.jobs.values():
         assert _allowed(document, "s3:DescribeJob", f"arn:aws:s3:{job['Region']}:123456789012:job/{job['JobId']}")
     assert not _allowed(document, "s3:PutObject", "arn:aws:s3:::vigil-batch-us-east-1/elsewhere/x")
+
+
+def test_only_the_stores_the_executor_takes_go_to_jobs(world, tmp_path: Path) -> None:
+    """A store whose policy does not say `executor: batch-operations` (without --executor) is applied locally."""
+    s3, _ = world
+    policy = _policy(tmp_path)
+    service = BatchOperations(s3, policy, datetime.now(UTC))
+    out = tmp_path / "out"
+    out.mkdir()
+    aws = Aws()
+    batch = BatchRun(aws, KEYS, SETTINGS, True, control=service.client, stores=frozenset({"some-other-store"}))
+    run = run_retention(aws, policy, KEYS, datetime.now(UTC), out, "run", apply=True, batch=batch)
+    assert run.batch_jobs == [] and service.requests == []
+    assert run.stats is not None and run.stats.ok >= 2 and run.exit_code == 0
+    assert not {key for key, _ in _present(s3[PRIMARY], BILLING)} & set(OLD_KEYS), "deleted by the local executor"
+
+
+def _store_executor(value: str):
+    def change(data: dict[str, Any]) -> None:
+        data["stores"] = [s for s in data["stores"] if s["name"] == "billing"]
+        data["stores"][0]["executor"] = value
+    return change
+
+
+def test_a_store_of_the_executor_by_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, _store_executor("batch-operations"))
+        world.bucket(BILLING)
+        world.put(BILLING, "invoices/s4/recent.json", "{}")
+        code, _, out = world.retain()
+        assert code == 2 and not out.exists()
+        assert "store billing (policy: executor: batch-operations) needs --batch-bucket" in capsys.readouterr().err
+        future = (datetime.now(UTC).replace(year=datetime.now(UTC).year + 2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for name, value in (("VIGIL_BATCH_BUCKET", "vigil-batch-{region}"), ("VIGIL_BATCH_FUNCTION", "vigil-batch-handler"),
+                            ("VIGIL_BATCH_ROLE", ROLE)):
+            monkeypatch.setenv(name, value)
+        code, _, out = world.retain("--as-of", future)
+        assert code == 2 and "--as-of in the future is a preview" in capsys.readouterr().err
+        code, plan, out = world.retain()  # the settings from the environment; nothing due: no job
+        assert code == 0 and "batch_jobs" not in plan
+        code, plan, _ = world.retain("--executor", "local", "--as-of", future)  # --executor local overrides the policy
+        assert code in (0, 1) and plan["run"]["preview"] is True
+
+
+def test_a_bad_executor_in_the_policy_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    world = World(tmp_path, monkeypatch, _store_executor("lambda"))
+    code, _, _ = world.retain()
+    err = capsys.readouterr().err
+    assert code == 2 and "policy.yaml:" in err and "executor" in err and "'lambda'" in err

@@ -39,18 +39,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("S3 Batch Operations (buckets too large to delete from one machine)")
-    group.add_argument("--executor", default="local", metavar="local|batch-operations",
-                       help="what deletes and rewrites planned S3 versions: local (default) or batch-operations (one S3 Batch "
+    group.add_argument("--executor", metavar="local|batch-operations",
+                       help="what deletes and rewrites planned S3 versions: local or batch-operations (one S3 Batch "
                             "Operations job per bucket and region, invoking vigil's Lambda; without --apply each job "
-                            "waits for a person to confirm it)")
-    env = os.environ.get
-    group.add_argument("--batch-bucket", metavar="BUCKET", default=env("VIGIL_BATCH_BUCKET") or None,
+                            "waits for a person to confirm it) (default: each store's executor: in the policy, else local)")
+    group.add_argument("--batch-bucket", metavar="BUCKET",
                        help="where job manifests and completion reports go, under vigil/batch/ ({region} in the name: "
                             "one bucket per region) (default $VIGIL_BATCH_BUCKET)")
-    group.add_argument("--batch-function", metavar="NAME|ARN", default=env("VIGIL_BATCH_FUNCTION") or None,
+    group.add_argument("--batch-function", metavar="NAME|ARN",
                        help="the Lambda the jobs invoke (deploy/batch_handler.py); a name is looked up in each job's "
                             "region (default $VIGIL_BATCH_FUNCTION)")
-    group.add_argument("--batch-role", metavar="ARN", default=env("VIGIL_BATCH_ROLE") or None,
+    group.add_argument("--batch-role", metavar="ARN",
                        help="the IAM role S3 Batch Operations runs the jobs as (default $VIGIL_BATCH_ROLE)")
     group.add_argument("--batch-priority", type=int, default=10, metavar="N", help="the jobs' priority (default 10)")
     group.add_argument("--collect", metavar="JOB_ID",

@@ -215,6 +215,7 @@ class S3Store(OwnedStore):
     timestamp_field: str | None = None
     subject_field: str | None = None
     inventory: InventorySource | None = None  # plan from this report, not by listing (retention/s3_inventory.py)
+    executor: Literal["local", "batch-operations"] | None = None  # S3 Batch Operations jobs apply it (retention/batch_jobs.py)
 
     @field_validator("subject_from_key")
     @classmethod

@@ -1,6 +1,7 @@
 """The retain stage: plan retention (a dry run), or apply it, then verify; writes the plan and the ledger."""
 from __future__ import annotations
 
+import os
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from vigil.checks.waivers import load_checked_policy
 from vigil.errors import UsageError
 from vigil.policy import Policy
 from vigil.retention.accounts import AccountsRetention, run_retention_accounts
-from vigil.retention.batch_jobs import EXECUTOR, BatchSettings, Job, batch_settings
+from vigil.retention.batch_jobs import EXECUTOR, EXECUTORS, BatchSettings, Job, batch_settings
 from vigil.retention.batch_reports import BatchRun, Collector
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
 from vigil.retention.guard import is_future, refuse_future_as_of
@@ -32,10 +33,10 @@ class RetainOptions(Target):
     lock_bucket: str | None = None  # with apply: an S3 lock object per store here too (other machines)
     engine: str = "local"  # local, or spark: the same plan and per-action code as Spark tasks
     spark_master: str = "local[*]"
-    executor: str = "local"  # local, or batch-operations: S3 version deletes as S3 Batch Operations jobs
-    batch_bucket: str | None = None  # manifests and completion reports ({region} for one bucket per region)
-    batch_function: str | None = None  # the Lambda the jobs invoke: a name, or an ARN
-    batch_role: str | None = None  # the role Batch Operations runs the jobs as
+    executor: str | None = None  # local, batch-operations (S3 versions as S3 Batch Operations jobs), None: each store's `executor:`
+    batch_bucket: str | None = None  # manifests and completion reports ({region} for one bucket per region); else $VIGIL_BATCH_BUCKET
+    batch_function: str | None = None  # the Lambda the jobs invoke: a name, or an ARN; else $VIGIL_BATCH_FUNCTION
+    batch_role: str | None = None  # the role Batch Operations runs the jobs as; else $VIGIL_BATCH_ROLE
     batch_priority: int = 10
     collect: str | None = None  # a job id: read that job's completion report into the ledger of --output, then verify
 
@@ -69,8 +70,8 @@ class RetainOutcome:
 def retain(options: RetainOptions) -> RetainOutcome:
     refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
     check_engine(options.engine)  # an unknown engine, or spark without pyspark: exit 2 before anything
-    settings = check_executor(options)  # likewise the executor's flags
     policy = load_checked_policy(options.policy)
+    settings, batch_stores = check_executor(options, policy)  # likewise the executor's flags and the stores it takes
     if options.max_delete is not None and options.max_delete < 0:
         raise UsageError("--max-delete must be 0 or more")
     known = {s.name for s in policy.stores}
@@ -91,28 +92,40 @@ def retain(options: RetainOptions) -> RetainOutcome:
     result = run_retention(aws, policy, keys, options.when(), directory, run_id, apply=options.apply,
                            max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
                            lock_bucket=options.lock_bucket, engine=options.engine, spark_master=options.spark_master,
-                           batch=BatchRun(aws, keys, settings, options.apply, workers=options.workers) if settings else None)
+                           batch=BatchRun(aws, keys, settings, options.apply, workers=options.workers, stores=batch_stores)
+                           if settings else None)
     return RetainOutcome(result, directory)
 
 
-def check_executor(options: RetainOptions) -> BatchSettings | None:
-    """--executor and --collect against the other flags: exit 2 before anything is read or created."""
-    settings = batch_settings(options.executor, options.batch_bucket, options.batch_function, options.batch_role,
-                              options.batch_priority)
+def check_executor(options: RetainOptions, policy: Policy) -> tuple[BatchSettings | None, frozenset[str] | None]:
+    """Which stores go to S3 Batch Operations (None: every S3 store) and its settings, from --executor (or,
+    without it, each store's `executor:`) and the --batch-* flags or VIGIL_BATCH_*: exit 2 before anything
+    is read from AWS or created."""
+    if options.executor is not None and options.executor not in EXECUTORS:
+        raise UsageError(f"--executor {options.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    flags = (options.batch_bucket or os.environ.get("VIGIL_BATCH_BUCKET"), options.batch_function or os.environ.get("VIGIL_BATCH_FUNCTION"),
+             options.batch_role or os.environ.get("VIGIL_BATCH_ROLE"))
     if options.collect is not None:
         if not options.output:
             raise UsageError("--collect needs --output DIR: the folder of the run that created the job (its ledger)")
         if options.apply or options.accounts.many:
             raise UsageError("--collect reads a job's results into the ledger; it takes no --apply, --org or --accounts-file")
-        return settings
-    if settings is None:
-        return None
+        return (batch_settings(EXECUTOR, *flags, options.batch_priority) if all(flags) else None), None  # to re-ask for a job
+    chosen = [s.name for s in policy.s3_stores if s.executor == EXECUTOR and (not options.stores or s.name in options.stores)]
+    if options.executor == EXECUTOR:
+        stores: frozenset[str] | None = None
+    elif options.executor is None and chosen:
+        stores = frozenset(chosen)
+    else:
+        return None, None
+    why = f"--executor {EXECUTOR}" if stores is None else f"store {chosen[0]} (policy: executor: {EXECUTOR})"
+    settings = batch_settings(EXECUTOR, *flags, options.batch_priority, why)
     if is_future(options.when()):
-        raise UsageError(f"--executor {EXECUTOR} creates jobs that delete once confirmed; --as-of in the future is a "
-                         "preview: use --executor local for it")
+        raise UsageError(f"{why} creates jobs that delete once confirmed; --as-of in the future is a preview: "
+                         "use --executor local for it")
     if options.engine != "local" or options.accounts.many:
-        raise UsageError(f"--executor {EXECUTOR} runs one account's plan with --engine local (rewrites stay local)")
-    return settings
+        raise UsageError(f"{why}: one account's plan with --engine local (or --executor local)")
+    return settings, stores
 
 
 def collect(options: RetainOptions, policy: Policy, aws: Aws, settings: BatchSettings | None) -> RetainOutcome:

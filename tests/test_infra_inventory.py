@@ -9,16 +9,19 @@ from pathlib import Path
 
 import botocore.session
 import pytest
+from pulumi_policy import StackValidationArgs
 from vigil.checks.model import Status
 from vigil.infra.components.inventory import OPTIONAL_FIELDS, reports
 from vigil.infra.deploytime import evaluate_declared, inventory_from
 from vigil.infra.mocks import DeclaredResource, RecordingMocks, declare_stack
+from vigil.infra.policy_pack.pack import policies
 from vigil.infra.program import Parts
 from vigil.infra.settings import StackSettings
 from vigil.retention.s3_inventory import REQUIRED
 
 from tests.helpers import policy_variant, repo_policy
 from tests.test_infra_controls import NoEncryptionRules, OneBlockOff, without
+from tests.test_infra_policy_pack import as_preview
 from vigil import permissions
 from vigil.policy import Policy
 
@@ -225,3 +228,29 @@ def test_the_retention_role_may_create_and_collect_the_jobs_as_iam_policy_retain
     statements = {s["Sid"]: s for s in derived["Statement"]}
     assert statements["BatchPassRole"]["Resource"] == [jobs_role]
     assert statements["BatchCreateJob"]["Condition"] == {"StringEquals": {"s3:RequestJobOperation": "LambdaInvoke"}}
+
+
+def _pack(policy: Policy, declared: list[DeclaredResource]) -> list[tuple[str, str, str | None]]:
+    """The CrossGuard pack on a first preview of the declaration (references to other resources unknown)."""
+    reported: list[tuple[str, str, str | None]] = []
+    for rule in policies(policy):
+        rule.validate(StackValidationArgs(as_preview(declared, unknown_references=True)),
+                      lambda message, urn=None, name=rule.name: reported.append((name, message, urn)))
+    return reported
+
+
+def test_the_crossguard_pack_passes_the_stack_and_stops_a_report_bucket_without_encryption(
+        declared: RecordingMocks, policy: Policy) -> None:
+    assert _pack(policy, declared.resources) == []
+    broken = declare_stack(policy, parts=Parts(report_bucket=NoEncryptionRules)).resources
+    reported = _pack(policy, broken)
+    assert {name for name, _message, _urn in reported} == {"vigil-enc-01"}
+    assert any(f"arn:aws:s3:::{INVENTORY}:" in message and urn and urn.endswith(f"::inventory-{INVENTORY}")
+               for _name, message, urn in reported), reported
+
+
+def test_the_lambdas_log_to_kept_log_groups_and_the_task_role_may_write_its_logs(declared: RecordingMocks) -> None:
+    groups = [g for g in of_type(declared, "aws:cloudwatch/logGroup:LogGroup") if g.get("name") == "/aws/lambda/vigil-batch"]
+    assert sorted(g.region for g in groups) == ["us-east-1", "us-west-2"] and all(g.get("retentionInDays") == 365 for g in groups)
+    attachment = named(declared, "vigil-batch-task-logs")
+    assert attachment.get("policyArn") == "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"

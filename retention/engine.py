@@ -172,6 +172,8 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             progress.phase("applying the plan (actions done)")
             datasets = {(s.store, d.location): d.for_apply() for s in run.summaries for d in s.datasets}
+            for summary, judgement in ((s, d) for s in run.summaries for d in s.datasets):  # dataset-wide k, and why refused
+                ledger.write("judgement", *judgement.ledger_line(summary.store))
             applier = Applier(aws, keys, ledger, contexts.__getitem__, workers, datasets)
             actions = (a for a in spool.actions() if not is_postgres_action(a) and not (batch is not None and batch.takes(a)))
             if run.engine == "spark":

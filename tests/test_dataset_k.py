@@ -71,6 +71,8 @@ def test_objects_below_k_alone_are_published_whole_when_the_dataset_is_k_anonymo
         rewrites = [ln for ln in read_lines(out / "ledger.jsonl") if ln["action"] == "anonymize_object"]
         assert len(rewrites) == 2 * 21 and all(ln["target"]["k_scope"] == "dataset" for ln in rewrites)
         assert all(ln["outcome"] == "ok" for ln in rewrites if ln["phase"] == "outcome")
+        (judgement,) = [ln for ln in read_lines(out / "ledger.jsonl") if ln["phase"] == "judgement"]
+        assert judgement["target"] == summary["k_anonymity"][0] and judgement["detail"] is None
 
 
 def test_object_scope_refuses_the_same_objects(tmp_path: Path, monkeypatch) -> None:
@@ -97,7 +99,10 @@ def test_above_max_suppression_the_whole_store_is_refused_and_nothing_changes(tm
         assert judged["refused"].startswith("dataset-wide k-anonymity: 2 of 22 records (9%)")
         assert summary["counts"]["anonymize"] == summary["counts"]["suppress"] == 0
         assert summary["verify"] == {"status": "fail", "remaining": 22} and code == 1
-        assert not [ln for ln in read_lines(out / "ledger.jsonl") if ln["action"] == "anonymize_object"]
+        lines = list(read_lines(out / "ledger.jsonl"))
+        assert not [ln for ln in lines if ln["action"] == "anonymize_object"]
+        (judgement,) = [ln for ln in lines if ln["phase"] == "judgement"]  # the ledger says why nothing was done
+        assert judgement["action"] == "judge_dataset_k" and judgement["detail"] == judged["refused"]
 
 
 def test_records_anonymized_before_count_in_the_dataset(tmp_path: Path, monkeypatch) -> None:

@@ -23,6 +23,7 @@ from vigil.timestamps import iso_z as iso
 from . import ledger as ledgers
 from .apply import Applier, Stats, hashed_target
 from .backups import plan_recovery_points, vault_regions
+from .cluster_engine import ClusterApplier, ClusterSettings, finish_pending
 from .guard import JUDGED_AT, is_future, refuse_future_as_of
 from .keys import RetentionKeys
 from .locks import run_locks
@@ -108,7 +109,8 @@ def selected_stores(policy: Policy, names: list[str] | None, rds: bool = False, 
 def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime, out_dir: Path, run_id: str,
                   apply: bool = False, max_delete: int | None = None, store_names: list[str] | None = None,
                   workers: int = 16, lock_bucket: str | None = None, engine: str = "local",
-                  spark_master: str = "local[*]", batch: Any = None) -> RetentionRun:
+                  spark_master: str = "local[*]", batch: Any = None,
+                  cluster: ClusterSettings | None = None) -> RetentionRun:
     """`batch`: a batch_reports.BatchRun (--executor batch-operations), handed in so that this module
     never imports it and retain's IAM grants s3:CreateJob only to runs that use it (vigil.permissions)."""
     refuse_future_as_of(as_of, apply)
@@ -120,13 +122,16 @@ def run_retention(aws: Aws, policy: Policy, keys: RetentionKeys, as_of: datetime
     with run_locks(out_dir, stores + tables, apply, s3, lock_bucket):
         run = RetentionRun(run_id, as_of, policy, apply, not_covered=[s.name for s in selected_stores(policy, store_names, rds=True)],
                            engine=engine)
-        return _run(aws, keys, out_dir, run, max_delete, stores, tables, workers, spark_master, batch)
+        return _run(aws, keys, out_dir, run, max_delete, stores, tables, workers, spark_master, batch, cluster)
 
 
 def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_delete: int | None, stores: list,
-         tables: list, workers: int, spark_master: str, batch: Any = None) -> RetentionRun:
+         tables: list, workers: int, spark_master: str, batch: Any = None,
+         cluster: ClusterSettings | None = None) -> RetentionRun:
     policy, as_of, run_id, apply = run.policy, run.as_of, run.run_id, run.apply
     new_ledger = lambda: ledgers.Ledger(out_dir / LEDGER_FILE, run_id, policy.sha256, keys.fingerprint, run.engine)  # noqa: E731
+    if apply:  # a job run a killed driver left (glue, emr-serverless) ends and is collected before anything is planned
+        run.resumed += finish_pending(aws, keys, out_dir / LEDGER_FILE, run_id, policy.sha256, run.engine, cluster)
     if batch is not None:  # earlier jobs first: what they deleted is then not planned again
         run.batch_jobs = batch.collect(out_dir / LEDGER_FILE, new_ledger)
     # A Batch Operations job's intent is resolved by collecting the job (batch_reports.py), not by listing.
@@ -168,7 +173,7 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
                     return run
             readable = {s.store for s in run.summaries if not any(e["object"] == s.resource or e["object"] in s.replicas
                                                                  for e in s.errors)}
-            run.resumed = pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
+            run.resumed += pg.resolve(ledger, resume.intents) + resume.resolve(ledger, readable)
             contexts = {s.name: (s, store_rules(policy, s, as_of, closed), anonymizer_for(policy, s, keys)) for s in stores}
             progress.phase("applying the plan (actions done)")
             datasets = {(s.store, d.location): d.for_apply() for s in run.summaries for d in s.datasets}
@@ -176,7 +181,10 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
                 ledger.write("judgement", *judgement.ledger_line(summary.store))
             applier = Applier(aws, keys, ledger, contexts.__getitem__, workers, datasets)
             actions = (a for a in spool.actions() if not is_postgres_action(a) and not (batch is not None and batch.takes(a)))
-            if run.engine == "spark":
+            if cluster is not None:
+                run.stats = ClusterApplier(applier, aws, policy, cluster, run_id, as_of, closed, [s.name for s in stores],
+                                           policy.regions.primary).run(actions)
+            elif run.engine == "spark":
                 from .spark_engine import SparkApplier
                 run.stats = SparkApplier(applier, aws, contexts, spark_master).run(actions)
             else:

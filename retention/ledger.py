@@ -112,7 +112,9 @@ class Ledger:
             safe_write.write_bytes(self.path, data[: data.rfind(b"\n") + 1])
 
     def write(self, phase: str, action: dict[str, Any], target: dict[str, Any], outcome: str | None = None,
-              detail: Any = None) -> None:
+              detail: Any = None, sync: bool = True) -> None:
+        """An intent (or a cluster job line: phase "job") is on disk when this returns, unless `sync`
+        is False: then the caller calls `sync()` before the actions it announces can start."""
         with self._lock:
             entry: dict[str, Any] = {
                 "seq": self.seq, "ts": _now(), "run_id": self.run_id, **self.owner, "phase": phase,
@@ -130,8 +132,14 @@ class Ledger:
             self.prev = hashlib.sha256(line).hexdigest()
             self.seq += 1
             written = self.seq
-        if phase == "intent":
+        if phase != "outcome" and sync:
             self._sync(written)
+
+    def sync(self) -> None:
+        """Every line written so far is on disk (one fsync for a whole batch of intents)."""
+        with self._lock:
+            upto = self.seq
+        self._sync(upto)
 
     def _sync(self, upto: int) -> None:
         """Return once the first `upto` lines are on disk; one fsync serves every waiting writer."""

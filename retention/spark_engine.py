@@ -25,7 +25,7 @@ from vigil.errors import EnvironmentFailure, UsageError
 from . import faults
 from .apply import Applier, Stats, hashed_target
 
-ENGINES = ("local", "spark")
+ENGINES = ("local", "spark", "glue", "emr-serverless")  # the last two: a job on AWS runs Spark (cluster_engine.py)
 INSTALL_HINT = "pip install 'vigil[spark]'"
 CLUSTER_ACTIONS = {"anonymize_object", "rewrite_object", "delete_versions"}
 BATCH = 256  # actions per dispatch: enough to keep the executors busy, few enough to lose little on a kill
@@ -35,7 +35,7 @@ def check_engine(engine: str) -> str:
     """Exit 2 (nothing read, nothing changed) for an unknown engine, or Spark without pyspark."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r} (or VIGIL_RETAIN_ENGINE): expected one of {', '.join(ENGINES)}")
-    if engine == "spark":
+    if engine == "spark":  # glue and emr-serverless run Spark on AWS: the driver needs no pyspark
         try:
             import pyspark  # noqa: F401 - only whether it is there; the JVM starts when the plan is applied
         except ImportError:
@@ -58,6 +58,13 @@ def _run_partition(setup: TaskSetup, rows: Iterable[tuple[int, dict[str, Any]]])
                       setup.contexts.__getitem__, workers=1, datasets=setup.datasets.value if setup.datasets else None)
     for index, action in rows:
         yield index, applier.execute(action)
+
+
+def on_spark(sc, setup: TaskSetup, batch: list[dict[str, Any]]) -> Iterator[tuple[int, tuple]]:
+    """(index in batch, outcome) for each action, run as Spark tasks (here, or inside a Glue/EMR job)."""
+    run: Callable = lambda rows: _run_partition(setup, rows)  # noqa: E731 - a closure Spark pickles
+    slices = max(1, min(len(batch), sc.defaultParallelism * 2))
+    return sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).toLocalIterator()
 
 
 def _batches(actions: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -102,11 +109,8 @@ class SparkApplier:
         for action, target in zip(batch, targets, strict=True):
             self.local.ledger.write("intent", action, target)  # each on disk before any task starts
         faults.at("spark.after_intents")
-        setup = self.setup
-        run: Callable = lambda rows: _run_partition(setup, rows)  # noqa: E731 - a closure Spark pickles
-        slices = max(1, min(len(batch), sc.defaultParallelism * 2))
         try:
-            for index, result in sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).toLocalIterator():
+            for index, result in on_spark(sc, self.setup, batch):
                 self.local.record(batch[index], targets[index], tuple(result))
         except Exception as exc:  # a task died past Spark's retries (an executor lost, a worker killed)
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -36,9 +36,11 @@ from vigil.policy import Policy
 
 ALL, STORES, EVIDENCE, LOCKS, SIGNING = "all", "stores", "evidence", "locks", "signing"
 INVENTORIES = "inventories"  # the S3 Inventory reports stores plan from (read only)
+ARTIFACTS = "artifacts"  # --engine glue|emr-serverless: the slices and results, the job, the EMR execution role
 LOCK_PREFIX = "vigil/locks/"  # where the S3 lock objects live (vigil.locks)
 BATCH = "batch"  # `retain --executor batch-operations`: its bucket, its jobs and the role they run as
 BATCH_PREFIX = "vigil/batch/"  # manifests and completion reports under the batch bucket (retention.batch_jobs.PREFIX)
+RUNS_PREFIX = "vigil/runs/"  # where retention's cluster engine writes and removes slices and results (cluster_engine.py)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Part:
     clients: tuple[str, ...] = ()  # services of clients these modules are handed rather than make
     never: tuple[str, ...] = ()  # operations a followed module has that this part's code never reaches
     also: tuple[str, ...] = ()  # actions a call needs because of the parameters it passes (not its operation)
+    apart: tuple[str, ...] = ()  # modules imported but whose calls are another part's (made only when it is used)
 
 
 def package_modules(package: str) -> tuple[str, ...]:
@@ -64,7 +67,12 @@ BASE = Part(("vigil.aws",), ("vigil.aws",), ALL)
 COLLECTORS = Part(("vigil.checks.collectors",), ("vigil.checks.collectors", "vigil.s3_facts"), ALL)
 # Listing objects (not versions) is only for finding S3 Inventory reports: INVENTORY_REPORTS grants it there.
 RET02 = Part(("vigil.retention.verify",), ("vigil.retention",), STORES, never=("s3:ListObjectsV2",))  # the check's RET-02 reads the stores
-RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.retention",), STORES, never=("s3:ListObjectsV2",))
+# The cluster engines' calls (cluster_engine.py) are made only with --engine glue|emr-serverless: CLUSTER grants them.
+CLUSTER_MODULES = ("vigil.retention.cluster_engine", "vigil.retention.cluster_job")
+RETENTION = Part(("vigil.retention.engine", "vigil.retention.keys"), ("vigil.retention",), STORES, never=("s3:ListObjectsV2",),
+                 apart=CLUSTER_MODULES)
+# EMR Serverless runs the job as the execution role the driver names, which IAM checks as iam:PassRole.
+CLUSTER = Part(CLUSTER_MODULES[:1], CLUSTER_MODULES, ARTIFACTS, also=("iam:PassRole",))
 INVENTORY_REPORTS = Part(("vigil.retention.s3_inventory",), ("vigil.retention.s3_inventory",), INVENTORIES)
 # Subject erasure acts through the retention executors, whose module also deletes expired recovery
 # points; erasure never does (a subject's backups are reported, and age out by the vault's rules).
@@ -84,6 +92,7 @@ EXECUTORS: dict[str, tuple[Part, ...]] = {"local": (), "batch-operations": (BATC
 BATCH_TASK = Part(("vigil.retention.batch_ops",), ("vigil.retention",), STORES,
                   never=("backup:DeleteRecoveryPoint", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
                          "dynamodb:TransactWriteItems", "dynamodb:DescribeTable", "s3:ListObjectsV2"))
+ENGINES: dict[str, tuple[Part, ...]] = {"local": (), "spark": (), "glue": (CLUSTER,), "emr-serverless": (CLUSTER,)}
 
 COMMANDS: dict[str, tuple[Part, ...]] = {
     "check": (BASE, COLLECTORS, RET02),
@@ -112,6 +121,10 @@ class Targets:
     @property
     def batch_buckets(self) -> list[str]:
         return sorted({self.batch_bucket.replace("{region}", r) for r in self.regions}) if self.batch_bucket else []
+    artifacts_bucket: str | None = None  # --engine glue|emr-serverless: the slices and results (CLUSTER)
+    glue_job: str | None = None
+    emr_application: str | None = None
+    emr_role: str | None = None  # an ARN
 
     @property
     def buckets(self) -> list[str]:
@@ -162,6 +175,7 @@ def sites(parts: Iterable[Part]) -> list[tuple[CallSite, str]]:
             if module_path(entry) is None:  # a moved module must not silently drop its permissions
                 raise ValueError(f"{entry}: no such module (vigil.permissions names the code each part runs)")
             modules |= imported_modules(entry, part.follow)
+        modules -= set(part.apart)
         for module in sorted(modules):
             found.extend((site, part.scope) for site in call_sites(module, part.clients) if site.operation not in part.never)
     return found
@@ -201,6 +215,8 @@ def _resources(action: str, scope: str, t: Targets) -> Scoped:
     service = action.split(":", 1)[0]
     if scope == BATCH:
         return _batch(action, t)
+    if scope == ARTIFACTS:
+        return _artifacts(action, t)
     if action in _UNSCOPED:
         return "AccountWide", ("*",), ""
     if service == "s3":
@@ -260,6 +276,25 @@ def inventory_resources(inventories: Iterable[tuple[str, str]]) -> tuple[tuple[s
     pairs = sorted(set(inventories))
     return (tuple(f"arn:aws:s3:::{b}/{p + '/' if p else ''}*" for b, p in pairs),
             tuple(f"arn:aws:s3:::{b}" for b in sorted({b for b, _ in pairs})))
+
+
+def _artifacts(action: str, t: Targets) -> Scoped:
+    """The cluster engine's grants: none for a job, application or role the flags did not name."""
+    service = action.split(":", 1)[0]
+    bucket = t.artifacts_bucket
+    if service == "s3":
+        return ("ArtifactRuns", (f"arn:aws:s3:::{bucket}/{RUNS_PREFIX}*",) if bucket else (), "") if is_object_action(action) \
+            else ("ArtifactsBucket", (f"arn:aws:s3:::{bucket}",) if bucket else (), "")
+    if service == "glue":
+        return "GlueJob", tuple(f"arn:aws:glue:{r}:{t.account}:job/{t.glue_job}" for r in t.regions if t.glue_job), ""
+    if service == "emr-serverless":
+        app = t.emr_application
+        return "EmrServerlessJobRuns", tuple(f"arn:aws:emr-serverless:{r}:{t.account}:/applications/{app}{runs}"
+                                             for r in t.regions if app for runs in ("", "/jobruns/*")), ""
+    if action == "iam:PassRole":
+        return ("EmrExecutionRole", (t.emr_role,) if t.emr_role else (),
+                json.dumps({"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}}))
+    raise ValueError(f"{action}: the cluster engine's calls have no scope for it (vigil.permissions._artifacts)")
 
 
 def _signing_key(key: str, t: Targets) -> Scoped:

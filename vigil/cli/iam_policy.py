@@ -16,7 +16,7 @@ from vigil.aws import Aws
 from vigil.cli import common
 from vigil.errors import UsageError
 from vigil.iam_actions import actions_for
-from vigil.permissions import COMMANDS, EXECUTORS, JOB_LOCKS, Part, Targets, build, discover_replicas, sites
+from vigil.permissions import COMMANDS, ENGINES, EXECUTORS, JOB_LOCKS, Part, Targets, build, discover_replicas, sites
 from vigil.policy import Policy
 from vigil.retention.postgres.grants import sql_grants
 
@@ -24,7 +24,9 @@ from vigil.retention.postgres.grants import sql_grants
 def targets(args: argparse.Namespace, policy: Policy) -> Targets:
     copies = discover_replicas(Aws(profile=args.profile, endpoint_url=args.endpoint_url), policy) if args.discover_replicas else {}
     return Targets.of(policy, common.regions(args, policy), args.account, copies, args.bucket or (), lock_bucket=args.lock_bucket,
-                      batch_bucket=args.batch_bucket, batch_role=args.batch_role)
+                      batch_bucket=args.batch_bucket, batch_role=args.batch_role,
+                      artifacts_bucket=args.artifacts_bucket, glue_job=args.glue_job,
+                      emr_application=args.emr_application, emr_role=args.emr_role)
 
 
 def parts_for(command: str, lock_bucket: str | None) -> tuple[Part, ...]:
@@ -53,6 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="retain only: with batch-operations, also S3 Batch Operations (s3:CreateJob, iam:PassRole, the batch bucket)")
     parser.add_argument("--batch-bucket", metavar="BUCKET", help="with --executor batch-operations: its bucket ({region}: one per region)")
     parser.add_argument("--batch-role", metavar="ARN", help="with --executor batch-operations: the role its jobs run as")
+    parser.add_argument("--engine", choices=list(ENGINES), default="local", metavar="|".join(ENGINES),
+                        help="retain: with glue or emr-serverless, also the driver's calls (start and poll the job run, "
+                             "the slice and results under vigil/runs/ in --artifacts-bucket)")
+    parser.add_argument("--glue-job", metavar="NAME", help="--engine glue: the Glue job")
+    parser.add_argument("--emr-application", metavar="ID", help="--engine emr-serverless: the application")
+    parser.add_argument("--emr-role", metavar="ARN", help="--engine emr-serverless: the execution role it passes")
+    parser.add_argument("--artifacts-bucket", metavar="BUCKET", help="--engine glue|emr-serverless: the artifacts bucket")
     parser.add_argument("--sources", action="store_true", help="also list, on stderr, the call sites each action comes from")
     parser.set_defaults(handler=run)
 
@@ -63,9 +72,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--account {args.account!r} is not a 12-digit account id")
     if not args.discover_replicas and not args.bucket:
         print("vigil: the stores' replica buckets are not included; add --discover-replicas or --bucket NAME", file=sys.stderr)
-    parts = parts_for(args.for_command, args.lock_bucket) + EXECUTORS[args.executor]
+    parts = parts_for(args.for_command, args.lock_bucket) + EXECUTORS[args.executor] + ENGINES[args.engine]
     if args.executor != "local" and (args.for_command != "retain" or not args.batch_bucket or not args.batch_role):
         raise UsageError(f"--executor {args.executor} is for 'retain', with --batch-bucket and --batch-role")
+    if ENGINES[args.engine]:
+        if args.for_command != "retain":
+            raise UsageError(f"--engine {args.engine} is a flag of 'vigil iam-policy retain'")
+        named = {"glue": (args.glue_job, "--glue-job"), "emr-serverless": (args.emr_application, "--emr-application")}[args.engine]
+        missing = [flag for value, flag in (named, (args.artifacts_bucket, "--artifacts-bucket")) if not value]
+        missing += ["--emr-role"] if args.engine == "emr-serverless" and not args.emr_role else []
+        if missing:
+            raise UsageError(f"--engine {args.engine} needs {' and '.join(missing)}")
     print(json.dumps(build(parts, targets(args, policy)), indent=2))
     if args.for_command != "check":
         for line in sql_grants(policy):  # the database user's side of least privilege

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from vigil.cli import common, console
 from vigil.retention.batch_jobs import Job
+from vigil.retention.cluster_engine import settings_for
 from vigil.retention.engine import RDS_REASON, RetentionRun
 from vigil.retention.guard import JUDGED_AT, is_future
 from vigil.stages.retain import RetainOptions, RetainOutcome, retain
@@ -27,12 +28,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
     parser.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
     common.add_lock_bucket(parser)
-    parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="local|spark",
-                        help="what applies the plan: local (one process, default) or spark (the same plan and code as "
-                             "Spark tasks; needs vigil[spark]) (default $VIGIL_RETAIN_ENGINE or local)")
+    parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="local|spark|glue|emr-serverless",
+                        help="what applies the plan: local (one process, default), spark (the same plan and code as "
+                             "Spark tasks; needs vigil[spark]), or glue / emr-serverless (the plan's S3 actions as one job "
+                             "run on AWS) (default $VIGIL_RETAIN_ENGINE or local)")
     parser.add_argument("--spark-master", default="local[*]", metavar="URL",
                         help="with --engine spark: the Spark master (default local[*])")
     add_executor_flags(parser)
+    add_cluster_flags(parser)
     console.add_output_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -57,14 +60,35 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
                             "(exit 1 while it is not complete)")
 
 
+def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    group = parser.add_argument_group("--engine glue | emr-serverless (a job run on AWS; README: 'Retention on Spark')")
+    group.add_argument("--glue-job", metavar="NAME", default=env("VIGIL_GLUE_JOB"), help="the Glue job (default $VIGIL_GLUE_JOB)")
+    group.add_argument("--emr-application", metavar="ID", default=env("VIGIL_EMR_APPLICATION"),
+                       help="the EMR Serverless application (default $VIGIL_EMR_APPLICATION)")
+    group.add_argument("--emr-role", metavar="ARN", default=env("VIGIL_EMR_ROLE"),
+                       help="the EMR Serverless job run's execution role (default $VIGIL_EMR_ROLE)")
+    group.add_argument("--artifacts-bucket", metavar="BUCKET", default=env("VIGIL_ARTIFACTS_BUCKET"),
+                       help="where the plan slice and the job's results go, SSE-KMS, under vigil/runs/ "
+                            "(default $VIGIL_ARTIFACTS_BUCKET)")
+    group.add_argument("--artifacts-kms-key", metavar="KEY", default=env("VIGIL_ARTIFACTS_KMS_KEY"),
+                       help="the KMS key for them (default $VIGIL_ARTIFACTS_KMS_KEY, else the bucket's default KMS key)")
+    group.add_argument("--job-timeout", metavar="MINUTES", type=float, default=24 * 60,
+                       help="stop polling after this long (exit 3; the next run resumes polling) (default 1440)")
+    group.add_argument("--job-poll-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
+
+
 def run(args: argparse.Namespace) -> int:
     console.configure_logging(args.log_level)
+    cluster = settings_for(args.engine, args.glue_job, args.emr_application, args.emr_role, args.artifacts_bucket,
+                           args.artifacts_kms_key, args.job_timeout, args.job_poll_seconds)
     with console.live_progress(args.quiet):
         outcome = retain(RetainOptions(**common.target(args), apply=args.apply, max_delete=args.max_delete,
                                        stores=tuple(args.store or ()), workers=args.workers, lock_bucket=args.lock_bucket,
                                        engine=args.engine, spark_master=args.spark_master, executor=args.executor,
                                        batch_bucket=args.batch_bucket, batch_function=args.batch_function,
-                                       batch_role=args.batch_role, batch_priority=args.batch_priority, collect=args.collect))
+                                       batch_role=args.batch_role, batch_priority=args.batch_priority, collect=args.collect,
+                                       cluster=cluster))
     show(outcome, quiet=args.quiet)
     return outcome.exit_code
 

@@ -15,6 +15,7 @@ from vigil.policy import Policy
 from vigil.retention.accounts import AccountsRetention, run_retention_accounts
 from vigil.retention.batch_jobs import EXECUTOR, EXECUTORS, BatchSettings, Job, batch_settings
 from vigil.retention.batch_reports import BatchRun, Collector
+from vigil.retention.cluster_engine import CLUSTER_ENGINES, ClusterSettings
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
 from vigil.retention.guard import is_future, refuse_future_as_of
 from vigil.retention.keys import load_keys
@@ -39,6 +40,7 @@ class RetainOptions(Target):
     batch_role: str | None = None  # the role Batch Operations runs the jobs as; else $VIGIL_BATCH_ROLE
     batch_priority: int = 10
     collect: str | None = None  # a job id: read that job's completion report into the ledger of --output, then verify
+    cluster: ClusterSettings | None = None  # engine glue or emr-serverless: the job, the artifacts bucket (cluster_engine.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class RetainOutcome:
 def retain(options: RetainOptions) -> RetainOutcome:
     refuse_future_as_of(options.as_of, options.apply)  # before the policy, a folder or AWS
     check_engine(options.engine)  # an unknown engine, or spark without pyspark: exit 2 before anything
+    if options.engine in CLUSTER_ENGINES and (options.cluster is None or options.cluster.engine != options.engine):
+        raise UsageError(f"--engine {options.engine} needs its job and artifacts bucket (cluster_engine.settings_for)")
     policy = load_checked_policy(options.policy)
     settings, batch_stores = check_executor(options, policy)  # likewise the executor's flags and the stores it takes
     if options.max_delete is not None and options.max_delete < 0:
@@ -83,7 +87,8 @@ def retain(options: RetainOptions) -> RetainOutcome:
         return collect(options, policy, aws, settings)
     if options.accounts.many:
         if options.engine != "local":
-            raise UsageError("--engine spark runs one account's plan; many accounts (--org, --accounts-file) use --engine local")
+            raise UsageError(f"--engine {options.engine} runs one account's plan; many accounts (--org, --accounts-file) "
+                             "use --engine local; nothing was changed")
         return retain_accounts(options, policy, aws)
     keys = load_keys(policy, aws)  # exit 2 before anything changes when a key is missing
     policy = policy.for_account(aws.account_id(policy.regions.primary))  # exit 3 when the environment is broken
@@ -93,7 +98,8 @@ def retain(options: RetainOptions) -> RetainOutcome:
                            max_delete=options.max_delete, store_names=list(options.stores) or None, workers=options.workers,
                            lock_bucket=options.lock_bucket, engine=options.engine, spark_master=options.spark_master,
                            batch=BatchRun(aws, keys, settings, options.apply, workers=options.workers, stores=batch_stores)
-                           if settings else None)
+                           if settings else None,
+                           cluster=options.cluster)
     return RetainOutcome(result, directory)
 
 

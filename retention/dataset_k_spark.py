@@ -9,6 +9,7 @@ never holds the dataset's classes. pyspark is imported only here, and only for t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from vigil.aws import Aws
@@ -19,6 +20,7 @@ from .kanon import nodes
 from .model import ObjectEntry
 
 COUNTED, ROW = 0, 1
+CHUNK = 50_000  # listed objects handed to Spark at a time
 
 
 def _count_partition(task: CountTask, entries: Iterable[ObjectEntry]) -> Iterator[tuple[Any, ...]]:
@@ -40,15 +42,19 @@ def judge_spark(task: CountTask, aws: Aws, master: str, entries: Iterable[Object
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own idiom
     from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-    listed = list(latest_only(entries if entries is not None else listed_objects(aws, task.loc, task.store.prefix)))
+    listed = latest_only(entries if entries is not None else listed_objects(aws, task.loc, task.store.prefix))
     # Whether this call starts Spark (and so stops it): the active session is per thread, and stores are
     # planned on their own threads, so the process-wide context is asked instead.
     owned = SparkContext._active_spark_context is None
     spark = SparkSession.builder.master(master).appName("vigil-retain-dataset-k").getOrCreate()
     try:
         sc = spark.sparkContext
-        slices = max(1, min(len(listed), sc.defaultParallelism * 2))
-        results = sc.parallelize(listed, slices).mapPartitions(lambda part: _count_partition(task, part)).cache()
+        # The listing goes to Spark a chunk at a time (each chunk is pickled into the JVM as it is made), so
+        # the driver's Python never holds every object of the bucket.
+        chunks = [sc.parallelize(chunk, max(1, min(len(chunk), sc.defaultParallelism * 2)))
+                  for chunk in iter(lambda: list(islice(listed, CHUNK)), [])]
+        entries_rdd = sc.union(chunks) if chunks else sc.emptyRDD()
+        results = entries_rdd.mapPartitions(lambda part: _count_partition(task, part)).cache()
         counted = frozenset(results.filter(lambda r: r[0] == COUNTED).map(lambda r: r[1]).collect())
         quasi = [f"q{i}" for i in range(len(task.anonymizer.quasi))]
         schema = StructType([StructField("node", IntegerType()), StructField("due", IntegerType()),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vigil.retention import dataset_k_spark
 from vigil.retention.ledger import read_lines
 
 from tests.conftest import _reset
@@ -66,6 +67,7 @@ def test_local_and_spark_judge_the_dataset_alike(tmp_path: Path, monkeypatch, mo
     _reset(moto_server)
     tracker = spark_session.sparkContext.statusTracker()
     jobs = len(tracker.getJobIdsForGroup(None))
+    monkeypatch.setattr(dataset_k_spark, "CHUNK", 7)  # the 21 objects reach Spark in three chunks
     spark = run(World(tmp_path / "spark", monkeypatch, change, endpoint=moto_server), "spark", lone_records)
     assert len(tracker.getJobIdsForGroup(None)) > jobs, "the spark run counted the dataset with Spark jobs"
     assert spark == local
@@ -80,3 +82,12 @@ def test_local_and_spark_judge_the_dataset_alike(tmp_path: Path, monkeypatch, mo
         assert local["counts"]["anonymize"] == 0 and local["code"] == 1
         assert all('"judgement"' in line for line in local["ledger"]), "nothing but the judgements (and why) is in the ledger"
         assert all(j["refused"] for j in local["k"])
+
+
+@pytest.mark.spark
+def test_an_empty_store_is_judged_by_spark_as_empty(tmp_path: Path, monkeypatch, moto_server, spark_session) -> None:
+    world = World(tmp_path, monkeypatch, dataset_scope, endpoint=moto_server)
+    world.bucket(BUCKET)
+    code, plan, _ = world.retain("--store", "web-logs", "--engine", "spark")
+    (judged,) = store_plan(plan, "web-logs")["k_anonymity"]
+    assert (judged["records"], judged["suppressed"], judged["refused"], code) == (0, 0, None, 0)

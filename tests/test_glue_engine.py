@@ -42,15 +42,15 @@ def objects(world: World) -> dict[str, list]:
     return {bucket: rows for bucket, rows in every_object(world).items() if bucket in BUCKETS}
 
 
-def world_with_jobs(tmp_path: Path, monkeypatch) -> tuple[World, str]:
+def world_with_jobs(tmp_path: Path, monkeypatch, endpoint: str | None = None) -> tuple[World, str]:
     """The retention scenario's stores, an artifacts bucket, the Glue job and an EMR Serverless application."""
-    world = World(tmp_path, monkeypatch, _hold)
+    world = World(tmp_path, monkeypatch, _hold, endpoint=endpoint)
     build(world)
     world.s3[PRIMARY].create_bucket(Bucket=ARTIFACTS)
-    boto3.client("glue", region_name=PRIMARY).create_job(
+    boto3.client("glue", region_name=PRIMARY, endpoint_url=endpoint).create_job(
         Name=JOB, Role=ROLE, Command={"Name": "glueetl", "ScriptLocation": f"s3://{ARTIFACTS}/vigil/spark_job.py"},
         ExecutionProperty={"MaxConcurrentRuns": 1})
-    app = boto3.client("emr-serverless", region_name=PRIMARY).create_application(
+    app = boto3.client("emr-serverless", region_name=PRIMARY, endpoint_url=endpoint).create_application(
         name=JOB, releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
     return world, app
 

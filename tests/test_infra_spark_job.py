@@ -66,3 +66,44 @@ def test_job_script_passes_only_vigils_arguments_to_retain_with_the_spark_engine
     for bad in (["--JOB_NAME", "x"], ["--vigil-args", "not json"], ["--vigil-args", '{"a": 1}']):
         with pytest.raises(SystemExit, match="vigil-args"):
             script.retain_argv(bad)
+
+
+def declare_with_roles(emr: bool) -> RecordingMocks:
+    mocks = RecordingMocks("us-east-1")
+
+    def program() -> None:
+        provider = aws.Provider("primary", region="us-east-1")
+        SparkRetentionJob("retain", SparkJobArgs(
+            name="vigil-retain", provider=provider, role_arn="arn:aws:iam::123456789012:role/vigil-retention",
+            artifacts_bucket="example-artifacts", wheel_key="vigil/vigil-0.9.0-py3-none-any.whl", emr_serverless=emr,
+            job_role_name="vigil-retention", artifacts_key_arn="arn:aws:kms:us-east-1:123456789012:key/artifacts",
+            driver_role="vigil-driver", account_id="123456789012",
+            emr_role_arn="arn:aws:iam::123456789012:role/vigil-emr" if emr else None), pulumi.ResourceOptions())
+
+    run_program(mocks, program)
+    return mocks
+
+
+def _policies(mocks: RecordingMocks) -> dict[str, dict]:
+    return {r.get("role"): json.loads(r.get("policy")) for r in mocks.resources if r.type == "aws:iam/rolePolicy:RolePolicy"}
+
+
+def test_the_job_role_reads_the_slices_and_writes_results_and_the_driver_gets_its_derived_grants() -> None:
+    policies = _policies(declare_with_roles(emr=False))
+    job = {s["Sid"]: s for s in policies["vigil-retention"]["Statement"]}
+    assert job["ReadVigilArtifacts"]["Resource"] == ["arn:aws:s3:::example-artifacts/vigil/*"]
+    assert job["WriteResults"] == {"Sid": "WriteResults", "Effect": "Allow", "Action": "s3:PutObject",
+                                   "Resource": ["arn:aws:s3:::example-artifacts/vigil/runs/*"]}
+    assert job["ArtifactsKey"]["Resource"] == ["arn:aws:kms:us-east-1:123456789012:key/artifacts"]
+    driver = {s["Sid"]: s for s in policies["vigil-driver"]["Statement"]}
+    assert driver["GlueJob"]["Resource"] == ["arn:aws:glue:us-east-1:123456789012:job/vigil-retain"]
+    assert "glue:StartJobRun" in driver["GlueJob"]["Action"] and "EmrExecutionRole" not in driver
+    assert driver["ArtifactRuns"]["Resource"] == ["arn:aws:s3:::example-artifacts/vigil/runs/*"]
+
+
+def test_with_emr_serverless_the_driver_may_pass_only_the_execution_role_to_emr() -> None:
+    driver = {s["Sid"]: s for s in _policies(declare_with_roles(emr=True))["vigil-driver"]["Statement"]}
+    assert driver["EmrExecutionRole"]["Resource"] == ["arn:aws:iam::123456789012:role/vigil-emr"]
+    assert driver["EmrExecutionRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}}
+    assert all(arn.startswith("arn:aws:emr-serverless:us-east-1:123456789012:/applications/")
+               for arn in driver["EmrServerlessJobRuns"]["Resource"]) and "GlueJob" not in driver

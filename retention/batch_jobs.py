@@ -88,14 +88,18 @@ def takes(action: dict[str, Any]) -> bool:
     return action["action"] in JOB_ACTIONS and action.get("k_scope") != "dataset"
 
 
-def versions_of(action: dict[str, Any]) -> list[tuple[str, str]]:
+def versions_of(action: dict[str, Any]) -> Iterable[tuple[str, str]]:
     """(key, version id) of every version an S3 action names."""
-    return [(key, version) for key, version in action["objects"]] if "objects" in action else [(action["object"], action["version_id"])]
+    return action["objects"] if "objects" in action else [(action["object"], action["version_id"])]
+
+
+def manifest_lines(bucket: str, versions: Iterable[tuple[str, str]]) -> bytes:
+    """Manifest rows; Batch Operations expects URL-encoded keys (the handler decodes them)."""
+    return "".join([f"{bucket},{quote(key, safe='/')},{version}\n" for key, version in versions]).encode()
 
 
 def manifest_line(bucket: str, key: str, version: str) -> bytes:
-    """One manifest row; Batch Operations expects URL-encoded keys (the handler decodes them)."""
-    return f"{bucket},{quote(key, safe='/')},{version}\n".encode()
+    return manifest_lines(bucket, [(key, version)])
 
 
 @dataclass
@@ -112,11 +116,10 @@ class Location:
     size: int = 0
 
     def add(self, action: dict[str, Any]) -> None:
+        lines = manifest_lines(self.bucket, versions_of(action))  # one write and one digest update per action
         with self.path.open("ab") as out:
-            for key, version in versions_of(action):
-                line = manifest_line(self.bucket, key, version)
-                out.write(line)
-                self.sha256.update(line)
+            out.write(lines)
+        self.sha256.update(lines)
         self.token.update(action["action_id"].encode())
         self.count += action.get("count", 1)
         self.size += action.get("bytes", 0)

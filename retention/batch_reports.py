@@ -71,8 +71,8 @@ def is_batch_intent(intent: dict[str, Any]) -> bool:
 def classify(row: list[str]) -> tuple[str, str]:
     """(deleted | rewritten | held | kept | failed, reason) for one report row. AWS's example rows put the
     HTTP status before the error code although ReportSchema lists them the other way: told apart by content."""
-    task, message = row[3].strip().lower(), (row[6] if len(row) > 6 else "").strip()
-    if task == "succeeded":
+    task, message = row[3], (row[6] if len(row) > 6 else "").strip()
+    if task == "succeeded" or task.strip().lower() == "succeeded":
         return ("rewritten", message[:200]) if message.startswith("rewritten") else ("deleted", "")
     if message.startswith("held:"):
         return "held", message[:200]
@@ -81,6 +81,11 @@ def classify(row: list[str]) -> tuple[str, str]:
     code = next((c.strip() for c in row[4:6] if c.strip() and not c.strip().isdigit()), "failed")
     # A message of the handler's own names no key; anything else (a Lambda error) might: the code alone.
     return "failed", message[:200] if message.startswith(OWN_MESSAGES) else code
+
+
+def _decoded(key: str) -> str:
+    """A key as the manifest and the report write it (URL-encoded), decoded; most keys need no decoding."""
+    return unquote_plus(key) if "%" in key or "+" in key else key
 
 
 def report_rows(s3: Any, bucket: str, prefix: str, job_id: str) -> Iterator[list[str]]:
@@ -162,7 +167,7 @@ class Collector:
         try:
             for row in rows:
                 status, reason = classify(row)
-                version = f"{self.keys.hash(unquote_plus(row[1]))}:{row[2] or 'null'}"
+                version = f"{self.keys.hash(_decoded(row[1]))}:{row[2] or 'null'}"
                 counts[status] += 1
                 if status in ("held", "kept"):
                     kept.add(version)
@@ -216,7 +221,7 @@ class Collector:
         s3 = self.aws.client("s3", target["region"])
 
         def left(row: list[str]) -> int:
-            key, version = unquote_plus(row[1]), row[2]
+            key, version = _decoded(row[1]), row[2]
             try:
                 s3.head_object(Bucket=row[0], Key=key, VersionId=version)
             except botocore.exceptions.ClientError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from typing import NamedTuple
 
 from vigil.policy import Duration, Policy
 from vigil.policy.models import Category, Hold
@@ -11,8 +12,7 @@ from vigil.policy.models import Category, Hold
 KEEP, EXPIRED, HELD, ERROR = "keep", "expired", "held", "error"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):  # one per version or record decided: a NamedTuple is built ~5x faster than a frozen dataclass
     verdict: str  # keep | expired | held | error
     reason: str = ""
     until: date | None = None  # held: the date it becomes deletable (None: not known / indefinite)
@@ -56,7 +56,11 @@ class Rules:
         held = self.held(created, subject, key, lock_mode, lock_until, legal_hold)
         if held is not None:
             return Decision(HELD, held[0], held[1], start)
-        return Decision(EXPIRED, f"older than {category.retain}" + (" after account closed" if category.after else ""), start=start)
+        return Decision(EXPIRED, self._expired_reason, start=start)
+
+    @cached_property
+    def _expired_reason(self) -> str:  # formatted once per run, not once per expired version
+        return f"older than {self.category.retain}" + (" after account closed" if self.category.after else "")
 
     @cached_property
     def _today(self) -> date:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -26,8 +27,24 @@ class RetentionKeys:
     pseudonym: bytes | None = None
 
     def hash(self, value: str) -> str:
-        """Keyed hash that stands in for an object key or subject id in plans and ledgers."""
-        return hmac.new(self.evidence, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        """Keyed hash that stands in for an object key or subject id in plans and ledgers: HMAC-SHA256
+        (RFC 2104) from the key's padded inner and outer states, computed once; copying them is half
+        the cost of hmac.new per call, and a plan hashes every key it reads."""
+        inner, outer = self._pads
+        inner = inner.copy()
+        inner.update(value.encode("utf-8"))
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def __getstate__(self) -> dict[str, Any]:  # hash states do not pickle (Spark ships keys to its tasks)
+        return {name: value for name, value in self.__dict__.items() if name != "_pads"}
+
+    @cached_property
+    def _pads(self) -> tuple[Any, Any]:
+        key = self.evidence if len(self.evidence) <= 64 else hashlib.sha256(self.evidence).digest()
+        key = key.ljust(64, b"\0")
+        return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
     @property
     def fingerprint(self) -> str:

@@ -37,7 +37,7 @@ from vigil.timestamps import iso_z
 from . import faults
 from . import ledger as ledgers
 from .apply import Applier, Stats, hashed_target
-from .cluster_job import datasets_json, results_prefix, split_uri, sse_args, write_slice
+from .cluster_job import bucket_key, datasets_json, results_prefix, split_uri, sse_args, write_slice
 from .keys import RetentionKeys
 from .spark_engine import CLUSTER_ACTIONS
 
@@ -181,11 +181,12 @@ class ClusterApplier:
                 ledger.write("intent", action, hashed_target(action, self.local.keys), sync=False)
                 yield action
 
+        s3 = self.aws.client("s3", self.region)
+        kms_key = self.settings.kms_key or bucket_key(s3, self.settings.bucket)
         header = {"token": token, "run_id": self.run_id, "as_of": self.as_of.isoformat(), "policy": self.policy_text,
                   "policy_sha256": self.policy.sha256, "key_fingerprint": self.local.keys.fingerprint,
                   "closed": {subject: at.isoformat() for subject, at in self.closed.items()}, "stores": self.stores,
-                  "kms_key": self.settings.kms_key, "datasets": datasets_json(self.local.datasets)}
-        s3 = self.aws.client("s3", self.region)
+                  "kms_key": kms_key, "datasets": datasets_json(self.local.datasets)}
         with tempfile.TemporaryFile() as handle:  # unnamed: a kill leaves no copy of the real keys behind
             count = write_slice(handle, header, cluster_bound())
             if count:
@@ -193,7 +194,11 @@ class ClusterApplier:
                 handle.seek(0)
                 sha = hashlib.file_digest(handle, "sha256").hexdigest()
                 handle.seek(0)
-                put = s3.put_object(Bucket=self.settings.bucket, Key=key, Body=handle, **sse_args(self.settings.kms_key))
+                try:
+                    put = s3.put_object(Bucket=self.settings.bucket, Key=key, Body=handle, **sse_args(kms_key))
+                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                    raise EnvironmentFailure(f"{describe_error('s3:PutObject (the plan slice)', exc)}; no job was started, "
+                                             "and the next run plans these actions again") from None
         if count:
             target = {"engine": self.settings.engine, "job": self.settings.job, "region": self.region, "actions": count,
                       "slice": f"s3://{self.settings.bucket}/{key}", "slice_version": put.get("VersionId"), "sha256": sha}

@@ -23,8 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from vigil.aws import Aws
-from vigil.errors import UsageError
+import botocore.exceptions
+
+from vigil.aws import Aws, describe_error
+from vigil.errors import EnvironmentFailure, UsageError
 from vigil.policy.loader import load_policy
 
 from . import faults
@@ -41,6 +43,19 @@ Dispatch = Callable[[TaskSetup, list[dict[str, Any]]], Iterator[tuple[int, tuple
 def sse_args(kms_key: str | None) -> dict[str, str]:
     """SSE-KMS for every artifact that holds plan data: the given key, else the bucket's default KMS key."""
     return {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": kms_key} if kms_key else {})}
+
+
+def bucket_key(s3, bucket: str) -> str | None:
+    """The bucket's default KMS key, if its default encryption names one: SSE-KMS without a key id
+    would use AWS's aws/s3 key instead (None: that is what the slice gets)."""
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ServerSideEncryptionConfigurationNotFoundError":
+            raise EnvironmentFailure(describe_error("s3:GetBucketEncryption", exc)) from None
+        return None
+    default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+    return default.get("KMSMasterKeyID") if default.get("SSEAlgorithm", "").startswith("aws:kms") else None
 
 
 def split_uri(uri: str) -> tuple[str, str]:

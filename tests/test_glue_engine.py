@@ -27,6 +27,7 @@ from tests.test_retention_spark import _hold, build
 from tests.test_retention_spark import objects as every_object
 from tests.test_retention_world import PRIMARY, World, store_plan
 from vigil.aws import Aws
+from vigil.iam_actions import actions_for
 
 STORES = ("web-logs", "call-records", "contacts")  # the S3 layouts of the retention scenario, and a DynamoDB-free run
 BUCKETS = ("example-usage-logs", "example-usage-logs-replica", "example-call-records", "example-contacts",
@@ -267,3 +268,61 @@ def test_a_driver_killed_before_the_start_never_starts_that_stale_slice(tmp_path
         assert glue_runs() == [] and artifacts() == [] and not dangling(out / "ledger.jsonl")
         assert {"code": code, "objects": objects(world),
                 "verify": {s: store_plan(plan, s)["verify"] for s in STORES}} == expected
+
+
+def test_the_slice_is_sealed_under_the_key_the_bucket_names_by_default(tmp_path: Path, monkeypatch) -> None:
+    """SSE-KMS without a key id would use AWS's aws/s3 key: the driver names the bucket's own key."""
+    with mock_aws():
+        world, _ = world_with_jobs(tmp_path, monkeypatch)
+        key = boto3.client("kms", region_name=PRIMARY).create_key()["KeyMetadata"]["Arn"]
+        world.s3[PRIMARY].put_bucket_encryption(Bucket=ARTIFACTS, ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+        with glue_runs_stay_running():
+            code, _, out = world.retain("--apply", *ONLY, *GLUE, "--job-timeout", "0.001")
+        assert code == 3
+        head = world.s3[PRIMARY].head_object(Bucket=ARTIFACTS, Key=job_lines(out)[0]["target"]["slice"].split("/", 3)[3])
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
+
+
+def test_every_call_the_glue_driver_makes_is_allowed_by_its_iam_policy(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The driver's job and artifacts calls (start, look up by token, poll, upload, collect, remove),
+    recorded as botocore sends them, against `vigil iam-policy retain --engine glue`."""
+    import botocore.handlers
+
+    from tests.test_iam_policy import _allowed, _record
+    from tests.test_iam_policy import _resources as arns
+    from vigil.cli.main import main
+
+    calls: list[tuple[str, str, dict]] = []
+    builtin = list(botocore.handlers.BUILTIN_HANDLERS)
+    with mock_aws():
+        world, _ = world_with_jobs(tmp_path, monkeypatch)
+        out = tmp_path / "run"
+        monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls)])  # sessions made from now on
+
+        def killed(**_: Any) -> None:
+            raise SystemExit(137)
+        monkeypatch.setitem(faults.hooks, "cluster.after_start", killed)
+        with pytest.raises(SystemExit):
+            world.retain("--apply", *ONLY, *GLUE, out=out)
+        monkeypatch.delitem(faults.hooks, "cluster.after_start")
+        with glue_runs_stay_running():
+            assert world.retain("--apply", *ONLY, *GLUE, "--job-timeout", "0.001", out=out)[0] == 3  # found by token
+            monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)  # the job's calls are the job role's
+            run_job(glue_runs()[0]["Arguments"])
+            monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls)])
+        world.retain("--apply", *ONLY, *GLUE, out=out)
+    capsys.readouterr()
+    assert main(["iam-policy", "retain", "--policy", str(world.policy_path), "--account", DEFAULT_ACCOUNT_ID,
+                 "--engine", "glue", "--glue-job", JOB, "--artifacts-bucket", ARTIFACTS]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    driver = [(op, region, params) for op, region, params in calls
+              if op.startswith("glue:") or params.get("Bucket") == ARTIFACTS]
+    assert {op for op, _, _ in driver} >= {"glue:StartJobRun", "glue:GetJobRuns", "glue:GetJobRun", "s3:PutObject",
+                                           "s3:GetBucketEncryption", "s3:ListObjectsV2", "s3:GetObject", "s3:DeleteObject"}
+    denied = set()
+    for op, region, params in driver:
+        resources = [f"arn:aws:glue:{region}:{DEFAULT_ACCOUNT_ID}:job/{params['JobName']}"] if op.startswith("glue:") \
+            else arns(op, region, params)
+        denied |= {(op, action, r) for action in actions_for(op) for r in resources if not _allowed(policy, action, r)}
+    assert not denied

@@ -3,24 +3,16 @@ slice the driver uploaded as Spark tasks (boto3 against the loopback moto server
 takes its outcomes into the ledger. The end state equals one `--engine local` run's."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import boto3
 import pytest
 from vigil.retention.ledger import chain_ok, dangling, read_lines
 
-from tests.conftest import ROOT, _reset
+from tests.conftest import _reset
 from tests.test_glue_engine import ARTIFACTS, GLUE, ONLY, STORES, glue_runs_stay_running, objects, world_with_jobs
+from tests.test_infra_spark_job import _script as _job_script
 from tests.test_retention_world import PRIMARY, store_plan
-
-
-def _job_script():
-    spec = importlib.util.spec_from_file_location("spark_job", ROOT / "deploy" / "spark_job.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.spark

@@ -9,7 +9,7 @@ test_glue_engine_spark.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,17 @@ def run_job(arguments: dict[str, str] | list[str], part_actions: int = 4096) -> 
     args = arguments if isinstance(arguments, dict) else dict(zip(arguments[::2], arguments[1::2], strict=True))
     return run_slice(Aws(), args["--vigil-slice"], args["--vigil-slice-sha256"], args["--vigil-region"],
                      part_actions=part_actions)
+
+
+def kill_driver_at(point: str, monkeypatch, run: Callable[[], Any]) -> None:
+    """Run the driver until `point` (retention/faults.py), where it stops as a kill leaves it: no
+    outcome, no job line after it (the ledger is what a SIGKILL would leave)."""
+    def killed(**_: Any) -> None:
+        raise SystemExit(137)
+    monkeypatch.setitem(faults.hooks, point, killed)
+    with pytest.raises(SystemExit):
+        run()
+    monkeypatch.delitem(faults.hooks, point)
 
 
 def expected_end(tmp_path: Path, monkeypatch) -> dict[str, Any]:
@@ -177,12 +188,7 @@ def test_emr_serverless_driver_killed_after_the_start_finds_its_run_by_token(tmp
         flags = ["--engine", "emr-serverless", "--emr-application", app, "--emr-role", ROLE, "--artifacts-bucket", ARTIFACTS,
                  "--job-poll-seconds", "0"]
 
-        def killed(**_: Any) -> None:
-            raise SystemExit(137)  # as a kill leaves it: the run started, its id not in the ledger
-        monkeypatch.setitem(faults.hooks, "cluster.after_start", killed)
-        with pytest.raises(SystemExit):
-            world.retain("--apply", *ONLY, *flags, out=out)
-        monkeypatch.delitem(faults.hooks, "cluster.after_start")
+        kill_driver_at("cluster.after_start", monkeypatch, lambda: world.retain("--apply", *ONLY, *flags, out=out))
         assert [ln["detail"]["state"] for ln in job_lines(out)] == ["STARTING"]
         [summary] = emr.list_job_runs(applicationId=app)["jobRuns"]
         run = emr.get_job_run(applicationId=app, jobRunId=summary["id"])["jobRun"]
@@ -255,12 +261,7 @@ def test_a_driver_killed_before_the_start_never_starts_that_stale_slice(tmp_path
         world, _ = world_with_jobs(tmp_path, monkeypatch)
         out = tmp_path / "run"
 
-        def killed(**_: Any) -> None:
-            raise SystemExit(137)
-        monkeypatch.setitem(faults.hooks, "cluster.before_start", killed)
-        with pytest.raises(SystemExit):
-            world.retain("--apply", *ONLY, *GLUE, out=out)
-        monkeypatch.delitem(faults.hooks, "cluster.before_start")
+        kill_driver_at("cluster.before_start", monkeypatch, lambda: world.retain("--apply", *ONLY, *GLUE, out=out))
         assert len(artifacts()) == 1 and dangling(out / "ledger.jsonl")
 
         code, plan, _ = world.retain("--apply", *ONLY, out=out)
@@ -300,12 +301,7 @@ def test_every_call_the_glue_driver_makes_is_allowed_by_its_iam_policy(tmp_path:
         out = tmp_path / "run"
         monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*builtin, *_record(calls)])  # sessions made from now on
 
-        def killed(**_: Any) -> None:
-            raise SystemExit(137)
-        monkeypatch.setitem(faults.hooks, "cluster.after_start", killed)
-        with pytest.raises(SystemExit):
-            world.retain("--apply", *ONLY, *GLUE, out=out)
-        monkeypatch.delitem(faults.hooks, "cluster.after_start")
+        kill_driver_at("cluster.after_start", monkeypatch, lambda: world.retain("--apply", *ONLY, *GLUE, out=out))
         with glue_runs_stay_running():
             assert world.retain("--apply", *ONLY, *GLUE, "--job-timeout", "0.001", out=out)[0] == 3  # found by token
             monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", builtin)  # the job's calls are the job role's

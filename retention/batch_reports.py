@@ -30,7 +30,7 @@ from urllib.parse import unquote_plus
 import botocore.exceptions
 
 from vigil.aws import Aws, describe_error
-from vigil.errors import UsageError
+from vigil.errors import EnvironmentFailure, UsageError
 
 from . import ledger as ledgers
 from .batch_jobs import EXECUTOR, BatchExecutor, BatchSettings, Job, create_job, takes
@@ -229,7 +229,7 @@ class Collector:
                 if code in GONE:
                     return 0
                 if code not in ("405", "MethodNotAllowed"):  # 405: a delete marker, which is still there
-                    raise RuntimeError(describe_error("s3:HeadObject", exc)) from None
+                    raise EnvironmentFailure(f"verify: {describe_error('s3:HeadObject', exc)}; the job stays open, collect it again") from None
             return 0 if f"{self.keys.hash(key)}:{version}" in kept else 1
 
         remaining = 0

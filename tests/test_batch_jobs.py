@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+import botocore.exceptions
 import botocore.handlers
 import pytest
 from moto import mock_aws
 from vigil.retention import ledger as ledgers
 from vigil.retention.batch_jobs import PREFIX, BatchSettings
-from vigil.retention.batch_reports import BatchRun, Collector
+from vigil.retention.batch_reports import BatchRun, Collector, open_jobs
 from vigil.retention.engine import LEDGER_FILE, run_retention
 from vigil.retention.keys import RetentionKeys
 
@@ -32,6 +33,7 @@ from tests.test_iam_policy import _allowed, _record, _resources
 from tests.test_retention_world import World
 from vigil.aws import Aws
 from vigil.cli.main import main
+from vigil.errors import EnvironmentFailure
 from vigil.iam_actions import actions_for
 from vigil.policy import Policy
 
@@ -373,3 +375,31 @@ def test_a_bad_executor_in_the_policy_names_its_line(tmp_path: Path, monkeypatch
     code, _, _ = world.retain()
     err = capsys.readouterr().err
     assert code == 2 and "policy.yaml:" in err and "executor" in err and "'lambda'" in err
+
+
+def test_verify_that_cannot_read_a_version_leaves_the_job_open(world, tmp_path: Path) -> None:
+    """AccessDenied on a planned version's HeadObject proves nothing: exit 3, no outcome; the next collect finishes."""
+    s3, _ = world
+    policy = _policy(tmp_path)
+    service = BatchOperations(s3, policy, datetime.now(UTC))
+    out = tmp_path / "out"
+    _run(policy, out, service, apply=True)
+    for job_id in service.jobs:
+        service.run(job_id)
+    aws = Aws()
+
+    def denied(params: dict[str, Any], **_kwargs: Any) -> None:
+        if params.get("Bucket") == BILLING:
+            raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "HeadObject")
+
+    aws.session.events.register("before-parameter-build.s3.HeadObject", denied)
+    with pytest.raises(EnvironmentFailure, match="AccessDenied"):
+        Collector(aws, KEYS, SETTINGS, control=service.client).collect(
+            ledgers.Ledger(out / LEDGER_FILE, "c1", policy.sha256, KEYS.fingerprint))
+    assert len(open_jobs(out / LEDGER_FILE)) >= 1, "the job whose versions could not be read stays open"
+    again = Collector(Aws(), KEYS, SETTINGS, control=service.client).collect(
+        ledgers.Ledger(out / LEDGER_FILE, "c2", policy.sha256, KEYS.fingerprint))
+    assert again and all(job.remaining == 0 and not job.failed for job in again)
+    assert not open_jobs(out / LEDGER_FILE)
+    results = [line for line in _ledger(out) if line["phase"] == "result"]
+    assert len(results) == len({line["action_id"] for line in results}), "no result line written twice"

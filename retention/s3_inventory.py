@@ -197,15 +197,19 @@ def entries(report: Report, paths: list[Path], prefix: str, scratch: Path) -> It
 
     def every_row() -> Iterator[Row]:
         for path, entry in zip(paths, report.files, strict=True):
-            yield from report_rows(report, path, f"s3://{report.bucket}/{entry['key']}", prefix)
+            label = f"s3://{report.bucket}/{entry['key']}"
+            try:
+                yield from report_rows(report, path, label, prefix)
+            except (RowError, InventoryError):
+                raise
+            except Exception as exc:  # a corrupt ORC/Parquet file: pyarrow raises its own kinds (ArrowInvalid, OSError, ...)
+                raise RowError(f"{label}: unreadable: {type(exc).__name__}: {exc}"[:500]) from None
             path.unlink(missing_ok=True)
 
     try:
         return grouped(sorted_rows(every_row(), scratch))
     except RowError as exc:
         raise InventoryError(str(exc)) from None
-    except (OSError, ValueError) as exc:  # a corrupt ORC/Parquet file (ArrowInvalid is a ValueError)
-        raise InventoryError(f"inventory data file could not be read: {type(exc).__name__}: {exc}") from None
 
 
 class Scratch:

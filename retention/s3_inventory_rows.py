@@ -106,7 +106,8 @@ def csv_rows(path: Path, label: str, columns: tuple[str, ...], prefix: str, newe
                 if not key.startswith(prefix):
                     continue
                 try:  # AWS's own spelling, inline (the hot loop); anything else takes _row's exact path
-                    if until or (latest != "true" and latest != "false") or (marker != "true" and marker != "false"):
+                    if until or (latest != "true" and latest != "false") or (marker != "true" and marker != "false") \
+                            or (hold != "ON" and hold != "OFF" and hold != ""):
                         raise ValueError
                     stamp = (fromiso(modified) - EPOCH) // MICRO  # a naive time raises TypeError: _row takes it
                     row = (key, 0 if latest == "true" else 1, -stamp, version_id or "null", 1 if marker == "true" else 0,

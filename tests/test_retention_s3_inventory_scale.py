@@ -175,6 +175,37 @@ def test_rows_in_other_spellings_take_the_exact_path_and_agree(tmp_path: Path) -
     assert older.lock_until == datetime(2030, 1, 1, tzinfo=UTC) and latest.lock_until is None and latest.lock_mode is None
 
 
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_a_corrupt_data_file_with_a_matching_md5_refuses_the_store(file_format: str) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        _one_version_world(s3)
+        key = write_report(s3, SOURCE, DEST, "all", datetime.now(UTC), file_format=file_format, n_files=1)
+        doc = json.loads(s3.get_object(Bucket=DEST, Key=key)["Body"].read())
+        body = b"PAR1 not a data file ORC" if file_format != "CSV" else gzip.compress(b'"only","three","columns"\n')
+        s3.put_object(Bucket=DEST, Key=doc["files"][0]["key"], Body=body)
+        doc["files"][0]["MD5checksum"] = hashlib.md5(body).hexdigest()  # noqa: S324 - AWS's checksum is MD5
+        text = json.dumps(doc).encode()
+        s3.put_object(Bucket=DEST, Key=key, Body=text)
+        s3.put_object(Bucket=DEST, Key=key.replace("manifest.json", "manifest.checksum"), Body=hashlib.md5(text).hexdigest().encode())  # noqa: S324
+        actions, summary = _plan(Aws(), _store("billing", True))
+        assert actions == [] and summary.counts["error"] == 1 and summary.inventory is None
+        reason = summary.errors[0]["reason"]
+        assert reason.startswith("inventory report refused: ") and doc["files"][0]["key"] in reason, reason
+
+
+def test_a_legal_hold_in_any_spelling_is_a_hold(tmp_path: Path) -> None:
+    base = {f: "" for f in FIELDS} | {"Bucket": SOURCE, "Key": "invoices/a.json", "IsLatest": "true", "IsDeleteMarker": "false",
+                                      "Size": "3", "LastModifiedDate": "2010-01-01T00:00:00.000Z"}
+    path = tmp_path / "000000"
+    path.write_bytes(csv_gz([base | {"VersionId": f"v{i}", "ObjectLockLegalHoldStatus": hold}
+                             for i, hold in enumerate(["ON", "on", "OFF", ""])]))
+    report = Report(DEST, "m.json", datetime.now(UTC), "CSV", FIELDS, ({"key": "k"},))
+    with Scratch() as scratch:
+        (entry,) = list(entries(report, [path], "", scratch))
+    assert {v.version_id: v.legal_hold for v in entry.versions} == {"v0": True, "v1": True, "v2": False, "v3": False}
+
+
 # --- what an apply from a report touches ---------------------------------------------------------------
 
 def test_a_tampered_last_data_file_refuses_the_store_and_nothing_is_deleted(tmp_path: Path, monkeypatch) -> None:

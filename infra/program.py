@@ -255,7 +255,7 @@ def _batch_operations(policy: Policy, settings: StackSettings, parts: Parts, pro
         code=pulumi.FileArchive(str(code if code.is_absolute() else project_root() / code)),
         function_name=settings.batch_function, task_role=settings.batch_task_role, jobs_role=settings.batch_role,
         batch_bucket=settings.batch_bucket("{region}"), batch_key_arns=[keys[r].arn for r in providers], tags=tags,
-        runner_role=runner_role))
+        runner_role=runner_role, environment=dict(settings.batch_environment)))
 
 
 def _log_target(log_bucket: SecureBucket) -> pulumi.Output[str]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
+from vigil.retention.plan import reads_records
 
 from vigil.policy import Policy
 
@@ -61,6 +63,8 @@ class StackSettings:
     batch_task_role: str = "vigil-batch-task"  # the Lambda's role: it reads and rewrites store objects (allow-list it)
     batch_role: str = "vigil-batch-operations"  # the role S3 Batch Operations runs the jobs as
     batch_report_days: int = 90  # job manifests and completion reports are kept this long
+    # variables the Lambda reads the policy's `env` key sources from (a secret config object; kept secret)
+    batch_environment: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def defaults(cls, policy: Policy) -> StackSettings:
@@ -88,6 +92,7 @@ class StackSettings:
             batch_task_role=config.get("batchTaskRole") or base.batch_task_role,
             batch_role=config.get("batchRole") or base.batch_role,
             batch_report_days=config.get_int("batchReportDays") or base.batch_report_days,
+            batch_environment=config.get_object("batchEnvironment") or {},
         )
 
     def batch_bucket(self, region: str) -> str:
@@ -102,3 +107,15 @@ class StackSettings:
         if missing:
             raise ValueError(f"{policy.source_path or 'policy'}: access.service_roles must list {', '.join(missing)} "
                              "(the stack's service roles are exempt from the MFA deny only when allow-listed)")
+        unset = [name for name in self.lambda_key_variables(policy) if name not in self.batch_environment]
+        if unset:
+            raise ValueError(f"{policy.source_path or 'policy'}: keys read from ${', $'.join(unset)} (source: env), which "
+                             f"the Batch Operations Lambda needs to rewrite records: set them with `pulumi config set "
+                             f"--secret --path vigil:batchEnvironment.{unset[0]} ...`, or use a kms key source")
+
+    @staticmethod
+    def lambda_key_variables(policy: Policy) -> list[str]:
+        """The `env` key sources the Lambda reads: only when a store it serves has its records read."""
+        if not any(s.inventory and reads_records(s, policy.category_of(s)) for s in policy.s3_stores):
+            return []
+        return [k.name for k in (policy.keys.pseudonymize, policy.keys.evidence) if k is not None and k.source == "env" and k.name]

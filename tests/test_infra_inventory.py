@@ -4,11 +4,13 @@ the Lambda the jobs invoke with its derived role, the jobs' role; and the deploy
 new buckets (they pass, and fail when one control is taken away)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import botocore.session
 import pytest
+from pulumi.runtime import rpc
 from pulumi_policy import StackValidationArgs
 from vigil.checks.model import Status
 from vigil.infra.components.inventory import OPTIONAL_FIELDS, reports
@@ -42,9 +44,16 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
     return policy_variant(tmp_path_factory.mktemp("inventory"), _with_inventories)
 
 
+KEY = "a2V5LWZvci10aGUtbGFtYmRhLW9ubHktMzJieXRlcyE="  # the policy's VIGIL_PSEUDONYM_KEY (source: env), for the Lambda
+
+
+def settings(policy: Policy) -> StackSettings:
+    return dataclasses.replace(StackSettings.defaults(policy), batch_environment={"VIGIL_PSEUDONYM_KEY": KEY})
+
+
 @pytest.fixture(scope="module")
 def declared(policy: Policy) -> RecordingMocks:
-    return declare_stack(policy)
+    return declare_stack(policy, settings(policy))
 
 
 def of_type(mocks: RecordingMocks, typ: str) -> list[DeclaredResource]:
@@ -126,7 +135,9 @@ def test_the_lambda_runs_the_batch_handler_in_each_region_with_the_role_derived_
         assert function.get("handler") == "batch_handler.handler" and function.get("runtime") == "python3.11"
         assert function.get("name") == "vigil-batch" and function.get("role") == f"arn:aws:iam::{ACCOUNT}:role/vigil-batch-task"
         assert function.get("timeout") == 900
-        assert function.get("environment") == {"variables": {"VIGIL_POLICY": "policy.yaml"}}
+        environment = function.get("environment")  # the key stays a Pulumi secret (encrypted in the state)
+        assert environment[rpc._special_sig_key] == rpc._special_secret_sig
+        assert environment["value"] == {"variables": {"VIGIL_POLICY": "policy.yaml", "VIGIL_PSEUDONYM_KEY": KEY}}
     role = named(declared, "vigil-batch-task")
     assert json.loads(role.get("assumeRolePolicy"))["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
     document = json.loads(named(declared, "vigil-batch-task-permissions").get("policy"))
@@ -203,7 +214,7 @@ def test_every_control_passes_on_the_new_buckets(declared: RecordingMocks, polic
 @pytest.mark.parametrize(("control", "part"), [("ENC-01", NoEncryptionRules), ("TLS-01", without("DenyPlainHttp")),
                                                ("ACC-01", OneBlockOff)])
 def test_taking_a_control_away_from_the_report_buckets_fails_it(policy: Policy, control: str, part: type) -> None:
-    findings = evaluate_declared(declare_stack(policy, parts=Parts(report_bucket=part)).resources, policy)
+    findings = evaluate_declared(declare_stack(policy, settings(policy), parts=Parts(report_bucket=part)).resources, policy)
     failed = {f.resource for f in findings if f.control == control and f.status == Status.FAIL}
     assert failed == {f"arn:aws:s3:::{b}" for b in (INVENTORY, "example-telecom-batch-us-east-1", "example-telecom-batch-us-west-2")}
 
@@ -242,7 +253,7 @@ def _pack(policy: Policy, declared: list[DeclaredResource]) -> list[tuple[str, s
 def test_the_crossguard_pack_passes_the_stack_and_stops_a_report_bucket_without_encryption(
         declared: RecordingMocks, policy: Policy) -> None:
     assert _pack(policy, declared.resources) == []
-    broken = declare_stack(policy, parts=Parts(report_bucket=NoEncryptionRules)).resources
+    broken = declare_stack(policy, settings(policy), parts=Parts(report_bucket=NoEncryptionRules)).resources
     reported = _pack(policy, broken)
     assert {name for name, _message, _urn in reported} == {"vigil-enc-01"}
     assert any(f"arn:aws:s3:::{INVENTORY}:" in message and urn and urn.endswith(f"::inventory-{INVENTORY}")
@@ -254,3 +265,14 @@ def test_the_lambdas_log_to_kept_log_groups_and_the_task_role_may_write_its_logs
     assert sorted(g.region for g in groups) == ["us-east-1", "us-west-2"] and all(g.get("retentionInDays") == 365 for g in groups)
     attachment = named(declared, "vigil-batch-task-logs")
     assert attachment.get("policyArn") == "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+def test_an_env_key_source_the_lambda_cannot_read_stops_the_program(policy: Policy, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\$VIGIL_PSEUDONYM_KEY \(source: env\).*vigil:batchEnvironment.VIGIL_PSEUDONYM_KEY"):
+        StackSettings.defaults(policy).check(policy)
+    settings(policy).check(policy)
+
+    def whole_objects_only(data: dict) -> None:  # deleting whole objects needs no key
+        _with_inventories(data)
+        next(s for s in data["stores"] if s["name"] == "web-logs").pop("inventory")
+    StackSettings.defaults(policy).check(policy_variant(tmp_path, whole_objects_only))

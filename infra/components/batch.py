@@ -52,6 +52,7 @@ class BatchOperationsArgs:
     log_retention_days: int = 365
     tags: dict[str, str] = field(default_factory=dict)
     runner_role: pulumi.Input[str] | None = None  # the role `vigil retain --executor batch-operations` runs as
+    environment: Mapping[str, str] = field(default_factory=dict)  # the policy's env key sources (kept secret)
 
 
 class BatchOperations(pulumi.ComponentResource):
@@ -77,7 +78,9 @@ class BatchOperations(pulumi.ComponentResource):
             function = aws.lambda_.Function(
                 f"{name}-{region}", name=args.function_name, role=self.task_role.arn, runtime=RUNTIME, handler=HANDLER,
                 code=args.code, memory_size=args.memory_mb, timeout=args.timeout_s, tags=tags,
-                environment={"variables": {"VIGIL_POLICY": "policy.yaml"}},
+                environment={"variables": pulumi.Output.secret(dict(args.environment)).apply(
+                    lambda keys: {"VIGIL_POLICY": "policy.yaml", **keys})} if args.environment else
+                {"variables": {"VIGIL_POLICY": "policy.yaml"}},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[task_policy]))
             aws.cloudwatch.LogGroup(f"{name}-{region}-logs", name=f"/aws/lambda/{args.function_name}",
                                     retention_in_days=args.log_retention_days, tags=tags, opts=child)

@@ -64,7 +64,9 @@ def on_spark(sc, setup: TaskSetup, batch: list[dict[str, Any]]) -> Iterator[tupl
     """(index in batch, outcome) for each action, run as Spark tasks (here, or inside a Glue/EMR job)."""
     run: Callable = lambda rows: _run_partition(setup, rows)  # noqa: E731 - a closure Spark pickles
     slices = max(1, min(len(batch), sc.defaultParallelism * 2))
-    return sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).toLocalIterator()
+    # collect(), not toLocalIterator(): that runs one job per partition, one after another, so a
+    # batch used one core at a time. The results are a few small tuples per action.
+    return iter(sc.parallelize(list(enumerate(batch)), slices).mapPartitions(run).collect())
 
 
 def _batches(actions: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

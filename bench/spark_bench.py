@@ -170,18 +170,29 @@ def spark_start(env: dict[str, str]) -> float:
     return float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("BENCH_START")))
 
 
-def one_size(url: str, records: int, per_object: int, env: dict[str, str], tree: Tree) -> None:
+def crossover(records: int, local: dict[str, Any], spark: dict[str, Any], startup: float) -> None:
+    print(f"  SparkSession start-up (JVM + Python workers, own process): {startup:.1f} s "
+          f"(inside the spark run's wall time, outside its apply time)")
+    saved = local["apply"] / records - spark["apply"] / records  # apply seconds per record spark saves
+    if saved > 0:
+        print(f"  crossover: spark's apply is {local['apply'] / spark['apply']:.2f}x faster; its {startup:.0f} s start-up "
+              f"pays off above ~{startup / saved:,.0f} records on this machine")
+    else:
+        print(f"  crossover: none on this machine (spark's apply takes {spark['apply'] / local['apply']:.2f}x the "
+              f"local engine's, before its {startup:.0f} s start-up)")
+
+
+def one_size(url: str, records: int, per_object: int, env: dict[str, str], tree: Tree, engines: list[str]) -> None:
     results, build = {}, {}
     with tempfile.TemporaryDirectory(prefix="vigil-spark-bench-") as tmp:
-        for engine in ("local", "spark"):
+        for engine in engines:
             start = time.perf_counter()
             size = world(url, records, per_object)
             build[engine] = time.perf_counter() - start
             results[engine] = run(url, engine, Path(tmp) / engine, env, tree)
-    startup = spark_start(env)
     objects = -(-records // per_object)
     print(f"\nrecords={records:,} ({size / 2**20:,.0f} MiB in {objects:,} objects of {per_object:,}); "
-          f"world built in {build['local']:.0f} s; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"world built in {max(build.values()):.0f} s; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"  {'engine':<22} {'exit':>4} {'wall s':>8} {'records/s':>10} {'apply s':>8} {'apply rec/s':>11} "
           f"{'CPU s':>8} {'RSS MiB':>8} {'tree MiB':>8}")
     for engine, r in results.items():
@@ -190,16 +201,11 @@ def one_size(url: str, records: int, per_object: int, env: dict[str, str], tree:
               f"{records / r['apply']:>11,.0f} {r['cpu']:>8.1f} {r['rss'] / 2**20:>8,.0f} {r['tree'] / 2**20:>8,.0f}")
         if r["exit"] not in (0, 1):
             print("    " + r["stderr"].strip()[-600:].replace("\n", "\n    "))
-    print(f"  SparkSession start-up (JVM + Python workers, own process): {startup:.1f} s "
-          f"(inside the spark run's wall time, outside its apply time)")
-    local, spark = results["local"], results["spark"]
-    saved = local["apply"] / records - spark["apply"] / records  # apply seconds per record spark saves
-    if saved > 0:
-        print(f"  crossover: spark's apply is {local['apply'] / spark['apply']:.2f}x faster; its {startup:.0f} s start-up "
-              f"pays off above ~{startup / saved:,.0f} records on this machine")
-    else:
-        print(f"  crossover: none on this machine (spark's apply takes {spark['apply'] / local['apply']:.2f}x the "
-              f"local engine's, before its {startup:.0f} s start-up)")
+    if "spark" in results and "local" in results:
+        crossover(records, results["local"], results["spark"], spark_start(env))
+    if "local" not in results:
+        return
+    local = results["local"]
     per_core = records / local["cpu"]  # the local run's records per CPU-second (plan + apply + verify)
     tb_records = 2**40 / (size / records)
     core_hours = tb_records / per_core / 3600
@@ -212,6 +218,7 @@ def one_size(url: str, records: int, per_object: int, env: dict[str, str], tree:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("records", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--engines", default="local,spark", help="comma-separated: local, spark")
     parser.add_argument("--per-object", type=int, default=PER_OBJECT)
     parser.add_argument("--moto-buffer", type=int, default=1 << 20,
                         help="bodies above this many bytes live in moto's temporary files, not its heap")
@@ -229,7 +236,7 @@ def main() -> None:
     tree = Tree()
     try:
         for records in args.records:
-            one_size(f"http://{host}:{port}", records, args.per_object, env, tree)
+            one_size(f"http://{host}:{port}", records, args.per_object, env, tree, args.engines.split(","))
     finally:
         server.stop()
     hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()

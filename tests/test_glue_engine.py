@@ -322,3 +322,28 @@ def test_every_call_the_glue_driver_makes_is_allowed_by_its_iam_policy(tmp_path:
             else arns(op, region, params)
         denied |= {(op, action, r) for action in actions_for(op) for r in resources if not _allowed(policy, action, r)}
     assert not denied
+
+
+def test_a_dataset_wide_k_judgement_travels_in_the_slice_to_the_job(tmp_path: Path, monkeypatch) -> None:
+    """verify.scope: dataset: every object below k alone, the dataset k-anonymous. The job rewrites
+    each by the driver's judgement (published whole; the lone record suppressed), as the local engine does."""
+    from tests.test_dataset_k import BUCKET, dataset_scope, lone, records, spread
+
+    with mock_aws():
+        world = World(tmp_path, monkeypatch, dataset_scope)
+        spread(world, lone(1))
+        world.s3[PRIMARY].create_bucket(Bucket=ARTIFACTS)
+        boto3.client("glue", region_name=PRIMARY).create_job(Name=JOB, Role=ROLE, Command={"Name": "glueetl"})
+        out = tmp_path / "run"
+        with glue_runs_stay_running():
+            assert world.retain("--apply", "--store", "web-logs", *GLUE, "--job-timeout", "0.001", out=out)[0] == 3
+            run_job(glue_runs()[0]["Arguments"])
+        code, plan, _ = world.retain("--apply", "--store", "web-logs", *GLUE, out=out)
+        for i in range(20):
+            (published,) = records(world, f"web/{i:02}.jsonl")
+            assert published["ip"] == "203.0.113.0/24", "published by the dataset's judgement, not refused alone"
+        assert [r["ip"] for r in records(world, "web/extra.jsonl")] == ["198.51.100.0", "198.51.100.1"]
+        rewrites = [ln for ln in read_lines(out / "ledger.jsonl") if ln["action"] == "anonymize_object" and ln["phase"] == "outcome"]
+        assert len(rewrites) == 21 and {ln["outcome"] for ln in rewrites} == {"ok"} and {ln["engine"] for ln in rewrites} == {"glue"}
+        assert code == 0 and store_plan(plan, "web-logs")["verify"] == {"status": "pass", "remaining": 0}
+        assert world.s3[PRIMARY].list_object_versions(Bucket=BUCKET)["Versions"]

@@ -347,3 +347,18 @@ def test_a_dataset_wide_k_judgement_travels_in_the_slice_to_the_job(tmp_path: Pa
         assert len(rewrites) == 21 and {ln["outcome"] for ln in rewrites} == {"ok"} and {ln["engine"] for ln in rewrites} == {"glue"}
         assert code == 0 and store_plan(plan, "web-logs")["verify"] == {"status": "pass", "remaining": 0}
         assert world.s3[PRIMARY].list_object_versions(Bucket=BUCKET)["Versions"]
+
+
+def test_a_run_that_succeeds_without_reporting_is_not_counted_as_done(tmp_path: Path, monkeypatch, capsys) -> None:
+    """moto's run succeeds at once and runs nothing: no outcome is invented, the intents stay, exit 3."""
+    with mock_aws():
+        world, _ = world_with_jobs(tmp_path, monkeypatch)
+        before = objects(world)
+        code, plan, out = world.retain("--apply", *ONLY, *GLUE)
+        [run] = glue_runs()
+        actions = job_lines(out)[0]["target"]["actions"]
+        assert code == 3 and f"job run {run['Id']} of {JOB} ended SUCCEEDED: 0 of its {actions} actions" in capsys.readouterr().err
+        assert len(dangling(out / "ledger.jsonl")) == actions and objects(world) == before
+        assert not [ln for ln in read_lines(out / "ledger.jsonl") if ln["phase"] == "outcome" and ln["store"] in STORES
+                    and ln["action"] in ("anonymize_object", "rewrite_object", "delete_versions")]
+        assert plan["run"]["engine"] == "glue" and artifacts() == []

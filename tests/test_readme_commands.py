@@ -92,6 +92,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     root = tmp_path_factory.mktemp("readme")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIGIL_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Retention's lock files: this sandbox's own, or the README's retain runs of two xdist workers (and of
+    # any other vigil on the machine) meet on the same bucket names in the shared <tmp>/vigil-locks.
+    env["VIGIL_LOCK_DIR"] = str(tmp_path_factory.mktemp("readme-locks"))
     demo = subprocess.Popen([sys.executable, "-m", "vigil", "demo", "--keep-running", "--output", str(root / "evidence" / "RUN")],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -76,8 +76,13 @@ def bodiless_listing() -> None:
     s3_models.FakeKey.__deepcopy__ = copy_without_body
 
 
+DISTINCT = 1_000_000  # records generated; larger worlds repeat these objects' bodies under new keys
+
+
 def world(url: str, records: int, per_object: int) -> int:
-    """A fresh emulator with N records in objects of `per_object`, generated one object at a time."""
+    """A fresh emulator with N records in objects of `per_object`, generated one object at a time.
+    Bodies past the first DISTINCT records repeat earlier ones (each object is planned and
+    rewritten on its own, so only generation time changes; 10M distinct records took minutes)."""
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=300).read()
@@ -85,8 +90,14 @@ def world(url: str, records: int, per_object: int) -> int:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     size = 0
+    cycle = max(1, DISTINCT // per_object)
+    bodies: dict[int, bytes] = {}
     for n, offset in enumerate(range(0, records, per_object)):
-        raw = body(min(per_object, records - offset), offset)
+        count = min(per_object, records - offset)
+        if count == per_object:
+            raw = bodies.get(n % cycle) or bodies.setdefault(n % cycle, body(count, offset))
+        else:
+            raw = body(count, offset)
         size += len(raw)
         s3.put_object(Bucket=BUCKET, Key=f"web/{n:06d}.jsonl", Body=raw)
     return size

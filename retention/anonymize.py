@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vigil.policy.models import S3Store
 
 from .decide import ERROR, EXPIRED, HELD, Decision, Rules
-from .kanon import judge
+from .kanon import Judged, judge
 from .records import Record, encode, render
 from .transforms import Anonymizer, is_anonymized
 
 if TYPE_CHECKING:
-    from .dataset_k import DatasetJudgement
     from .model import Version
+
+
+class DatasetJudge(Protocol):
+    """k judged over a whole dataset instead of one version (dataset_k.DatasetJudgement; a protocol, so the
+    dataset module can build on this one without an import cycle)."""
+
+    def judge(self, anonymizer: Anonymizer, version: Version, records: list[dict[str, Any]]) -> Judged: ...
 
 @dataclass
 class Rewrite:
@@ -98,7 +104,7 @@ def sort_records(rules: Rules, store: S3Store, version: Version, anonymizer: Ano
 
 
 def rewrite(rules: Rules, store: S3Store, version: Version, anonymizer: Anonymizer | None, flagged: bool,
-            remove: bool, key_subject: str | None = None, dataset: DatasetJudgement | None = None) -> Rewrite:
+            remove: bool, key_subject: str | None = None, dataset: DatasetJudge | None = None) -> Rewrite:
     """Decide every record of one version; `lines` is the new content when `changed`.
 
     remove: expired records are dropped (action delete, or an old version) instead of transformed.

@@ -37,7 +37,6 @@ from .decide import Rules
 from .inventory import iter_objects, listed_objects, subject_from_key, subject_matcher
 from .kanon import Judged, NodeKeys, generalized, node_rung, nodes, refusal, rung_label
 from .model import Location, ObjectEntry, Version
-from .plan import action_id
 from .transforms import Anonymizer
 
 ClassKey = tuple[str, ...]
@@ -84,12 +83,6 @@ class DatasetJudgement:
     def for_apply(self) -> DatasetJudgement:
         """Without the counted versions (apply acts only on planned ones): what is sent to Spark tasks."""
         return replace(self, counted=None)
-
-    def ledger_line(self, store: str) -> tuple[dict[str, Any], dict[str, Any], None, str | None]:
-        """The ledger's `judgement` line for it (action, target, outcome, detail): what was judged, and why
-        nothing of the store is anonymized when it was refused. No action runs for it."""
-        action = {"action": "judge_dataset_k", "store": store, "location": self.location}
-        return {**action, "action_id": action_id(action)}, self.to_json(), None, self.refused
 
     def to_json(self) -> dict[str, Any]:
         return {"location": f"arn:aws:s3:::{self.location}", "scope": "dataset", "k": self.k,

@@ -27,7 +27,7 @@ from .cluster_engine import ClusterApplier, ClusterSettings, finish_pending
 from .guard import JUDGED_AT, is_future, refuse_future_as_of
 from .keys import RetentionKeys
 from .locks import run_locks
-from .plan import KINDS, Summary
+from .plan import KINDS, Summary, action_id
 from .postgres import PostgresRetention, is_postgres_action
 from .postgres.apply import apply_planned
 from .resume import Resume
@@ -178,7 +178,8 @@ def _run(aws: Aws, keys: RetentionKeys, out_dir: Path, run: RetentionRun, max_de
             progress.phase("applying the plan (actions done)")
             datasets = {(s.store, d.location): d.for_apply() for s in run.summaries for d in s.datasets}
             for summary, judgement in ((s, d) for s in run.summaries for d in s.datasets):  # dataset-wide k, and why refused
-                ledger.write("judgement", *judgement.ledger_line(summary.store))
+                judged = {"action": "judge_dataset_k", "store": summary.store, "location": judgement.location}
+                ledger.write("judgement", {**judged, "action_id": action_id(judged)}, judgement.to_json(), None, judgement.refused)
             applier = Applier(aws, keys, ledger, contexts.__getitem__, workers, datasets)
             actions = (a for a in spool.actions() if not is_postgres_action(a) and not (batch is not None and batch.takes(a)))
             if cluster is not None:

@@ -26,12 +26,12 @@ from typing import Any
 from urllib.parse import quote
 
 from vigil.aws import Aws
+from vigil.engines import BATCH_OPERATIONS, EXECUTORS
 from vigil.errors import UsageError
 
 from .keys import RetentionKeys
 
-EXECUTOR = "batch-operations"
-EXECUTORS = ("local", EXECUTOR)
+EXECUTOR = BATCH_OPERATIONS
 PREFIX = "vigil/batch/"  # manifests and completion reports, under the batch bucket
 FIELDS = ["Bucket", "Key", "VersionId"]
 MAX_VERSIONS = 40_000_000  # per job: its manifest stays under PutObject's 5 GB (rows are ~100 bytes)

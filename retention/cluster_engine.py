@@ -29,6 +29,7 @@ from typing import Any
 import botocore.exceptions
 
 from vigil.aws import Aws, describe_error
+from vigil.engines import CLUSTER_ENGINES, EMR, GLUE
 from vigil.errors import EnvironmentFailure, UsageError
 from vigil.permissions import RUNS_PREFIX  # slices and results, one folder per job run (the IAM grant's scope too)
 from vigil.policy import Policy
@@ -41,8 +42,6 @@ from .cluster_job import bucket_key, datasets_json, results_prefix, split_uri, s
 from .keys import RetentionKeys
 from .spark_engine import CLUSTER_ACTIONS
 
-GLUE, EMR = "glue", "emr-serverless"
-CLUSTER_ENGINES = (GLUE, EMR)
 SCRIPT_KEY = "vigil/spark_job.py"  # deploy/spark_job.py, uploaded next to the wheel (infra/components/spark_job.py)
 ENV_ARCHIVE_KEY = "vigil/vigil-env.tar.gz"  # EMR Serverless: a venv-pack archive of vigil[spark] for the workers
 JOB_LINE = "cluster_job_run"  # the ledger's "job" lines: the slice, the run id, the end state

@@ -20,12 +20,12 @@ from itertools import islice
 from typing import Any
 
 from vigil.aws import Aws
+from vigil.engines import ENGINES, SPARK
 from vigil.errors import EnvironmentFailure, UsageError
 
 from . import faults
 from .apply import Applier, Stats, hashed_target
 
-ENGINES = ("local", "spark", "glue", "emr-serverless")  # the last two: a job on AWS runs Spark (cluster_engine.py)
 INSTALL_HINT = "pip install 'vigil[spark]'"
 CLUSTER_ACTIONS = {"anonymize_object", "rewrite_object", "delete_versions"}
 BATCH = 256  # actions per dispatch: enough to keep the executors busy, few enough to lose little on a kill
@@ -35,7 +35,7 @@ def check_engine(engine: str) -> str:
     """Exit 2 (nothing read, nothing changed) for an unknown engine, or Spark without pyspark."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r} (or VIGIL_RETAIN_ENGINE): expected one of {', '.join(ENGINES)}")
-    if engine == "spark":  # glue and emr-serverless run Spark on AWS: the driver needs no pyspark
+    if engine == SPARK:  # glue and emr-serverless run Spark on AWS: the driver needs no pyspark
         try:
             import pyspark  # noqa: F401 - only whether it is there; the JVM starts when the plan is applied
         except ImportError:

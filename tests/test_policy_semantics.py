@@ -226,3 +226,14 @@ def test_tls_reason_names_an_action_and_a_resource_left_open() -> None:
     ctx = Context(policy=repo_policy(), inventory=Inventory(account_id="1", regions=["us-east-1"], buckets={B: b}))
     reason = tls_01.check_bucket(ctx, b).reason
     assert "its objects (bucket/*)" in reason and "s3:get" in reason and f"{ARN}/" in reason, reason
+
+
+def test_the_policys_executor_names_are_the_engines_list() -> None:
+    """A store's `executor:` accepts exactly what --executor does (vigil/engines.py holds the names once)."""
+    from typing import get_args
+
+    from vigil.engines import EXECUTORS
+    from vigil.policy.models import S3Store
+
+    (literal, _none) = get_args(S3Store.model_fields["executor"].annotation)
+    assert get_args(literal) == EXECUTORS

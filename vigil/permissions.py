@@ -21,7 +21,9 @@ from typing import Any
 
 import botocore.exceptions
 
+from vigil import engines
 from vigil.aws import Aws
+from vigil.engines import BATCH_OPERATIONS
 from vigil.errors import EnvironmentFailure
 from vigil.iam_actions import (
     VIA_DYNAMODB_KMS,
@@ -85,14 +87,14 @@ KMS_SIGNING = Part(("vigil.evidence.keys",), ("vigil.evidence.keys",), SIGNING)
 # them). CreateJob passes the job its role, which IAM checks as iam:PassRole.
 BATCH_JOBS = Part(("vigil.retention.batch_reports",), ("vigil.retention.batch_jobs", "vigil.retention.batch_reports"), BATCH,
                   also=("iam:PassRole",))
-EXECUTORS: dict[str, tuple[Part, ...]] = {"local": (), "batch-operations": (BATCH_JOBS,)}
+EXECUTORS: dict[str, tuple[Part, ...]] = {name: (BATCH_JOBS,) if name == BATCH_OPERATIONS else () for name in engines.EXECUTORS}
 # The S3 Batch Operations Lambda (deploy/batch_handler.py): one version per task, on the stores and their
 # replicas. It reaches the rewrite and the replication-rule reads, never the DynamoDB writes, recovery
 # points, tables' descriptions or report listings of the modules it follows.
 BATCH_TASK = Part(("vigil.retention.batch_ops",), ("vigil.retention",), STORES,
                   never=("backup:DeleteRecoveryPoint", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
                          "dynamodb:TransactWriteItems", "dynamodb:DescribeTable", "s3:ListObjectsV2"))
-ENGINES: dict[str, tuple[Part, ...]] = {"local": (), "spark": (), "glue": (CLUSTER,), "emr-serverless": (CLUSTER,)}
+ENGINES: dict[str, tuple[Part, ...]] = {name: (CLUSTER,) if name in engines.CLUSTER_ENGINES else () for name in engines.ENGINES}
 
 COMMANDS: dict[str, tuple[Part, ...]] = {
     "check": (BASE, COLLECTORS, RET02),

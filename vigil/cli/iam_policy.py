@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--endpoint-url", metavar="URL", default=os.environ.get("AWS_ENDPOINT_URL") or None,
                         help="for --discover-replicas: send the calls here (a local emulator; default $AWS_ENDPOINT_URL)")
     parser.add_argument("--profile", metavar="NAME", help="for --discover-replicas: AWS profile")
-    parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local", metavar="local|batch-operations",
+    parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local", metavar="|".join(EXECUTORS),
                         help="retain only: with batch-operations, also S3 Batch Operations (s3:CreateJob, iam:PassRole, the batch bucket)")
     parser.add_argument("--batch-bucket", metavar="BUCKET", help="with --executor batch-operations: its bucket ({region}: one per region)")
     parser.add_argument("--batch-role", metavar="ARN", help="with --executor batch-operations: the role its jobs run as")

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.cli import common, console
+from vigil.engines import ENGINES, EXECUTORS
 from vigil.retention.batch_jobs import Job
 from vigil.retention.cluster_engine import settings_for
 from vigil.retention.engine import RDS_REASON, RetentionRun
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store", action="append", metavar="NAME", help="only this store (repeatable)")
     parser.add_argument("--workers", type=common.positive_int, default=16, help=argparse.SUPPRESS)
     common.add_lock_bucket(parser)
-    parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="local|spark|glue|emr-serverless",
+    parser.add_argument("--engine", default=os.environ.get("VIGIL_RETAIN_ENGINE") or "local", metavar="|".join(ENGINES),
                         help="what applies the plan: local (one process, default), spark (the same plan and code as "
                              "Spark tasks; needs vigil[spark]), or glue / emr-serverless (the plan's S3 actions as one job "
                              "run on AWS) (default $VIGIL_RETAIN_ENGINE or local)")
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("S3 Batch Operations (buckets too large to delete from one machine)")
-    group.add_argument("--executor", metavar="local|batch-operations",
+    group.add_argument("--executor", metavar="|".join(EXECUTORS),
                        help="what deletes and rewrites planned S3 versions: local or batch-operations (one S3 Batch "
                             "Operations job per bucket and region, invoking vigil's Lambda; without --apply each job "
                             "waits for a person to confirm it) (default: each store's executor: in the policy, else local)")

@@ -10,12 +10,13 @@ from vigil.accounts.plans import plan_accounts
 from vigil.accounts.sources import resolve
 from vigil.aws import Aws
 from vigil.checks.waivers import load_checked_policy
+from vigil.engines import CLUSTER_ENGINES, EXECUTORS
 from vigil.errors import UsageError
 from vigil.policy import Policy
 from vigil.retention.accounts import AccountsRetention, run_retention_accounts
-from vigil.retention.batch_jobs import EXECUTOR, EXECUTORS, BatchSettings, Job, batch_settings
+from vigil.retention.batch_jobs import EXECUTOR, BatchSettings, Job, batch_settings
 from vigil.retention.batch_reports import BatchRun, Collector
-from vigil.retention.cluster_engine import CLUSTER_ENGINES, ClusterSettings
+from vigil.retention.cluster_engine import ClusterSettings
 from vigil.retention.engine import LEDGER_FILE, RetentionRun, run_retention
 from vigil.retention.guard import is_future, refuse_future_as_of
 from vigil.retention.keys import load_keys

@@ -138,7 +138,7 @@ def listed_objects(aws: Aws, loc: Location, prefix: str, page_size: int = 1000) 
     for versions in _version_pages(aws, loc, prefix, page_size):
         for version in versions:
             pending.setdefault(version.key, []).append(version)
-        del versions
+        versions.clear()  # the page generator's own name for this list lives on: empty it, or every version read stays alive
         last = max(pending) if pending else None
         for key in sorted(k for k in pending if k != last):
             yield ObjectEntry(key, _newest_first(pending.pop(key)))

@@ -353,3 +353,20 @@ def test_lock_bucket_calls_are_granted_only_with_lock_bucket(tmp_path: Path, mon
             document = json.loads(out.getvalue())
             assert (not _uncovered(document, lock_calls)) is covered, (command, flags)
             assert not _allowed(document, "s3:PutObject", "arn:aws:s3:::vigil-locks/elsewhere"), "only under the lock prefix"
+
+
+def test_sources_are_parsed_once_and_threads_get_the_same_call_sites() -> None:
+    """Pulumi runs a program's callbacks on more than one thread; CPython 3.11's AST constructor
+    fails when two threads parse at once (python/cpython#106905), so parsing is serialized and
+    cached: every thread sees the sequential answer, and a source is one tree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vigil.iam_actions import module_path, parsed
+
+    modules = ["vigil.retention.engine", "vigil.retention.apply", "vigil.checks.collectors", "vigil.locks", "vigil.evidence.upload"]
+    expected = {m: call_sites(m) for m in modules}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for module, sites in zip(modules * 8, pool.map(call_sites, modules * 8), strict=True):
+            assert sites == expected[module]
+    path = module_path("vigil.locks")
+    assert path is not None and parsed(path) is parsed(path)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import botocore.session
@@ -160,13 +161,32 @@ def _labelled_services(tree: ast.AST, services: set[str]) -> dict[int, str]:
     return out
 
 
+# CPython 3.11 keeps one AST-constructor recursion counter per interpreter: two threads parsing at
+# once (Pulumi runs a program's callbacks on more than one) can fail with "AST constructor recursion
+# depth mismatch" (python/cpython#106905). So every parse here is serialized, and each source is
+# parsed once per process (the trees are only read).
+_PARSING = threading.Lock()
+
+
+def parsed(path: Path) -> ast.Module:
+    """The module at `path` as an AST (read each time, parsed once per distinct source)."""
+    text = path.read_text(encoding="utf-8")
+    with _PARSING:
+        return _parse(text, str(path))
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str, filename: str) -> ast.Module:
+    return ast.parse(text, filename=filename)
+
+
 def call_sites(module: str, clients: tuple[str, ...] = ()) -> list[CallSite]:
     """Every AWS operation `module` declares by calling or naming it (see the module docstring).
     `clients`: services of clients the module is handed rather than makes (`S3Lock(s3, ...)`)."""
     path = module_path(module)
     if path is None:
         return []
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parsed(path)
     services = _services(tree) | set(clients)
     by_method: dict[str, list[str]] = {}
     for service in sorted(services):
@@ -227,7 +247,7 @@ def imported_modules(module: str, within: tuple[str, ...]) -> set[str]:
             continue
         seen.add(name)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.ImportFrom):
                 base = imported_module(package, node)
                 todo.append(base)

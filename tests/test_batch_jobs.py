@@ -102,11 +102,15 @@ def _run(policy: Policy, out: Path, service: BatchOperations, apply: bool):
     return run_retention(aws, policy, KEYS, datetime.now(UTC), out, "run", apply=apply, batch=batch)
 
 
+def _setup(s3, tmp_path: Path):
+    """The test's policy, S3 Batch Operations standing in over moto, and the run folder."""
+    policy = _policy(tmp_path)
+    return policy, BatchOperations(s3, policy, datetime.now(UTC)), tmp_path / "out"
+
+
 def test_jobs_per_location_run_by_the_handler_then_collected_and_verified(world, tmp_path: Path) -> None:
     s3, versions = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     before = {b: _present(s3[r], b) for b, r in ((BILLING, PRIMARY), (REPLICA, BACKUP))}
 
     run = _run(policy, out, service, apply=True)
@@ -172,9 +176,7 @@ def test_jobs_per_location_run_by_the_handler_then_collected_and_verified(world,
 
 def test_dry_run_job_waits_for_a_person_and_the_next_run_collects_it(world, tmp_path: Path) -> None:
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     before = _present(s3[PRIMARY], BILLING)
 
     run = _run(policy, out, service, apply=False)
@@ -223,9 +225,7 @@ def test_no_job_without_a_planned_version(tmp_path: Path) -> None:
 def test_a_crash_before_aws_answered_resumes_with_the_same_job(world, tmp_path: Path) -> None:
     """Killed after the intent, before the job id was recorded: the next run asks with the same token."""
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     _run(policy, out, service, apply=True)
     lines = (out / LEDGER_FILE).read_text().splitlines(keepends=True)
     kept = [line for line in lines if json.loads(line)["phase"] != "job"]  # as if each job line was never written
@@ -255,9 +255,7 @@ def test_the_command_with_the_executor_and_nothing_due(tmp_path: Path, monkeypat
 
 def test_a_collection_killed_before_its_outcome_resumes_without_writing_results_twice(world, tmp_path: Path) -> None:
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     _run(policy, out, service, apply=True)
     for job_id in service.jobs:
         service.run(job_id)
@@ -278,9 +276,7 @@ def test_a_collection_killed_before_its_outcome_resumes_without_writing_results_
 
 def test_a_failed_job_without_a_report_is_a_failure_and_its_versions_stay_planned(world, tmp_path: Path) -> None:
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     _run(policy, out, service, apply=True)
     for job in service.jobs.values():  # e.g. the role could not read the manifest: no task ran, no report
         job["Status"] = "Failed"
@@ -331,9 +327,7 @@ def test_every_call_of_a_batch_run_is_allowed_by_its_iam_policy(world, tmp_path:
 def test_only_the_stores_the_executor_takes_go_to_jobs(world, tmp_path: Path) -> None:
     """A store whose policy does not say `executor: batch-operations` (without --executor) is applied locally."""
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     out.mkdir()
     aws = Aws()
     batch = BatchRun(aws, KEYS, SETTINGS, True, control=service.client, stores=frozenset({"some-other-store"}))
@@ -380,9 +374,7 @@ def test_a_bad_executor_in_the_policy_names_its_line(tmp_path: Path, monkeypatch
 def test_verify_that_cannot_read_a_version_leaves_the_job_open(world, tmp_path: Path) -> None:
     """AccessDenied on a planned version's HeadObject proves nothing: exit 3, no outcome; the next collect finishes."""
     s3, _ = world
-    policy = _policy(tmp_path)
-    service = BatchOperations(s3, policy, datetime.now(UTC))
-    out = tmp_path / "out"
+    policy, service, out = _setup(s3, tmp_path)
     _run(policy, out, service, apply=True)
     for job_id in service.jobs:
         service.run(job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -16,7 +17,8 @@ from tests.conftest import ROOT
 RETAIN = json.dumps(["--policy", "s3://example-artifacts/vigil/policy.yaml", "--apply", "--max-delete", "100000"])
 
 
-def declare(emr: bool) -> RecordingMocks:
+def declare(emr: bool, **roles: Any) -> RecordingMocks:
+    """The component under Pulumi's mocks; `roles`: the role settings (job role, driver role, ...) when a test needs them."""
     mocks = RecordingMocks("us-east-1")
 
     def program() -> None:
@@ -24,7 +26,7 @@ def declare(emr: bool) -> RecordingMocks:
         SparkRetentionJob("retain", SparkJobArgs(
             name="vigil-retain", provider=provider, role_arn="arn:aws:iam::123456789012:role/vigil-retention",
             artifacts_bucket="example-artifacts", wheel_key="vigil/vigil-0.9.0-py3-none-any.whl", retain_args=RETAIN,
-            emr_serverless=emr), pulumi.ResourceOptions())
+            emr_serverless=emr, **roles), pulumi.ResourceOptions())
 
     run_program(mocks, program)
     return mocks
@@ -69,19 +71,9 @@ def test_job_script_passes_only_vigils_arguments_to_retain_with_the_spark_engine
 
 
 def declare_with_roles(emr: bool) -> RecordingMocks:
-    mocks = RecordingMocks("us-east-1")
-
-    def program() -> None:
-        provider = aws.Provider("primary", region="us-east-1")
-        SparkRetentionJob("retain", SparkJobArgs(
-            name="vigil-retain", provider=provider, role_arn="arn:aws:iam::123456789012:role/vigil-retention",
-            artifacts_bucket="example-artifacts", wheel_key="vigil/vigil-0.9.0-py3-none-any.whl", emr_serverless=emr,
-            job_role_name="vigil-retention", artifacts_key_arn="arn:aws:kms:us-east-1:123456789012:key/artifacts",
-            driver_role="vigil-driver", account_id="123456789012",
-            emr_role_arn="arn:aws:iam::123456789012:role/vigil-emr" if emr else None), pulumi.ResourceOptions())
-
-    run_program(mocks, program)
-    return mocks
+    return declare(emr, job_role_name="vigil-retention", artifacts_key_arn="arn:aws:kms:us-east-1:123456789012:key/artifacts",
+                   driver_role="vigil-driver", account_id="123456789012",
+                   emr_role_arn="arn:aws:iam::123456789012:role/vigil-emr" if emr else None)
 
 
 def _policies(mocks: RecordingMocks) -> dict[str, dict]:

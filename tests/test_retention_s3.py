@@ -129,17 +129,7 @@ def test_whole_objects_after_account_closed_with_replica_and_hold(tmp_path: Path
         data["holds"] = [{"reason": "litigation 2026-17", "subjects": ["carol"], "until": "2031-01-01"}]
     with mock_aws():
         world = World(tmp_path, monkeypatch, hold)
-        world.table("accounts", "account_id")
-        world.account("alice", closed_at="2020-01-01T00:00:00Z")
-        world.account("bob")
-        world.account("carol", closed_at="2020-01-01T00:00:00Z")
-        world.bucket("example-contacts", replica="example-contacts-replica")
-        for name in ("alice", "bob", "carol"):
-            world.put("example-contacts", f"contacts/{name}.json", json.dumps({"name": name, "v": 1}))
-        world.put("example-contacts", "contacts/alice.json", json.dumps({"name": "alice", "v": 2}))
-        world.s3["us-east-1"].delete_object(Bucket="example-contacts", Key="contacts/alice.json")  # a delete marker too
-        for name in ("alice", "bob"):
-            world.put("example-contacts-replica", f"contacts/{name}.json", json.dumps({"name": name}), region=BACKUP)
+        closed_accounts_contacts(world)
 
         code, plan, _ = world.retain("--apply", "--store", "contacts")
         contacts = store_plan(plan, "contacts")
@@ -274,3 +264,19 @@ def test_a_listed_version_is_held_by_its_entry_alone() -> None:
         others = [r for r in gc.get_referrers(version) if r is not entry.versions and isinstance(r, list)]
         assert others == [], "a list of the listing still holds the version"
         assert [e.key for e in listing] == ["b", "c"]
+
+
+def closed_accounts_contacts(world) -> None:
+    """Contacts of two closed accounts (alice, carol) and an open one (bob), with an older version,
+    a delete marker and a replica: whole objects retained from account_closed."""
+    world.table("accounts", "account_id")
+    world.account("alice", closed_at="2020-01-01T00:00:00Z")
+    world.account("bob")
+    world.account("carol", closed_at="2020-01-01T00:00:00Z")
+    world.bucket("example-contacts", replica="example-contacts-replica")
+    for name in ("alice", "bob", "carol"):
+        world.put("example-contacts", f"contacts/{name}.json", json.dumps({"name": name, "v": 1}))
+    world.put("example-contacts", "contacts/alice.json", json.dumps({"name": "alice", "v": 2}))
+    world.s3["us-east-1"].delete_object(Bucket="example-contacts", Key="contacts/alice.json")  # a delete marker too
+    for name in ("alice", "bob"):
+        world.put("example-contacts-replica", f"contacts/{name}.json", json.dumps({"name": name}), region=BACKUP)

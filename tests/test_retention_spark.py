@@ -20,7 +20,7 @@ from tests.aging import YEAR, written_ago
 from tests.conftest import _reset
 from tests.inventory_reports import write_report
 from tests.test_retention_dynamodb import SESSIONS, session
-from tests.test_retention_s3 import live_logs, old_logs
+from tests.test_retention_s3 import closed_accounts_contacts, live_logs, old_logs
 from tests.test_retention_world import BACKUP, NOW, PRIMARY, World, days_ago, jsonl, store_plan
 
 STORES = ("web-logs", "call-records", "contacts", "billing", "consent", "referrals", "sessions", "referral-log")
@@ -66,17 +66,7 @@ def build(world: World) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     world.put("example-call-records", "cdr/2025.csv", out.getvalue())
-    world.table("accounts", "account_id")
-    world.account("alice", closed_at="2020-01-01T00:00:00Z")
-    world.account("bob")
-    world.account("carol", closed_at="2020-01-01T00:00:00Z")
-    world.bucket("example-contacts", replica="example-contacts-replica")
-    for name in ("alice", "bob", "carol"):
-        world.put("example-contacts", f"contacts/{name}.json", json.dumps({"name": name, "v": 1}))
-    world.put("example-contacts", "contacts/alice.json", json.dumps({"name": "alice", "v": 2}))
-    world.s3[PRIMARY].delete_object(Bucket="example-contacts", Key="contacts/alice.json")
-    for name in ("alice", "bob"):
-        world.put("example-contacts-replica", f"contacts/{name}.json", json.dumps({"name": name}), region=BACKUP)
+    closed_accounts_contacts(world)
     _billing_from_a_report(world)
     _object_lock(world)
     _tables(world)
